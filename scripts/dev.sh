@@ -13,7 +13,10 @@ shift || true
 case "$task" in
   test)
     bash "$root/scripts/ensure_packages.sh"
-    "$DENO" task build
+    "$DENO" task check
+    "$DENO" task build --sfx
+    # Lab scenarios run the agent as Pacemaker does: installed as ocf:prm:mysql_prm.
+    "$DENO" task install
     # The last line is the plain "N passed, N failed" summary CI reads.
     log=$(mktemp)
     trap 'rm -f "$log"' EXIT

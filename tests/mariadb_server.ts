@@ -58,7 +58,7 @@ export interface StopOptions {
 export interface ReplicationOptions {
   /** Replication user created on the master. Default "repl". */
   user?: string;
-  /** Its password. Default: a random one. */
+  /** Its password (set with ALTER USER when given). Default: the master's replicationPassword. */
   password?: string;
   /** Master log file to start from. Default: the master's first binary log. */
   masterLogFile?: string;
@@ -70,6 +70,11 @@ export interface ReplicationOptions {
 export interface CatchUpOptions {
   /** Deadline in ms. Default 120 000. */
   timeoutMs?: number;
+  /**
+   * Fail at once on an IO thread error (default true). Set false when the master may be briefly
+   * unreachable and the IO thread is expected to reconnect.
+   */
+  ioErrorIsFatal?: boolean;
 }
 
 /** A running throwaway MariaDB server. */
@@ -90,6 +95,8 @@ export class MariadbServer {
   readonly relayLog: string;
   /** Path of the error log. */
   readonly errorLog: string;
+  /** Random password {@link setupReplication} gives the replication user on this server. */
+  readonly replicationPassword: string = crypto.randomUUID();
   #child: Deno.ChildProcess;
   #exited = false;
   #status: Promise<Deno.CommandStatus>;
@@ -193,7 +200,7 @@ export class MariadbServer {
       } catch {
         // Already gone between the check and the kill.
       }
-      let timer: number | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = await Promise.race([
         this.#status.then(() => false),
         new Promise<boolean>((resolve) => {
@@ -247,7 +254,9 @@ async function run(cmd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   if (!out.success) {
-    throw new Error(`${cmd} failed (exit ${out.code}): ${text.trim().split("\n").slice(-10).join("\n")}`);
+    throw new Error(
+      `${cmd} failed (exit ${out.code}): ${text.trim().split("\n").slice(-10).join("\n")}`,
+    );
   }
   return text;
 }
@@ -272,6 +281,8 @@ export async function startMariadb(options: MariadbServerOptions = {}): Promise<
       "--auth-root-authentication-method=normal",
       "--skip-test-db",
       "--skip-name-resolve",
+      // Bootstrap temp tables go to our own directory, not a /tmp shared with other runs.
+      `--tmpdir=${dir}`,
     ]);
   } catch (e) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -361,9 +372,12 @@ export async function setupReplication(
   options: ReplicationOptions = {},
 ): Promise<void> {
   const user = options.user ?? "repl";
-  const password = options.password ?? crypto.randomUUID();
+  // One password per master, so that pointing a second replica at it does not lock out the first.
+  const password = options.password ?? master.replicationPassword;
   await master.query("CREATE USER IF NOT EXISTS ?@'127.0.0.1' IDENTIFIED BY ?", [user, password]);
-  await master.query("ALTER USER ?@'127.0.0.1' IDENTIFIED BY ?", [user, password]);
+  if (options.password !== undefined) {
+    await master.query("ALTER USER ?@'127.0.0.1' IDENTIFIED BY ?", [user, password]);
+  }
   await master.query("GRANT REPLICATION SLAVE ON *.* TO ?@'127.0.0.1'", [user]);
   let file = options.masterLogFile;
   if (file === undefined) {
@@ -386,9 +400,9 @@ export async function slaveStatus(replica: MariadbServer): Promise<Record<string
 }
 
 /**
- * Waits until the replica has executed everything the master has logged so far: both replication
- * threads running, Relay_Master_Log_File equal to the master's current file and
- * Exec_Master_Log_Pos at or past its position. Throws with both statuses on timeout or when a
+ * Waits until the replica has executed everything the master had logged when called: both
+ * replication threads running and (Relay_Master_Log_File, Exec_Master_Log_Pos) at or past the
+ * master's SHOW MASTER STATUS. Throws with both statuses on timeout or when a
  * replication thread stops.
  */
 export async function waitForCatchUp(
@@ -407,14 +421,20 @@ export async function waitForCatchUp(
     st = await slaveStatus(replica);
     const io = st.Slave_IO_Running;
     const sql = st.Slave_SQL_Running;
-    if (
-      io === "Yes" && sql === "Yes" && st.Relay_Master_Log_File === target.file &&
-      Number(st.Exec_Master_Log_Pos) >= target.pos
-    ) {
-      return;
+    if (io === "Yes" && sql === "Yes") {
+      // Binlog names end in a sequence number; a later file means the target is passed.
+      const seq = (name: unknown) => Number(/\.(\d+)$/.exec(String(name))?.[1] ?? -1);
+      const file = seq(st.Relay_Master_Log_File);
+      if (
+        file > seq(target.file) ||
+        file === seq(target.file) && Number(st.Exec_Master_Log_Pos) >= target.pos
+      ) {
+        return;
+      }
     }
-    const failed = st.Last_IO_Errno && Number(st.Last_IO_Errno) !== 0 ||
-      st.Last_SQL_Errno && Number(st.Last_SQL_Errno) !== 0 || sql === "No";
+    const ioError = Number(st.Last_IO_Errno ?? 0) !== 0;
+    const failed = (ioError && (options.ioErrorIsFatal ?? true)) ||
+      Number(st.Last_SQL_Errno ?? 0) !== 0 || sql === "No" || io === "No";
     if (failed || Date.now() > deadline) {
       const fields = [
         "Slave_IO_Running",
@@ -434,6 +454,23 @@ export async function waitForCatchUp(
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * Starts several servers in parallel. If any fails to start, the others are stopped (and their
+ * directories removed) before the first error is rethrown, so nothing is left running.
+ */
+export async function startMariadbServers(
+  options: MariadbServerOptions[],
+): Promise<MariadbServer[]> {
+  const results = await Promise.allSettled(options.map((o) => startMariadb(o)));
+  const started = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) {
+    await stopAll(started);
+    throw failed.reason;
+  }
+  return started;
 }
 
 /** Stops every given server (in parallel), ignoring servers that are undefined. */

@@ -1,0 +1,372 @@
+/**
+ * Speed and memory benchmark of prm_binlog_parser on a large row-based MariaDB binlog.
+ *
+ * Usage: deno run -A bench/binlog_bench.ts [--runs N] [--regenerate] [--size-mb M]
+ *
+ * The binlog (one file, at least 400 MB, with one transaction over 32 MB) is generated once from a
+ * throwaway MariaDB server and cached in $PRM_BENCH_DIR (default /var/tmp/prm-bench). Each tool
+ * then runs N times (default 5, round-robin) on the same file with the page cache warm; the median
+ * wall time and the peak RSS are reported as a markdown table with the acceptance verdicts. Exits 1
+ * when a verdict fails.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { startMariadb } from "../tests/mariadb_server.ts";
+
+const REPO = new URL("..", import.meta.url).pathname;
+const MB = 1024 * 1024;
+const CACHE_VERSION = 2;
+
+interface Manifest {
+  version: number;
+  size: number;
+  mtimeMs: number;
+}
+
+/** The parser to measure: the built launcher when present, else the sources. */
+function parserCommand(): { cmd: string; args: string[]; label: string } {
+  const env = Deno.env.get("PRM_BINLOG_PARSER");
+  if (env) {
+    return env.endsWith(".ts")
+      ? { cmd: Deno.execPath(), args: ["run", "-A", env], label: `deno run -A ${env}` }
+      : { cmd: env, args: [], label: env };
+  }
+  const dist = `${REPO}dist/prm_binlog_parser`;
+  try {
+    const st = Deno.statSync(dist);
+    if (st.isFile && st.mode !== null && (st.mode & 0o111) !== 0) {
+      return { cmd: dist, args: [], label: `${dist} (built launcher)` };
+    }
+  } catch {
+    // Not built: measure the sources.
+  }
+  return {
+    cmd: Deno.execPath(),
+    args: ["run", "-A", `${REPO}binlog.ts`],
+    label: `deno run -A ${REPO}binlog.ts (sources; dist/ not built)`,
+  };
+}
+
+function readManifest(dir: string, file: string, minSize: number): Manifest | undefined {
+  try {
+    const m = JSON.parse(Deno.readTextFileSync(`${dir}/manifest.json`)) as Manifest;
+    const st = Deno.statSync(file);
+    if (m.version !== CACHE_VERSION || st.size !== m.size || st.mtime?.getTime() !== m.mtimeMs) {
+      return undefined;
+    }
+    if (m.size < minSize) return undefined;
+    const head = new Uint8Array(4);
+    const f = Deno.openSync(file);
+    try {
+      f.readSync(head);
+    } finally {
+      f.close();
+    }
+    if (head.join(",") !== "254,98,105,110") return undefined;
+    return m;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Generates a row-based binlog of at least minSize bytes from a real MariaDB. */
+async function generate(dir: string, file: string, minSize: number): Promise<Manifest> {
+  console.error(`Generating a binlog of at least ${(minSize / MB).toFixed(0)} MB in ${dir} ...`);
+  const t0 = performance.now();
+  const server = await startMariadb({
+    serverId: 1,
+    baseDir: dir,
+    binlogFormat: "ROW",
+    maxBinlogSize: 1024 * 1024 * 1024,
+    innodbBufferPoolSize: "256M",
+  });
+  try {
+    await server.query("CREATE DATABASE bench");
+    await server.query(
+      "CREATE TABLE bench.orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, customer INT, " +
+        "status VARCHAR(20), note VARCHAR(600), items TEXT, amount DECIMAL(12,2), " +
+        "created DATETIME, updated TIMESTAMP) ENGINE=InnoDB",
+    );
+    await server.query(
+      "CREATE TABLE bench.blobs (id INT AUTO_INCREMENT PRIMARY KEY, payload LONGTEXT) ENGINE=InnoDB",
+    );
+    // OLTP-like transactions (what a busy master logs): small inserts of 1-8 rows of a few hundred
+    // bytes, updates with before/after images, deletes, and multi-statement transactions.
+    // Autocommit makes each statement outside START TRANSACTION its own transaction.
+    await server.query(`
+      CREATE PROCEDURE bench.gen(n INT)
+      BEGIN
+        DECLARE i INT DEFAULT 0;
+        DECLARE base BIGINT DEFAULT 0;
+        WHILE i < n DO
+          INSERT INTO bench.orders (customer, status, note, items, amount, created)
+            SELECT FLOOR(RAND() * 100000), ELT(1 + seq % 4, 'new', 'paid', 'shipped', 'closed'),
+              LEFT(REPEAT(MD5(RAND()), 7), 20 + FLOOR(RAND() * 200)),
+              LEFT(REPEAT(SHA2(RAND(), 256), 4), 40 + FLOOR(RAND() * 200)),
+              RAND() * 1000, NOW()
+            FROM bench.seq_1_to_8 WHERE seq <= 1 + (i % 8);
+          SET base = LAST_INSERT_ID();
+          UPDATE bench.orders SET status = 'paid', amount = amount + 1
+            WHERE id BETWEEN base AND base + (i % 3);
+          IF i % 3 = 0 THEN
+            START TRANSACTION;
+            INSERT INTO bench.orders (customer, status, note, items, amount, created)
+              VALUES (i, 'new', MD5(i), SHA2(i, 256), i / 100, NOW());
+            UPDATE bench.orders SET note = MD5(RAND()) WHERE id = base;
+            COMMIT;
+          END IF;
+          IF i % 4 = 0 THEN
+            DELETE FROM bench.orders WHERE id = base - 50;
+          END IF;
+          SET i = i + 1;
+        END WHILE;
+      END`);
+    await server.query("USE bench");
+    let size = 0;
+    let bigDone = false;
+    while (size < minSize) {
+      await server.query("CALL bench.gen(5000)");
+      if (!bigDone && size > minSize / 2) {
+        // One transaction above 32 MB in the middle of the file.
+        await server.query(
+          "INSERT INTO bench.blobs (payload) SELECT REPEAT(MD5(seq), 1875) FROM bench.seq_1_to_700",
+        );
+        bigDone = true;
+      }
+      const [st] = await server.query<{ Position: string | number }[]>("SHOW MASTER STATUS");
+      size = Number(st.Position);
+      console.error(`  ${(size / MB).toFixed(0)} MB`);
+    }
+    const files = server.binlogFiles();
+    if (files.length !== 1) throw new Error(`Expected one binlog file, got ${files.length}`);
+    await server.query("FLUSH BINARY LOGS");
+    await server.stop({ keepDir: true });
+    await Deno.rename(files[0], file);
+    const st = Deno.statSync(file);
+    const manifest: Manifest = {
+      version: CACHE_VERSION,
+      size: st.size,
+      mtimeMs: st.mtime!.getTime(),
+    };
+    Deno.writeTextFileSync(`${dir}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
+    console.error(
+      `Generated ${(st.size / MB).toFixed(0)} MB in ${
+        ((performance.now() - t0) / 1000).toFixed(0)
+      } s`,
+    );
+    return manifest;
+  } finally {
+    await server.stop();
+  }
+}
+
+interface Measure {
+  wall: number;
+  rssKb: number;
+  code: number;
+}
+
+async function haveGnuTime(): Promise<boolean> {
+  try {
+    await Deno.stat("/usr/bin/time");
+    return true;
+  } catch {
+    const out = await new Deno.Command("apt-get", {
+      args: ["install", "-y", "-q", "time"],
+      stdout: "null",
+      stderr: "null",
+    }).output().catch(() => undefined);
+    return out?.success === true;
+  }
+}
+
+/** Peak RSS by polling VmHWM (used only when GNU time is unavailable). */
+function vmHwmKb(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function measureOnce(cmd: string, args: string[], gnuTime: boolean): Promise<Measure> {
+  if (gnuTime) {
+    const rssFile = await Deno.makeTempFile({ prefix: "prm-bench-rss-" });
+    try {
+      const t0 = performance.now();
+      const out = await new Deno.Command("/usr/bin/time", {
+        args: ["-f", "%M", "-o", rssFile, cmd, ...args],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const wall = (performance.now() - t0) / 1000;
+      const rssKb = Number(Deno.readTextFileSync(rssFile).trim().split("\n").pop());
+      if (!out.success) {
+        console.error(new TextDecoder().decode(out.stderr).trim().split("\n").slice(-3).join("\n"));
+      }
+      return { wall, rssKb, code: out.code };
+    } finally {
+      await Deno.remove(rssFile).catch(() => {});
+    }
+  }
+  const t0 = performance.now();
+  const child = new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).spawn();
+  let rssKb = 0;
+  let done = false;
+  const status = child.status.then((s) => {
+    done = true;
+    return s;
+  });
+  while (!done) {
+    rssKb = Math.max(rssKb, vmHwmKb(child.pid));
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const s = await status;
+  return { wall: (performance.now() - t0) / 1000, rssKb, code: s.code };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+interface Row {
+  tool: string;
+  wall: number;
+  rssMb: number;
+}
+
+interface Tool {
+  tool: string;
+  cmd: string;
+  args: string[];
+}
+
+/**
+ * Runs every tool once per round, rounds repeated `runs` times: on a shared machine, load that
+ * comes and goes then hits all tools alike instead of one tool's whole series.
+ */
+async function measureAll(
+  tools: Tool[],
+  options: { runs: number; gnuTime: boolean },
+): Promise<Row[]> {
+  const walls = tools.map(() => [] as number[]);
+  const rss = tools.map(() => 0);
+  for (let i = 0; i < options.runs; i++) {
+    for (const [k, t] of tools.entries()) {
+      const m = await measureOnce(t.cmd, t.args, options.gnuTime);
+      if (m.code !== 0) throw new Error(`${t.tool} exited with code ${m.code}`);
+      walls[k].push(m.wall);
+      rss[k] = Math.max(rss[k], m.rssKb);
+    }
+  }
+  return tools.map((t, k) => {
+    console.error(`  ${t.tool}: ${walls[k].map((w) => w.toFixed(3)).join(" ")} s`);
+    return { tool: t.tool, wall: median(walls[k]), rssMb: rss[k] / 1024 };
+  });
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      runs: { type: "string", default: "5" },
+      regenerate: { type: "boolean", default: false },
+      "size-mb": { type: "string", default: "420" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log("Usage: deno run -A bench/binlog_bench.ts [--runs N] [--regenerate] [--size-mb M]");
+    return 0;
+  }
+  const runs = Number(values.runs);
+  const minSize = Number(values["size-mb"]) * MB;
+  const dir = Deno.env.get("PRM_BENCH_DIR") ?? "/var/tmp/prm-bench";
+  await Deno.mkdir(dir, { recursive: true });
+  const file = `${dir}/bench-bin.000001`;
+  let manifest = values.regenerate ? undefined : readManifest(dir, file, minSize);
+  if (!manifest) manifest = await generate(dir, file, minSize);
+  else console.error(`Reusing ${file}`);
+  const sizeMb = manifest.size / MB;
+
+  const parser = parserCommand();
+  const gnuTime = await haveGnuTime();
+  // Warm the page cache and check that the parser runs cleanly on this file.
+  await new Deno.Command("cat", { args: [file], stdout: "null" }).output();
+  const check = await new Deno.Command(parser.cmd, {
+    args: [...parser.args, file],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!check.success) {
+    console.error(`The parser failed on ${file}: ${new TextDecoder().decode(check.stderr).trim()}`);
+    return 2;
+  }
+  const ends = new TextDecoder().decode(check.stdout).split("\n").filter((l) => l).map((l) =>
+    Number(l.split(",")[0])
+  );
+  const transactions = ends.length;
+  // Transactions are contiguous in a binlog, so consecutive end positions bound their sizes.
+  let largest = 0;
+  for (let k = 1; k < ends.length; k++) largest = Math.max(largest, ends[k] - ends[k - 1]);
+
+  console.error(`Measuring (${runs} rounds, median) ...`);
+  const rows = await measureAll([
+    { tool: "md5sum FILE", cmd: "md5sum", args: [file] },
+    { tool: "prm_binlog_parser FILE", cmd: parser.cmd, args: [...parser.args, file] },
+    {
+      tool: "prm_binlog_parser --tail 3000 FILE",
+      cmd: parser.cmd,
+      args: [...parser.args, "--tail", "3000", file],
+    },
+    { tool: "mysqlbinlog FILE > /dev/null", cmd: "mysqlbinlog", args: ["--no-defaults", file] },
+  ], { runs, gnuTime });
+  const [md5, prm, tail, mysqlbinlog] = rows;
+
+  console.log(
+    `Binlog: ${file}, ${sizeMb.toFixed(1)} MB, ${transactions} transactions, largest ${
+      (largest / MB).toFixed(1)
+    } MB`,
+  );
+  console.log(`Parser measured: ${parser.label}`);
+  console.log(
+    `Peak RSS from ${
+      gnuTime ? "/usr/bin/time -f %M" : "polling VmHWM"
+    }; ${runs} runs, median wall time.`,
+  );
+  console.log("");
+  console.log("| tool | wall s | MB/s | ratio vs md5sum | peak RSS MB |");
+  console.log("|---|---:|---:|---:|---:|");
+  for (const r of rows) {
+    console.log(
+      `| ${r.tool} | ${r.wall.toFixed(3)} | ${(sizeMb / r.wall).toFixed(0)} | ${
+        (r.wall / md5.wall).toFixed(2)
+      } | ${r.rssMb.toFixed(1)} |`,
+    );
+  }
+  const verdicts = [
+    {
+      name: `parser <= 1.3x md5sum (${(prm.wall / md5.wall).toFixed(2)}x)`,
+      ok: prm.wall <= 1.3 * md5.wall,
+    },
+    {
+      name: `parser >= 4x faster than mysqlbinlog (${(mysqlbinlog.wall / prm.wall).toFixed(2)}x)`,
+      ok: mysqlbinlog.wall >= 4 * prm.wall,
+    },
+    {
+      name: `parser peak RSS < 150 MB (${Math.max(prm.rssMb, tail.rssMb).toFixed(1)} MB)`,
+      ok: Math.max(prm.rssMb, tail.rssMb) < 150,
+    },
+  ];
+  console.log("");
+  for (const v of verdicts) console.log(`- ${v.ok ? "PASS" : "FAIL"}: ${v.name}`);
+  console.log(
+    `- info: --tail 3000 takes ${(tail.wall / prm.wall * 100).toFixed(0)}% of a full run`,
+  );
+  return verdicts.every((v) => v.ok) ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,1969 @@
+/**
+ * prm_binlog_parser: groups the events of MySQL/MariaDB binlogs and relay logs (format v4) into
+ * transactions and prints, per transaction, its end position and an MD5 of its payload.
+ *
+ * The MD5 is built so that the same transaction hashes equally in the master's binlog, in every
+ * replica's relay log and in a replica's own binlog written with log_slave_updates, even when the
+ * servers differ in binlog_checksum, table ids, positions, XID values, exec times, event
+ * compression (MariaDB log_bin_compress, MySQL binlog_transaction_compression) and ROWS event
+ * version (v1/v2).
+ *
+ * ## What is hashed
+ * One MD5 per transaction over, for each hashed event of the transaction in order:
+ *
+ *     type (1 byte, normalised) | header timestamp (4 bytes LE) | L (4 bytes LE) | L body bytes
+ *
+ * Normalised type and body bytes per event type:
+ * - QUERY (2) and MariaDB QUERY_COMPRESSED (165 -> 2): the database name, its NUL terminator and
+ *   the statement text (decompressed). Not thread id, exec_time, error code, status variables.
+ *   For `XA ...` statements only the NUL and the text: replicas log them without a database.
+ * - EXECUTE_LOAD_QUERY (18): same as QUERY (database name, NUL, statement text).
+ * - TABLE_MAP (19): the body after the table id (flags, database, table, column types and
+ *   metadata, null bitmap), without the optional metadata block (binlog_row_metadata=FULL).
+ * - ROWS: WRITE v0/v1/v2 and MariaDB compressed -> 30, UPDATE -> 31, DELETE -> 32,
+ *   PARTIAL_UPDATE_ROWS stays 39: the 2-byte flags then the body after the flags, skipping the v2
+ *   extra-data block (so v1 and v2 copies hash equally), rows decompressed.
+ * - INTVAR (5), RAND (13), USER_VAR (14): the whole body.
+ * - LOAD DATA events LOAD (6), CREATE_FILE (8), APPEND_BLOCK (9), EXEC_LOAD (10), DELETE_FILE (11),
+ *   NEW_LOAD (12), BEGIN_LOAD_QUERY (17): the body after the post-header (which holds file ids and
+ *   thread ids that differ between servers).
+ * - Inner events of a MySQL TRANSACTION_PAYLOAD (40) are decompressed and hashed exactly like the
+ *   same events written uncompressed.
+ *
+ * Never hashed: CRC32 checksums, header fields other than type and timestamp (server id, log_pos,
+ * event size, flags), GTID events (33/34/42/162), XID (16), XA_PREPARE (38), the `BEGIN`,
+ * `COMMIT` and `ROLLBACK` queries, ANNOTATE_ROWS (160), ROWS_QUERY (29), and every event that is
+ * part of no transaction (FORMAT_DESCRIPTION, ROTATE, STOP, PREVIOUS_GTIDS, GTID_LIST,
+ * BINLOG_CHECKPOINT, HEARTBEAT, INCIDENT, ignorable events, events flagged artificial 0x20 or
+ * relay-log 0x40). A transaction with no hashed event (for example an empty transaction) is still
+ * printed, with the MD5 of the empty input, d41d8cd98f00b204e9800998ecf8427e.
+ *
+ * ## Transaction groups
+ * Start: a GTID event (MariaDB 162, MySQL 33/34/42), a `BEGIN` query, or any hashed event outside
+ * a transaction. End (the transaction's `end` is the terminating event's header log_pos): XID,
+ * QUERY `COMMIT` or `ROLLBACK`, XA_PREPARE, a query `XA COMMIT ...`/`XA ROLLBACK ...`, a query
+ * outside `BEGIN` (DDL, or autocommit statements of old servers), the query after a MariaDB
+ * standalone GTID. `XA START`, and a statement ending in `START TRANSACTION` (MySQL 8.0.21+
+ * CREATE TABLE ... SELECT), count as `BEGIN` (and are hashed). A group still open when a new
+ * GTID (or BEGIN) arrives, or at the end of the last file, is left out with a warning. A
+ * transaction open at the end of a file continues in the next file given only if that file is a
+ * relay log (first FDE flagged 0x40), since relay logs can rotate inside a transaction.
+ *
+ * ## Exit codes (see EXIT_CODES)
+ * 0 ok (warnings possible), 1 internal error, 2 usage, 3 cannot open or read a file, 4 not a
+ * binlog, 5 corrupt event, 6 unsupported content.
+ *
+ * @module
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import { crc32, inflateSync, zstdDecompressSync } from "node:zlib";
+import { parseArgs } from "node:util";
+
+/** Name used in messages. */
+export const PROGRAM = "prm_binlog_parser";
+
+/** Error classes and their process exit codes. */
+export const EXIT_CODES = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  io: 3,
+  not_binlog: 4,
+  corrupt: 5,
+  unsupported: 6,
+} as const;
+
+/** The kind of a BinlogError; selects the exit code. */
+export type BinlogErrorKind = Exclude<keyof typeof EXIT_CODES, "ok">;
+
+/** A clean, user-facing failure: names the file and the offset, carries an exit code. */
+export class BinlogError extends Error {
+  /** File (or stream) name. */
+  file: string;
+  /** Byte offset in the file the problem was found at, or -1 when not applicable. */
+  offset: number;
+  /** Error class. */
+  kind: BinlogErrorKind;
+  /** Process exit code for the kind. */
+  exitCode: number;
+  /** The message without the file and offset. */
+  detail: string;
+
+  /** Builds the error; the message is `FILE: offset N: detail`. */
+  constructor(kind: BinlogErrorKind, file: string, offset: number, detail: string) {
+    super(offset >= 0 ? `${file}: offset ${offset}: ${detail}` : `${file}: ${detail}`);
+    this.name = "BinlogError";
+    this.kind = kind;
+    this.file = file;
+    this.offset = offset;
+    this.detail = detail;
+    this.exitCode = EXIT_CODES[kind];
+  }
+}
+
+/** One transaction found in a binlog or relay log. */
+export interface BinlogTransaction {
+  /** File (or stream) name. */
+  file: string;
+  /** Offset in the file of the transaction's first event. */
+  start: number;
+  /**
+   * The end position of the transaction's last event as its header records it (log_pos). For a
+   * relay log this is in the master's coordinates: the resume position in the master's binlog.
+   */
+  end: number;
+  /** Byte offset in this file just after the transaction's last event. */
+  endOffset: number;
+  /**
+   * Set when the transaction began in an earlier file (a relay log rotated inside it): the file
+   * `start` refers to.
+   */
+  startFile?: string;
+  /** MD5 of the hashed payload, 32 lowercase hex digits. */
+  md5: string;
+  /** MariaDB `domain-server-seq`, MySQL `uuid:gno` or `uuid:tag:gno`, when the group has one. */
+  gtid?: string;
+  /** Header timestamp of the transaction's first event (seconds since the epoch). */
+  timestamp: number;
+  /** Originating server id (header of the first event). */
+  serverId: number;
+}
+
+/** A binlog delivered as raw bytes, for example streamed over the replication protocol. */
+export interface BinlogStream {
+  /** Name used in messages and in BinlogTransaction.file. */
+  name: string;
+  /** The bytes of the binlog, starting with the 4-byte magic. */
+  chunks: AsyncIterable<Uint8Array>;
+}
+
+/** Files read in order as one stream, or one raw byte stream. */
+export type BinlogSource = string[] | BinlogStream;
+
+/** Options of readTransactions and tailTransactions. */
+export interface ReadOptions {
+  /** Offset in the first file to start at; must be an event boundary (default 4). */
+  startPosition?: number;
+  /** Receives warnings (partial events or transactions left out). */
+  onWarning?: (message: string) => void;
+  /** Verify CRC32 checksums (default true). */
+  verifyChecksums?: boolean;
+  /** Read buffer size in bytes (default 4 MiB). */
+  bufferSize?: number;
+}
+
+// Event type codes.
+const T_QUERY = 2;
+const T_INTVAR = 5;
+const T_LOAD = 6;
+const T_CREATE_FILE = 8;
+const T_APPEND_BLOCK = 9;
+const T_EXEC_LOAD = 10;
+const T_DELETE_FILE = 11;
+const T_NEW_LOAD = 12;
+const T_RAND = 13;
+const T_USER_VAR = 14;
+const T_FDE = 15;
+const T_XID = 16;
+const T_BEGIN_LOAD_QUERY = 17;
+const T_EXECUTE_LOAD_QUERY = 18;
+const T_TABLE_MAP = 19;
+const T_GTID = 33;
+const T_ANONYMOUS_GTID = 34;
+const T_XA_PREPARE = 38;
+const T_PARTIAL_UPDATE_ROWS = 39;
+const T_TRANSACTION_PAYLOAD = 40;
+const T_GTID_TAGGED = 42;
+const T_MARIA_GTID = 162;
+const T_START_ENCRYPTION = 164;
+const T_QUERY_COMPRESSED = 165;
+
+const FLAG_ARTIFICIAL = 0x20;
+const FLAG_RELAY_LOG = 0x40;
+const HEADER_LEN = 19;
+const MAGIC = [0xfe, 0x62, 0x69, 0x6e];
+/** Largest event accepted at all (MySQL/MariaDB cap events at 1 GiB). */
+const MAX_EVENT_SIZE = 0x40000000 + 0x10000;
+/** Largest compressed or decompressed event held in memory at once. */
+const MAX_WHOLE_EVENT = 96 * 1024 * 1024;
+/** Bytes of an event needed to locate its hashed part (post-header, status vars, db name). */
+const PREFIX_MAX = 70 * 1024;
+
+/** Normalised row event codes: v0/v1/v2/compressed write/update/delete -> 30/31/32. */
+function rowsKind(type: number): number {
+  switch (type) {
+    case 20:
+    case 23:
+    case 30:
+    case 166:
+    case 169:
+      return 30;
+    case 21:
+    case 24:
+    case 31:
+    case 167:
+    case 170:
+      return 31;
+    case 22:
+    case 25:
+    case 32:
+    case 168:
+    case 171:
+      return 32;
+    case T_PARTIAL_UPDATE_ROWS:
+      return 39;
+    default:
+      return 0;
+  }
+}
+
+function isRowsV2(type: number): boolean {
+  return (type >= 30 && type <= 32) || type === 39 || (type >= 169 && type <= 171);
+}
+
+function u16(b: Uint8Array, o: number): number {
+  return b[o] | (b[o + 1] << 8);
+}
+
+function u32(b: Uint8Array, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+}
+
+function u64(b: Uint8Array, o: number): bigint {
+  return BigInt(u32(b, o)) | (BigInt(u32(b, o + 4)) << 32n);
+}
+
+/** CRC-32 (zlib) slicing-by-8 tables, for short events where the node:zlib call costs more. */
+const CRC_TABLES = (() => {
+  const t = new Int32Array(8 * 256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c;
+  }
+  for (let n = 0; n < 256; n++) {
+    for (let k = 1; k < 8; k++) {
+      t[k * 256 + n] = t[(k - 1) * 256 + n] >>> 8 ^ t[t[(k - 1) * 256 + n] & 255];
+    }
+  }
+  return t;
+})();
+
+/** Up to this many bytes the JS CRC beats a node:zlib crc32 call (0.06 us per call, measured). */
+const JS_CRC_MAX = 64;
+
+/** CRC-32 of b[from, to). */
+function crcRange(b: Uint8Array, from: number, to: number): number {
+  if (to - from > JS_CRC_MAX) return crc32(b.subarray(from, to)) >>> 0;
+  const t = CRC_TABLES;
+  let c = -1;
+  let i = from;
+  for (; i + 8 <= to; i += 8) {
+    const lo = c ^ (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24));
+    c = t[1792 + (lo & 255)] ^ t[1536 + ((lo >>> 8) & 255)] ^ t[1280 + ((lo >>> 16) & 255)] ^
+      t[1024 + (lo >>> 24)] ^ t[768 + b[i + 4]] ^ t[512 + b[i + 5]] ^ t[256 + b[i + 6]] ^
+      t[b[i + 7]];
+  }
+  for (; i < to; i++) c = t[(c ^ b[i]) & 255] ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
+/** Checksum and post-header lengths in force, from the latest FORMAT_DESCRIPTION event. */
+interface Format {
+  checksum: boolean;
+  postHeader: Uint8Array;
+}
+
+const DEFAULT_POST_HEADER: Record<number, number> = {
+  [T_QUERY]: 13,
+  [T_LOAD]: 18,
+  [T_CREATE_FILE]: 4,
+  [T_APPEND_BLOCK]: 4,
+  [T_EXEC_LOAD]: 4,
+  [T_DELETE_FILE]: 4,
+  [T_NEW_LOAD]: 18,
+  [T_BEGIN_LOAD_QUERY]: 4,
+  [T_EXECUTE_LOAD_QUERY]: 26,
+  [T_TABLE_MAP]: 8,
+  23: 8,
+  24: 8,
+  25: 8,
+  30: 10,
+  31: 10,
+  32: 10,
+  39: 10,
+  [T_QUERY_COMPRESSED]: 13,
+  166: 8,
+  167: 8,
+  168: 8,
+  169: 10,
+  170: 10,
+  171: 10,
+};
+
+function postHeaderLen(fmt: Format, type: number): number {
+  const v = type - 1 < fmt.postHeader.length ? fmt.postHeader[type - 1] : 0;
+  return v !== 0 ? v : (DEFAULT_POST_HEADER[type] ?? 0);
+}
+
+/** Whether a server version writes the checksum-algorithm trailer in its FDE. */
+function fdeHasChecksumTrailer(version: string): boolean {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
+  if (!m) return false;
+  const v = (Number(m[1]) * 256 + Number(m[2])) * 256 + Number(m[3]);
+  const split = version.includes("MariaDB") ? (5 * 256 + 3) * 256 : (5 * 256 + 6) * 256 + 1;
+  return v >= split;
+}
+
+/** MD5 state (a, b, c, d) of md5Hex. */
+const MD5_STATE = new Int32Array(4);
+
+/** One MD5 block (16 little-endian words at q), unrolled per RFC 1321. */
+function md5Block(m: Int32Array, q: number): void {
+  const w0 = m[q + 0];
+  const w1 = m[q + 1];
+  const w2 = m[q + 2];
+  const w3 = m[q + 3];
+  const w4 = m[q + 4];
+  const w5 = m[q + 5];
+  const w6 = m[q + 6];
+  const w7 = m[q + 7];
+  const w8 = m[q + 8];
+  const w9 = m[q + 9];
+  const w10 = m[q + 10];
+  const w11 = m[q + 11];
+  const w12 = m[q + 12];
+  const w13 = m[q + 13];
+  const w14 = m[q + 14];
+  const w15 = m[q + 15];
+  let a = MD5_STATE[0], b = MD5_STATE[1], c = MD5_STATE[2], d = MD5_STATE[3];
+  a = (a + ((b & c) | (~b & d)) + w0 + -680876936) | 0;
+  a = ((a << 7) | (a >>> 25)) + b | 0;
+  d = (d + ((a & b) | (~a & c)) + w1 + -389564586) | 0;
+  d = ((d << 12) | (d >>> 20)) + a | 0;
+  c = (c + ((d & a) | (~d & b)) + w2 + 606105819) | 0;
+  c = ((c << 17) | (c >>> 15)) + d | 0;
+  b = (b + ((c & d) | (~c & a)) + w3 + -1044525330) | 0;
+  b = ((b << 22) | (b >>> 10)) + c | 0;
+  a = (a + ((b & c) | (~b & d)) + w4 + -176418897) | 0;
+  a = ((a << 7) | (a >>> 25)) + b | 0;
+  d = (d + ((a & b) | (~a & c)) + w5 + 1200080426) | 0;
+  d = ((d << 12) | (d >>> 20)) + a | 0;
+  c = (c + ((d & a) | (~d & b)) + w6 + -1473231341) | 0;
+  c = ((c << 17) | (c >>> 15)) + d | 0;
+  b = (b + ((c & d) | (~c & a)) + w7 + -45705983) | 0;
+  b = ((b << 22) | (b >>> 10)) + c | 0;
+  a = (a + ((b & c) | (~b & d)) + w8 + 1770035416) | 0;
+  a = ((a << 7) | (a >>> 25)) + b | 0;
+  d = (d + ((a & b) | (~a & c)) + w9 + -1958414417) | 0;
+  d = ((d << 12) | (d >>> 20)) + a | 0;
+  c = (c + ((d & a) | (~d & b)) + w10 + -42063) | 0;
+  c = ((c << 17) | (c >>> 15)) + d | 0;
+  b = (b + ((c & d) | (~c & a)) + w11 + -1990404162) | 0;
+  b = ((b << 22) | (b >>> 10)) + c | 0;
+  a = (a + ((b & c) | (~b & d)) + w12 + 1804603682) | 0;
+  a = ((a << 7) | (a >>> 25)) + b | 0;
+  d = (d + ((a & b) | (~a & c)) + w13 + -40341101) | 0;
+  d = ((d << 12) | (d >>> 20)) + a | 0;
+  c = (c + ((d & a) | (~d & b)) + w14 + -1502002290) | 0;
+  c = ((c << 17) | (c >>> 15)) + d | 0;
+  b = (b + ((c & d) | (~c & a)) + w15 + 1236535329) | 0;
+  b = ((b << 22) | (b >>> 10)) + c | 0;
+  a = (a + ((d & b) | (~d & c)) + w1 + -165796510) | 0;
+  a = ((a << 5) | (a >>> 27)) + b | 0;
+  d = (d + ((c & a) | (~c & b)) + w6 + -1069501632) | 0;
+  d = ((d << 9) | (d >>> 23)) + a | 0;
+  c = (c + ((b & d) | (~b & a)) + w11 + 643717713) | 0;
+  c = ((c << 14) | (c >>> 18)) + d | 0;
+  b = (b + ((a & c) | (~a & d)) + w0 + -373897302) | 0;
+  b = ((b << 20) | (b >>> 12)) + c | 0;
+  a = (a + ((d & b) | (~d & c)) + w5 + -701558691) | 0;
+  a = ((a << 5) | (a >>> 27)) + b | 0;
+  d = (d + ((c & a) | (~c & b)) + w10 + 38016083) | 0;
+  d = ((d << 9) | (d >>> 23)) + a | 0;
+  c = (c + ((b & d) | (~b & a)) + w15 + -660478335) | 0;
+  c = ((c << 14) | (c >>> 18)) + d | 0;
+  b = (b + ((a & c) | (~a & d)) + w4 + -405537848) | 0;
+  b = ((b << 20) | (b >>> 12)) + c | 0;
+  a = (a + ((d & b) | (~d & c)) + w9 + 568446438) | 0;
+  a = ((a << 5) | (a >>> 27)) + b | 0;
+  d = (d + ((c & a) | (~c & b)) + w14 + -1019803690) | 0;
+  d = ((d << 9) | (d >>> 23)) + a | 0;
+  c = (c + ((b & d) | (~b & a)) + w3 + -187363961) | 0;
+  c = ((c << 14) | (c >>> 18)) + d | 0;
+  b = (b + ((a & c) | (~a & d)) + w8 + 1163531501) | 0;
+  b = ((b << 20) | (b >>> 12)) + c | 0;
+  a = (a + ((d & b) | (~d & c)) + w13 + -1444681467) | 0;
+  a = ((a << 5) | (a >>> 27)) + b | 0;
+  d = (d + ((c & a) | (~c & b)) + w2 + -51403784) | 0;
+  d = ((d << 9) | (d >>> 23)) + a | 0;
+  c = (c + ((b & d) | (~b & a)) + w7 + 1735328473) | 0;
+  c = ((c << 14) | (c >>> 18)) + d | 0;
+  b = (b + ((a & c) | (~a & d)) + w12 + -1926607734) | 0;
+  b = ((b << 20) | (b >>> 12)) + c | 0;
+  a = (a + (b ^ c ^ d) + w5 + -378558) | 0;
+  a = ((a << 4) | (a >>> 28)) + b | 0;
+  d = (d + (a ^ b ^ c) + w8 + -2022574463) | 0;
+  d = ((d << 11) | (d >>> 21)) + a | 0;
+  c = (c + (d ^ a ^ b) + w11 + 1839030562) | 0;
+  c = ((c << 16) | (c >>> 16)) + d | 0;
+  b = (b + (c ^ d ^ a) + w14 + -35309556) | 0;
+  b = ((b << 23) | (b >>> 9)) + c | 0;
+  a = (a + (b ^ c ^ d) + w1 + -1530992060) | 0;
+  a = ((a << 4) | (a >>> 28)) + b | 0;
+  d = (d + (a ^ b ^ c) + w4 + 1272893353) | 0;
+  d = ((d << 11) | (d >>> 21)) + a | 0;
+  c = (c + (d ^ a ^ b) + w7 + -155497632) | 0;
+  c = ((c << 16) | (c >>> 16)) + d | 0;
+  b = (b + (c ^ d ^ a) + w10 + -1094730640) | 0;
+  b = ((b << 23) | (b >>> 9)) + c | 0;
+  a = (a + (b ^ c ^ d) + w13 + 681279174) | 0;
+  a = ((a << 4) | (a >>> 28)) + b | 0;
+  d = (d + (a ^ b ^ c) + w0 + -358537222) | 0;
+  d = ((d << 11) | (d >>> 21)) + a | 0;
+  c = (c + (d ^ a ^ b) + w3 + -722521979) | 0;
+  c = ((c << 16) | (c >>> 16)) + d | 0;
+  b = (b + (c ^ d ^ a) + w6 + 76029189) | 0;
+  b = ((b << 23) | (b >>> 9)) + c | 0;
+  a = (a + (b ^ c ^ d) + w9 + -640364487) | 0;
+  a = ((a << 4) | (a >>> 28)) + b | 0;
+  d = (d + (a ^ b ^ c) + w12 + -421815835) | 0;
+  d = ((d << 11) | (d >>> 21)) + a | 0;
+  c = (c + (d ^ a ^ b) + w15 + 530742520) | 0;
+  c = ((c << 16) | (c >>> 16)) + d | 0;
+  b = (b + (c ^ d ^ a) + w2 + -995338651) | 0;
+  b = ((b << 23) | (b >>> 9)) + c | 0;
+  a = (a + (c ^ (b | ~d)) + w0 + -198630844) | 0;
+  a = ((a << 6) | (a >>> 26)) + b | 0;
+  d = (d + (b ^ (a | ~c)) + w7 + 1126891415) | 0;
+  d = ((d << 10) | (d >>> 22)) + a | 0;
+  c = (c + (a ^ (d | ~b)) + w14 + -1416354905) | 0;
+  c = ((c << 15) | (c >>> 17)) + d | 0;
+  b = (b + (d ^ (c | ~a)) + w5 + -57434055) | 0;
+  b = ((b << 21) | (b >>> 11)) + c | 0;
+  a = (a + (c ^ (b | ~d)) + w12 + 1700485571) | 0;
+  a = ((a << 6) | (a >>> 26)) + b | 0;
+  d = (d + (b ^ (a | ~c)) + w3 + -1894986606) | 0;
+  d = ((d << 10) | (d >>> 22)) + a | 0;
+  c = (c + (a ^ (d | ~b)) + w10 + -1051523) | 0;
+  c = ((c << 15) | (c >>> 17)) + d | 0;
+  b = (b + (d ^ (c | ~a)) + w1 + -2054922799) | 0;
+  b = ((b << 21) | (b >>> 11)) + c | 0;
+  a = (a + (c ^ (b | ~d)) + w8 + 1873313359) | 0;
+  a = ((a << 6) | (a >>> 26)) + b | 0;
+  d = (d + (b ^ (a | ~c)) + w15 + -30611744) | 0;
+  d = ((d << 10) | (d >>> 22)) + a | 0;
+  c = (c + (a ^ (d | ~b)) + w6 + -1560198380) | 0;
+  c = ((c << 15) | (c >>> 17)) + d | 0;
+  b = (b + (d ^ (c | ~a)) + w13 + 1309151649) | 0;
+  b = ((b << 21) | (b >>> 11)) + c | 0;
+  a = (a + (c ^ (b | ~d)) + w4 + -145523070) | 0;
+  a = ((a << 6) | (a >>> 26)) + b | 0;
+  d = (d + (b ^ (a | ~c)) + w11 + -1120210379) | 0;
+  d = ((d << 10) | (d >>> 22)) + a | 0;
+  c = (c + (a ^ (d | ~b)) + w2 + 718787259) | 0;
+  c = ((c << 15) | (c >>> 17)) + d | 0;
+  b = (b + (d ^ (c | ~a)) + w9 + -343485551) | 0;
+  b = ((b << 21) | (b >>> 11)) + c | 0;
+  MD5_STATE[0] = (MD5_STATE[0] + a) | 0;
+  MD5_STATE[1] = (MD5_STATE[1] + b) | 0;
+  MD5_STATE[2] = (MD5_STATE[2] + c) | 0;
+  MD5_STATE[3] = (MD5_STATE[3] + d) | 0;
+}
+
+const MD5_TAIL = new Uint8Array(128);
+const MD5_TAIL_WORDS = new Int32Array(MD5_TAIL.buffer);
+/** md5Hex reads words through an Int32Array, which is little-endian only there. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const HEX_BYTE: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/**
+ * MD5 of data[0, len) as hex (`words` views the same bytes). Used for transactions whose hashed bytes fit the scratch
+ * buffer: it allocates nothing;
+  const where each node:crypto hasher costs an op round trip and memory
+ * that is only freed by the garbage collector.
+ */
+function md5Hex(data: Uint8Array, words: Int32Array, len: number): string {
+  MD5_STATE[0] = 0x67452301;
+  MD5_STATE[1] = 0xefcdab89 | 0;
+  MD5_STATE[2] = 0x98badcfe | 0;
+  MD5_STATE[3] = 0x10325476;
+  const full = len - (len & 63);
+  for (let q = 0; q < full >> 2; q += 16) md5Block(words, q);
+  const rem = len - full;
+  const tail = MD5_TAIL;
+  tail.fill(0);
+  tail.set(data.subarray(full, len));
+  tail[rem] = 0x80;
+  const tlen = rem < 56 ? 64 : 128;
+  const bitsLo = (len << 3) >>> 0;
+  const bitsHi = Math.floor(len / 2 ** 29);
+  for (let k = 0; k < 4; k++) {
+    tail[tlen - 8 + k] = (bitsLo >>> (8 * k)) & 255;
+    tail[tlen - 4 + k] = (bitsHi >>> (8 * k)) & 255;
+  }
+  md5Block(MD5_TAIL_WORDS, 0);
+  if (tlen === 128) md5Block(MD5_TAIL_WORDS, 16);
+  let s = "";
+  for (let k = 0; k < 4; k++) {
+    const v = MD5_STATE[k];
+    s += HEX_BYTE[v & 255] + HEX_BYTE[(v >>> 8) & 255] + HEX_BYTE[(v >>> 16) & 255] +
+      HEX_BYTE[(v >>> 24) & 255];
+  }
+  return s;
+}
+
+/** Transactions whose hashed bytes fit this are hashed by md5Hex; larger ones stream to node. */
+const SCRATCH_SIZE = 16 * 1024;
+
+/** Incremental MD5 of one transaction: small ones in a reusable scratch buffer. */
+class TxHasher {
+  private scratch = new Uint8Array(SCRATCH_SIZE);
+  private words = new Int32Array(this.scratch.buffer);
+  private len = 0;
+  private node: Hash | null = null;
+
+  reset(): this {
+    this.len = 0;
+    this.node = null;
+    return this;
+  }
+
+  /** Adds b[from, to) without creating a view when it fits the scratch buffer. */
+  updateRange(b: Uint8Array, from: number, to: number): void {
+    const n = to - from;
+    if (this.node === null && this.len + n <= SCRATCH_SIZE) {
+      const sc = this.scratch;
+      let l = this.len;
+      if (n <= 64) { for (let i = from; i < to; i++) sc[l++] = b[i]; }
+      else {
+        sc.set(b.subarray(from, to), l);
+        l += n;
+      }
+      this.len = l;
+      return;
+    }
+    this.update(b.subarray(from, to));
+  }
+
+  update(b: Uint8Array): void {
+    if (this.node === null) {
+      if (this.len + b.length <= SCRATCH_SIZE) {
+        this.scratch.set(b, this.len);
+        this.len += b.length;
+        return;
+      }
+      this.node = createHash("md5");
+      this.node.update(this.scratch.subarray(0, this.len));
+    }
+    this.node.update(b);
+  }
+
+  digest(): string {
+    const h = this.node;
+    this.node = null;
+    if (h !== null) return h.digest("hex");
+    if (!LITTLE_ENDIAN) {
+      return createHash("md5").update(this.scratch.subarray(0, this.len)).digest("hex");
+    }
+    return md5Hex(this.scratch, this.words, this.len);
+  }
+}
+
+/** An open transaction group. */
+interface Group {
+  /** File (and its index in the list) holding the first event. */
+  file: string;
+  fileIndex: number;
+  start: number;
+  md5: TxHasher | null;
+  gtid?: string;
+  timestamp: number;
+  serverId: number;
+  inTrx: boolean;
+  standalone: boolean;
+}
+
+/** A transaction open at the end of one file, offered to the next file if it is a relay log. */
+interface Carry {
+  group: Group;
+  hasher: TxHasher;
+  /** Offset of the end of the file it was open at. */
+  fileEnd: number;
+}
+
+/** Start file index of transactions, for tailTransactions (set only when asked for). */
+const START_FILE_INDEX = new WeakMap<BinlogTransaction, number>();
+
+/** How an event's body is hashed: bytes [from, to) of the event, after `prefix`. */
+interface HashPlan {
+  prefix: Uint8Array;
+  from: number;
+  to: number;
+}
+
+const QK_OTHER = 0;
+const QK_BEGIN = 1;
+const QK_END = 2; // COMMIT, ROLLBACK: terminator, not hashed
+const QK_XA_START = 3;
+const QK_XA_END_TRX = 4; // XA COMMIT / XA ROLLBACK: terminator, hashed
+const QK_XA_OTHER = 5; // XA END, XA PREPARE queries: hashed
+const QK_START_TRX = 6; // a statement that opens a transaction (CREATE ... START TRANSACTION)
+
+/**
+ * TABLE_MAP: end of the part hashed (flags, names, column types and metadata, null bitmap),
+ * leaving out the optional metadata block that binlog_row_metadata adds on some servers only.
+ * Returns `end` when the layout does not parse.
+ */
+function tableMapEnd(b: Uint8Array, from: number, end: number): number {
+  let p = from + 2;
+  if (p >= end) return end;
+  p += 1 + b[p] + 1;
+  if (p >= end) return end;
+  p += 1 + b[p] + 1;
+  const cols = packedInt(b, p, end);
+  if (!cols) return end;
+  p += cols[1] + cols[0];
+  const meta = packedInt(b, p, end);
+  if (!meta) return end;
+  p += meta[1] + meta[0] + ((cols[0] + 7) >> 3);
+  return p <= end ? p : end;
+}
+
+/** Classifies a statement; `complete` is false when only its beginning is available. */
+function queryKind(b: Uint8Array, from: number, to: number, complete = true): number {
+  let i = from;
+  while (i < to && (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x09 || b[i] === 0x0d)) i++;
+  let j = to;
+  while (j > i && (b[j - 1] === 0x20 || b[j - 1] === 0x0a || b[j - 1] === 0x3b)) j--;
+  const n = j - i;
+  if (n > 40 || n < 5) {
+    if (n >= 8 && (b[i] | 0x20) === 0x78 && (b[i + 1] | 0x20) === 0x61) return xaKind(b, i, j);
+    // MySQL 8.0.21+ logs CREATE TABLE ... SELECT as one transaction whose first query ends in
+    // START TRANSACTION; its rows and XID follow.
+    if (complete && n > 17) {
+      const tail = String.fromCharCode(...b.subarray(j - 17, j)).toUpperCase();
+      if (tail === "START TRANSACTION") return QK_START_TRX;
+    }
+    return QK_OTHER;
+  }
+  const s = String.fromCharCode(...b.subarray(i, j)).toUpperCase();
+  if (s === "BEGIN") return QK_BEGIN;
+  if (s === "COMMIT" || s === "ROLLBACK") return QK_END;
+  if (s.startsWith("XA ")) return xaKind(b, i, j);
+  return QK_OTHER;
+}
+
+function xaKind(b: Uint8Array, i: number, j: number): number {
+  const s = String.fromCharCode(...b.subarray(i, Math.min(j, i + 12))).toUpperCase();
+  if (s.startsWith("XA START") || s.startsWith("XA BEGIN")) return QK_XA_START;
+  if (s.startsWith("XA COMMIT") || s.startsWith("XA ROLLBACK")) return QK_XA_END_TRX;
+  return QK_XA_OTHER;
+}
+
+/** MySQL length-encoded integer; returns [value, bytes used] or null if malformed. */
+function packedInt(b: Uint8Array, o: number, end: number): [number, number] | null {
+  if (o >= end) return null;
+  const f = b[o];
+  if (f < 251) return [f, 1];
+  if (f === 252 && o + 3 <= end) return [u16(b, o + 1), 3];
+  if (f === 253 && o + 4 <= end) return [b[o + 1] | (b[o + 2] << 8) | (b[o + 3] << 16), 4];
+  if (f === 254 && o + 9 <= end) return [u32(b, o + 1) + u32(b, o + 5) * 2 ** 32, 9];
+  return null;
+}
+
+/** Variable-length unsigned integer of the MySQL serialization library (GTID_TAGGED). */
+function serialVarUint(b: Uint8Array, o: number, end: number): [bigint, number] | null {
+  if (o >= end) return null;
+  const first = b[o];
+  let n = 1;
+  while (n < 9 && (first >> (n - 1)) & 1) n++;
+  if (o + n > end) return null;
+  if (n === 9) return [u64(b, o + 1), 9];
+  let v = 0n;
+  for (let k = n - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[o + k]);
+  return [v >> BigInt(n), n];
+}
+
+function uuidString(bytes: number[]): string {
+  const h = bytes.map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** Parses a GTID_TAGGED body (serialization format v2) into `uuid:tag:gno`. */
+function taggedGtid(b: Uint8Array, o: number, end: number): string | undefined {
+  if (o >= end || b[o] !== 2) return undefined;
+  let p = o + 1;
+  const size = serialVarUint(b, p, end);
+  if (!size) return undefined;
+  p += size[1];
+  const lnif = serialVarUint(b, p, end);
+  if (!lnif) return undefined;
+  p += lnif[1];
+  const fieldsEnd = Math.min(end, o + Number(size[0]));
+  let sid: number[] | undefined;
+  let gno: bigint | undefined;
+  let tag: string | undefined;
+  while (p < fieldsEnd) {
+    const fid = serialVarUint(b, p, fieldsEnd);
+    if (!fid) return undefined;
+    p += fid[1];
+    const id = Number(fid[0]);
+    if (id === 1) {
+      sid = [];
+      for (let k = 0; k < 16; k++) {
+        const v = serialVarUint(b, p, fieldsEnd);
+        if (!v) return undefined;
+        sid.push(Number(v[0]) & 0xff);
+        p += v[1];
+      }
+    } else if (id === 3) {
+      const len = serialVarUint(b, p, fieldsEnd);
+      if (!len) return undefined;
+      p += len[1];
+      tag = new TextDecoder().decode(b.subarray(p, p + Number(len[0])));
+      p += Number(len[0]);
+    } else if (id <= 11) {
+      const v = serialVarUint(b, p, fieldsEnd);
+      if (!v) return undefined;
+      p += v[1];
+      if (id === 2) gno = v[0] >> 1n;
+    } else break;
+    if (sid && gno !== undefined && tag !== undefined) break;
+  }
+  if (!sid || gno === undefined) return undefined;
+  return tag ? `${uuidString(sid)}:${tag}:${gno}` : `${uuidString(sid)}:${gno}`;
+}
+
+/** Decompresses a MariaDB compressed block (header byte, big-endian length, zlib data). */
+function mariaUncompress(
+  b: Uint8Array,
+  o: number,
+  end: number,
+  fail: (kind: BinlogErrorKind, d: string) => never,
+): Uint8Array {
+  if (o >= end) fail("corrupt", "compressed event has no compressed data");
+  const h = b[o];
+  const lenLen = h & 7;
+  const alg = (h >> 4) & 7;
+  if ((h & 0x80) === 0 || lenLen < 1 || lenLen > 4) {
+    fail("corrupt", `bad compression header byte 0x${h.toString(16)}`);
+  }
+  if (alg !== 0) fail("unsupported", `unknown MariaDB event compression algorithm ${alg}`);
+  if (o + 1 + lenLen > end) fail("corrupt", "compressed event header truncated");
+  let len = 0;
+  for (let k = 0; k < lenLen; k++) len = len * 256 + b[o + 1 + k];
+  if (len > MAX_WHOLE_EVENT) {
+    fail("unsupported", `compressed event of ${len} bytes exceeds the ${MAX_WHOLE_EVENT} limit`);
+  }
+  let out: Uint8Array;
+  try {
+    out = inflateSync(b.subarray(o + 1 + lenLen, end), { maxOutputLength: Math.max(len, 1) });
+  } catch (e) {
+    fail("corrupt", `cannot decompress zlib data (${(e as Error).message})`);
+  }
+  if (out.length !== len) {
+    fail("corrupt", `decompressed ${out.length} bytes, header says ${len}`);
+  }
+  return out;
+}
+
+/** A byte source: a file or a stream of chunks. */
+interface ByteSource {
+  name: string;
+  final: boolean;
+  read(into: Uint8Array): Promise<number | null>;
+  /** Advances by n bytes without returning them; false at end of input. */
+  skip(n: number): Promise<number>;
+  close(): void;
+}
+
+async function openFile(path: string, final: boolean): Promise<ByteSource> {
+  let file: Deno.FsFile;
+  try {
+    const st = await Deno.stat(path);
+    if (st.isDirectory) throw new BinlogError("io", path, -1, "cannot read: is a directory");
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    if (e instanceof BinlogError) throw e;
+    throw new BinlogError("io", path, -1, `cannot open: ${ioReason(e)}`);
+  }
+  return {
+    name: path,
+    final,
+    read(into) {
+      try {
+        // Synchronous reads: the data is usually in the page cache, and an async round trip
+        // per buffer costs more than it saves.
+        return Promise.resolve(file.readSync(into));
+      } catch (e) {
+        return Promise.reject(new BinlogError("io", path, -1, `cannot read: ${ioReason(e)}`));
+      }
+    },
+    async skip(n) {
+      try {
+        const here = await file.seek(0, Deno.SeekMode.Current);
+        const size = (await file.stat()).size;
+        const to = Math.min(size, here + n);
+        await file.seek(to, Deno.SeekMode.Start);
+        return to - here;
+      } catch (e) {
+        throw new BinlogError("io", path, -1, `cannot seek: ${ioReason(e)}`);
+      }
+    },
+    close() {
+      try {
+        file.close();
+      } catch {
+        // already closed
+      }
+    },
+  };
+}
+
+function ioReason(e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return "no such file or directory";
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (e instanceof Deno.errors.IsADirectory) return "is a directory";
+  const m = e instanceof Error ? e.message : String(e);
+  return m.split("\n")[0].replace(/^./, (c) => c.toLowerCase());
+}
+
+function streamSource(s: BinlogStream): ByteSource {
+  const it = s.chunks[Symbol.asyncIterator]();
+  let cur: Uint8Array | null = null;
+  let curPos = 0;
+  let done = false;
+  async function next(): Promise<boolean> {
+    while (!done && (cur === null || curPos >= cur.length)) {
+      const r = await it.next();
+      if (r.done) {
+        done = true;
+        cur = null;
+      } else {
+        cur = r.value;
+        curPos = 0;
+      }
+    }
+    return !done;
+  }
+  return {
+    name: s.name,
+    final: true,
+    async read(into) {
+      if (!(await next()) || cur === null) return null;
+      const n = Math.min(into.length, cur.length - curPos);
+      into.set(cur.subarray(curPos, curPos + n));
+      curPos += n;
+      return n;
+    },
+    async skip(n) {
+      let left = n;
+      while (left > 0 && (await next()) && cur !== null) {
+        const k = Math.min(left, cur.length - curPos);
+        curPos += k;
+        left -= k;
+      }
+      return n - left;
+    },
+    close() {
+      it.return?.();
+    },
+  };
+}
+
+/** Parser of one file or stream: framing, checksums, grouping, hashing. */
+class StreamParser {
+  private src: ByteSource;
+  private buf: Uint8Array;
+  private lo = 0;
+  private hi = 0;
+  /** File offset of buf[0]. */
+  private base = 0;
+  private eof = false;
+  private fmt: Format | null = null;
+  private group: Group | null = null;
+  private out: BinlogTransaction[] = [];
+  private verify: boolean;
+  private hashing: boolean;
+  private warn: (m: string) => void;
+  private startPosition: number;
+  private fileIndex: number;
+  /** Open transaction left by the previous file, adopted if this file is a relay log. */
+  carryIn: Carry | null = null;
+  /** Open transaction at the end of this (non-final) file. */
+  carryOut: Carry | null = null;
+  recordStartFile = false;
+  /** Position/log_pos override while processing the inner events of a payload. */
+  private outerEnd = -1;
+  private outerLogPos = 0;
+  private outerPos = 0;
+  private prefixScratch = new Uint8Array(11);
+  private prefix9 = this.prefixScratch.subarray(0, 9);
+  private hasher = new TxHasher();
+
+  constructor(
+    src: ByteSource,
+    opts: { verify: boolean; hashing: boolean; warn: (m: string) => void; bufferSize: number },
+    startPosition: number,
+    fileIndex = 0,
+  ) {
+    this.fileIndex = fileIndex;
+    this.src = src;
+    this.buf = new Uint8Array(opts.bufferSize);
+    this.verify = opts.verify;
+    this.hashing = opts.hashing;
+    this.warn = opts.warn;
+    this.startPosition = startPosition;
+  }
+
+  private fail(kind: BinlogErrorKind, offset: number, detail: string): never {
+    throw new BinlogError(kind, this.src.name, offset, detail);
+  }
+
+  /** Makes at least `min` bytes available from lo (min <= buffer size); returns bytes available. */
+  private async fill(min: number): Promise<number> {
+    if (this.hi - this.lo >= min || this.eof) return this.hi - this.lo;
+    if (this.lo > 0) {
+      this.buf.copyWithin(0, this.lo, this.hi);
+      this.base += this.lo;
+      this.hi -= this.lo;
+      this.lo = 0;
+    }
+    while (this.hi < min && !this.eof) {
+      const n = await this.src.read(this.buf.subarray(this.hi));
+      if (n === null || n === 0) this.eof = true;
+      else this.hi += n;
+    }
+    return this.hi - this.lo;
+  }
+
+  /** Consumes n bytes that may extend past the buffer. */
+  private async skipBytes(n: number): Promise<number> {
+    const inBuf = Math.min(n, this.hi - this.lo);
+    this.lo += inBuf;
+    if (inBuf === n) return n;
+    // Buffer is empty now; skip the rest in the source.
+    this.base += this.hi;
+    this.lo = this.hi = 0;
+    const k = await this.src.skip(n - inBuf);
+    this.base += k;
+    if (k < n - inBuf) this.eof = true;
+    return inBuf + k;
+  }
+
+  async *run(): AsyncGenerator<BinlogTransaction> {
+    const have = await this.fill(4);
+    if (have === 0) this.fail("not_binlog", 0, "not a binlog: empty file");
+    for (let i = 0; i < 4; i++) {
+      if (i >= have || this.buf[i] !== MAGIC[i]) {
+        this.fail("not_binlog", 0, "not a binlog: bad magic number (expected fe 62 69 6e)");
+      }
+    }
+    this.lo = 4;
+    let first = true;
+    while (true) {
+      // Synchronous inner loop over whole events present in the buffer.
+      const b = this.buf;
+      let lo = this.lo;
+      const hi = this.hi;
+      // Yield every few transactions so that they die young (cheap for the garbage collector).
+      while (hi - lo >= HEADER_LEN && this.out.length < 64) {
+        const size = u32(b, lo + 9);
+        if (size > hi - lo) break;
+        const pos = this.base + lo;
+        if (size < HEADER_LEN) {
+          this.fail("corrupt", pos, `event size ${size} is below the 19-byte header`);
+        }
+        if (first) this.checkFirst(b, lo, pos);
+        first = false;
+        if (pos < this.startPosition) this.preStartEvent(b, lo, size, pos);
+        else this.event(b, lo, size, pos);
+        lo += size;
+      }
+      this.lo = lo;
+      if (this.out.length > 0) {
+        const o = this.out;
+        this.out = [];
+        for (const t of o) yield t;
+      }
+      // Need more input: a header, or an event larger than what is buffered.
+      const avail = await this.fill(HEADER_LEN);
+      if (avail < HEADER_LEN) {
+        this.atEnd(avail);
+        break;
+      }
+      const size = u32(this.buf, this.lo + 9);
+      const pos = this.base + this.lo;
+      if (size < HEADER_LEN) {
+        this.fail("corrupt", pos, `event size ${size} is below the 19-byte header`);
+      }
+      if (size > MAX_EVENT_SIZE) {
+        this.fail("corrupt", pos, `event size ${size} is larger than any server writes`);
+      }
+      if (size <= this.buf.length) {
+        const got = await this.fill(size);
+        if (got < size) {
+          this.atEnd(got);
+          break;
+        }
+        continue;
+      }
+      if (first) this.checkFirst(this.buf, this.lo, pos);
+      first = false;
+      if (!(await this.bigEvent(size, pos))) break;
+      if (this.out.length > 0) {
+        const o = this.out;
+        this.out = [];
+        for (const t of o) yield t;
+      }
+    }
+    if (this.out.length > 0) {
+      for (const t of this.out) yield t;
+      this.out = [];
+    }
+  }
+
+  private checkFirst(b: Uint8Array, o: number, pos: number): void {
+    const type = b[o + 4];
+    if (type === T_FDE) return;
+    if (type === 1) {
+      this.fail("unsupported", pos, "binlog format v1/v3 (START_EVENT_V3) is not read");
+    }
+    this.fail(
+      "not_binlog",
+      pos,
+      `not a binlog: first event has type ${type}, expected FORMAT_DESCRIPTION (15)`,
+    );
+  }
+
+  /** End of input with `avail` unconsumed bytes (a partial event, or none). */
+  private atEnd(avail: number): void {
+    const pos = this.base + this.lo;
+    if (avail > 0 && this.startPosition > pos) {
+      this.fail("usage", this.startPosition, "start position is past the end of the file");
+    }
+    if (this.startPosition > pos) {
+      this.fail("usage", this.startPosition, "start position is past the end of the file");
+    }
+    if (avail > 0 && !this.src.final) {
+      this.fail("corrupt", pos, `event of ${avail} bytes truncated (the file is not the last one)`);
+    }
+    const end = pos + avail;
+    this.dropCarry();
+    if (this.group && !this.src.final) {
+      // Relay logs can rotate inside a transaction: the next file decides (see dropCarry).
+      this.carryOut = { group: this.group, hasher: this.hasher, fileEnd: end };
+      this.group = null;
+    } else if (this.group) {
+      this.warnPartial(this.group, end);
+      this.group = null;
+    } else if (avail > 0) {
+      this.warn(
+        `${this.src.name}: offset ${pos}: partial event of ${avail} bytes at end of file left out`,
+      );
+    }
+  }
+
+  private warnPartial(g: Group, end: number): void {
+    this.warn(
+      `${g.file}: offset ${g.start}: partial transaction of ${
+        end - g.start
+      } bytes at end of file left out`,
+    );
+  }
+
+  /** The previous file's open transaction is not continued here: report it left out. */
+  private dropCarry(): void {
+    const c = this.carryIn;
+    if (c === null) return;
+    this.carryIn = null;
+    this.warnPartial(c.group, c.fileEnd);
+  }
+
+  /** Events before --start-position: only format descriptions matter. */
+  private preStartEvent(b: Uint8Array, o: number, size: number, pos: number): void {
+    if (pos + size > this.startPosition) {
+      this.fail(
+        "usage",
+        this.startPosition,
+        `start position is not at an event boundary (an event spans ${pos} to ${pos + size})`,
+      );
+    }
+    const type = b[o + 4];
+    if (type === T_FDE) this.formatDescription(b, o, size, pos);
+    else if (type === T_START_ENCRYPTION) {
+      this.fail("unsupported", pos, "encrypted binlog (START_ENCRYPTION event): cannot read it");
+    }
+  }
+
+  private formatDescription(b: Uint8Array, o: number, size: number, pos: number): void {
+    const body = o + HEADER_LEN;
+    const bodyLen = size - HEADER_LEN;
+    if (bodyLen < 57) this.fail("corrupt", pos, "FORMAT_DESCRIPTION event too short");
+    const binlogVersion = u16(b, body);
+    if (binlogVersion !== 4) {
+      this.fail("unsupported", pos, `binlog version ${binlogVersion} is not read (only v4)`);
+    }
+    let vEnd = body + 2;
+    while (vEnd < body + 52 && b[vEnd] !== 0) vEnd++;
+    const version = String.fromCharCode(...b.subarray(body + 2, vEnd));
+    const headerLen = b[body + 56];
+    if (headerLen !== HEADER_LEN) {
+      this.fail("unsupported", pos, `event header length ${headerLen} is not 19`);
+    }
+    let checksum = false;
+    let phEnd = o + size;
+    if (fdeHasChecksumTrailer(version)) {
+      if (bodyLen < 57 + 5) this.fail("corrupt", pos, "FORMAT_DESCRIPTION event too short");
+      const alg = b[o + size - 5];
+      if (alg === 1) checksum = true;
+      else if (alg !== 0 && alg !== 0xff) {
+        this.fail("unsupported", pos, `unknown checksum algorithm ${alg}`);
+      }
+      phEnd = o + size - 5;
+      if (checksum && this.verify) {
+        // The server sets and clears the in-use flag (0x01) without updating the checksum.
+        const head = b.slice(o, o + HEADER_LEN);
+        head[17] &= 0xfe;
+        const computed = crc32(b.subarray(o + HEADER_LEN, o + size - 4), crc32(head)) >>> 0;
+        const stored = u32(b, o + size - 4);
+        if (stored !== computed) {
+          this.fail(
+            "corrupt",
+            pos,
+            `bad CRC32 checksum (stored 0x${hex8(stored)}, computed 0x${hex8(computed)})`,
+          );
+        }
+      }
+    }
+    this.fmt = { checksum, postHeader: b.slice(body + 57, phEnd) };
+    if (this.carryIn !== null) {
+      if ((u16(b, o + 17) & FLAG_RELAY_LOG) !== 0 && this.group === null) {
+        // A relay log continues the previous one, possibly inside a transaction.
+        this.group = this.carryIn.group;
+        this.hasher = this.carryIn.hasher;
+        this.carryIn = null;
+      } else this.dropCarry();
+    }
+  }
+
+  private checkCrc(b: Uint8Array, o: number, size: number, pos: number): void {
+    const stored = u32(b, o + size - 4);
+    const computed = crcRange(b, o, o + size - 4);
+    if (stored !== computed) {
+      this.fail(
+        "corrupt",
+        pos,
+        `bad CRC32 checksum (stored 0x${hex8(stored)}, computed 0x${hex8(computed)})`,
+      );
+    }
+  }
+
+  /** One complete event in b[o, o+size). */
+  private event(b: Uint8Array, o: number, size: number, pos: number): void {
+    const type = b[o + 4];
+    if (type === T_FDE) {
+      this.formatDescription(b, o, size, pos);
+      return;
+    }
+    const fmt = this.fmt;
+    if (fmt === null) this.fail("corrupt", pos, "event before any FORMAT_DESCRIPTION event");
+    const crcLen = fmt.checksum ? 4 : 0;
+    if (size < HEADER_LEN + crcLen) this.fail("corrupt", pos, `event size ${size} is too small`);
+    if (crcLen && this.verify) this.checkCrc(b, o, size, pos);
+    this.dispatch(b, o, size, size - crcLen, pos);
+  }
+
+  /** Routes a complete event whose content (without CRC) is b[o, o+end). */
+  private dispatch(b: Uint8Array, o: number, size: number, end: number, pos: number): void {
+    const type = b[o + 4];
+    const flags = u16(b, o + 17);
+    if ((flags & (FLAG_ARTIFICIAL | FLAG_RELAY_LOG)) !== 0 && this.outerEnd < 0) return;
+    switch (type) {
+      case T_START_ENCRYPTION:
+        this.fail("unsupported", pos, "encrypted binlog (START_ENCRYPTION event): cannot read it");
+        break;
+      case T_TRANSACTION_PAYLOAD:
+        this.payload(b, o, end, pos, size);
+        return;
+      case T_QUERY_COMPRESSED:
+      case 166:
+      case 167:
+      case 168:
+      case 169:
+      case 170:
+      case 171:
+        this.mariaCompressed(b, o, size, end, pos);
+        return;
+    }
+    const plan = this.begin(b, o, end, end, pos);
+    if (plan && this.group?.md5) {
+      this.group.md5.updateRange(plan.prefix, 0, plan.prefix.length);
+      if (plan.to > plan.from) this.group.md5.updateRange(b, o + plan.from, o + plan.to);
+    }
+    this.finish(b, o, end, pos, size);
+  }
+
+  private hashPrefix(normType: number, ts: number, len: number, extra: number): Uint8Array {
+    const p = extra >= 0 ? this.prefixScratch : this.prefix9;
+    p[0] = normType;
+    p[1] = ts & 0xff;
+    p[2] = (ts >>> 8) & 0xff;
+    p[3] = (ts >>> 16) & 0xff;
+    p[4] = (ts >>> 24) & 0xff;
+    p[5] = len & 0xff;
+    p[6] = (len >>> 8) & 0xff;
+    p[7] = (len >>> 16) & 0xff;
+    p[8] = (len >>> 24) & 0xff;
+    if (extra >= 0) {
+      p[9] = extra & 0xff;
+      p[10] = extra >>> 8;
+    }
+    return p;
+  }
+
+  private openGroup(b: Uint8Array, o: number, pos: number): Group {
+    this.dropCarry();
+    const g: Group = {
+      file: this.src.name,
+      fileIndex: this.fileIndex,
+      start: this.outerEnd >= 0 ? this.outerPos : pos,
+      md5: this.hashing ? this.hasher.reset() : null,
+      timestamp: u32(b, o),
+      serverId: u32(b, o + 5),
+      inTrx: false,
+      standalone: false,
+    };
+    this.group = g;
+    return g;
+  }
+
+  private dropOpenGroup(reason: string): void {
+    const g = this.group;
+    if (!g) return;
+    this.warn(`${g.file}: offset ${g.start}: transaction left out: ${reason}`);
+    this.group = null;
+  }
+
+  /**
+   * Group bookkeeping before hashing; returns how to hash the event (null: not hashed).
+   * Needs the event's bytes up to `avail` (relative to o), at least its prefix.
+   */
+  private begin(
+    b: Uint8Array,
+    o: number,
+    end: number,
+    avail: number,
+    pos: number,
+  ): HashPlan | null {
+    const type = b[o + 4];
+    const fmt = this.fmt!;
+    const ts = u32(b, o);
+    const body = HEADER_LEN;
+    switch (type) {
+      case T_QUERY:
+      case T_EXECUTE_LOAD_QUERY: {
+        const ph = postHeaderLen(fmt, type);
+        if (ph < 11 || body + ph > avail) this.fail("corrupt", pos, "malformed QUERY event");
+        const dbLen = b[o + body + 8];
+        const statusLen = ph >= 13 ? u16(b, o + body + 11) : 0;
+        const dbAt = body + ph + statusLen;
+        const stmtAt = dbAt + dbLen + 1;
+        if (stmtAt > end || stmtAt > avail) this.fail("corrupt", pos, "malformed QUERY event");
+        const kind = queryKind(b, o + stmtAt, o + Math.min(end, avail), avail >= end);
+        this.lastQueryKind = kind;
+        return this.queryBegin(b, o, pos, kind, ts, dbAt, stmtAt, end);
+      }
+      case T_TABLE_MAP: {
+        const tid = postHeaderLen(fmt, type) === 6 ? 4 : 6;
+        if (body + tid > end) this.fail("corrupt", pos, "malformed TABLE_MAP event");
+        if (!this.group) this.openGroup(b, o, pos);
+        const from = body + tid;
+        const to = tableMapEnd(b, o + from, o + Math.min(end, avail)) - o;
+        return { prefix: this.hashPrefix(type, ts, to - from, -1), from, to };
+      }
+      case T_INTVAR:
+      case T_RAND:
+      case T_USER_VAR:
+      case T_LOAD:
+      case T_CREATE_FILE:
+      case T_APPEND_BLOCK:
+      case T_EXEC_LOAD:
+      case T_DELETE_FILE:
+      case T_NEW_LOAD:
+      case T_BEGIN_LOAD_QUERY: {
+        const from = body + postHeaderLen(fmt, type);
+        if (from > end) this.fail("corrupt", pos, `malformed event of type ${type}`);
+        if (!this.group) this.openGroup(b, o, pos);
+        return { prefix: this.hashPrefix(type, ts, end - from, -1), from, to: end };
+      }
+      case T_XID:
+      case T_XA_PREPARE:
+        return null;
+      case T_GTID:
+      case T_ANONYMOUS_GTID:
+      case T_GTID_TAGGED:
+      case T_MARIA_GTID:
+        this.gtidEvent(b, o, end, pos, type);
+        return null;
+      default: {
+        const rk = rowsKind(type);
+        if (rk === 0) return null;
+        const ph = postHeaderLen(fmt, type);
+        const tid = ph === 6 ? 4 : 6;
+        let from = body + tid + 2;
+        if (from > end) this.fail("corrupt", pos, "malformed ROWS event");
+        const rowFlags = u16(b, o + body + tid);
+        if (isRowsV2(type)) {
+          if (from + 2 > avail) this.fail("corrupt", pos, "malformed ROWS event");
+          const extra = u16(b, o + from);
+          if (extra < 2 || from + extra > end) this.fail("corrupt", pos, "malformed ROWS event");
+          from += extra;
+        }
+        if (!this.group) this.openGroup(b, o, pos);
+        return { prefix: this.hashPrefix(rk, ts, end - from + 2, rowFlags), from, to: end };
+      }
+    }
+  }
+
+  private queryBegin(
+    b: Uint8Array,
+    o: number,
+    pos: number,
+    kind: number,
+    ts: number,
+    dbAt: number,
+    stmtAt: number,
+    end: number,
+  ): HashPlan | null {
+    const type = b[o + 4] === T_QUERY_COMPRESSED ? T_QUERY : b[o + 4];
+    let g = this.group;
+    if (kind === QK_BEGIN) {
+      if (g?.inTrx) {
+        // BEGIN inside a transaction: the previous one never committed (crashed server).
+        this.dropOpenGroup("a BEGIN query started before its commit");
+        g = null;
+      }
+      if (!g) g = this.openGroup(b, o, pos);
+      g.inTrx = true;
+      return null;
+    }
+    if (kind === QK_END) {
+      return null;
+    }
+    if (!g) g = this.openGroup(b, o, pos);
+    if (kind === QK_XA_START || kind === QK_START_TRX) g.inTrx = true;
+    // XA statements are logged without the current database on replicas: hash NUL + text.
+    const xa = kind === QK_XA_START || kind === QK_XA_END_TRX || kind === QK_XA_OTHER;
+    const from = xa ? stmtAt - 1 : dbAt;
+    return { prefix: this.hashPrefix(type, ts, end - from, -1), from, to: end };
+  }
+
+  /** Group bookkeeping after hashing: ends the group if this event terminates it. */
+  private finish(b: Uint8Array, o: number, _end: number, pos: number, size: number): void {
+    const type = b[o + 4];
+    const g = this.group;
+    if (!g) {
+      if (type === T_XID || type === T_XA_PREPARE) {
+        this.warn(
+          `${this.src.name}: offset ${pos}: commit event without a transaction start ignored`,
+        );
+      }
+      return;
+    }
+    let terminates = false;
+    switch (type) {
+      case T_XID:
+      case T_XA_PREPARE:
+        terminates = true;
+        break;
+      case T_QUERY:
+      case T_EXECUTE_LOAD_QUERY:
+      case T_QUERY_COMPRESSED: {
+        const k = this.lastQueryKind;
+        terminates = k === QK_END || k === QK_XA_END_TRX || (!g.inTrx && k !== QK_BEGIN &&
+          k !== QK_XA_START) ||
+          g.standalone;
+        break;
+      }
+    }
+    if (!terminates) return;
+    this.group = null;
+    const endOffset = this.outerEnd >= 0 ? this.outerEnd : pos + size;
+    const logPos = this.outerEnd >= 0 ? this.outerLogPos : u32(b, o + 13);
+    const md5 = g.md5 ? g.md5.digest() : "";
+    const t: BinlogTransaction = g.gtid !== undefined
+      ? {
+        file: this.src.name,
+        start: g.start,
+        end: logPos,
+        endOffset,
+        md5,
+        gtid: g.gtid,
+        timestamp: g.timestamp,
+        serverId: g.serverId,
+      }
+      : {
+        file: this.src.name,
+        start: g.start,
+        end: logPos,
+        endOffset,
+        md5,
+        timestamp: g.timestamp,
+        serverId: g.serverId,
+      };
+    if (g.file !== this.src.name || g.fileIndex !== this.fileIndex) t.startFile = g.file;
+    if (this.recordStartFile) START_FILE_INDEX.set(t, g.fileIndex);
+    this.out.push(t);
+  }
+
+  private lastQueryKind = QK_OTHER;
+
+  private gtidEvent(b: Uint8Array, o: number, end: number, pos: number, type: number): void {
+    if (this.group) this.dropOpenGroup("a new GTID event started before its commit");
+    const g = this.openGroup(b, o, pos);
+    const body = o + HEADER_LEN;
+    if (type === T_MARIA_GTID) {
+      if (body + 13 > o + end) this.fail("corrupt", pos, "malformed GTID event");
+      const hi = u32(b, body + 4);
+      // Avoid BigInt for the usual sequence numbers (below 2^53).
+      const seq = hi < 0x200000 ? hi * 2 ** 32 + u32(b, body) : u64(b, body);
+      const domain = u32(b, body + 8);
+      const flags2 = b[body + 12];
+      g.gtid = `${domain}-${g.serverId}-${seq}`;
+      g.standalone = (flags2 & 1) !== 0;
+      g.inTrx = !g.standalone;
+    } else if (type === T_GTID_TAGGED) {
+      g.gtid = taggedGtid(b, body, o + end);
+    } else {
+      if (body + 25 > o + end) this.fail("corrupt", pos, "malformed GTID event");
+      const sid: number[] = Array.from(b.subarray(body + 1, body + 17));
+      const gno = u64(b, body + 17);
+      if (type === T_GTID || gno !== 0n || sid.some((x) => x !== 0)) {
+        g.gtid = `${uuidString(sid)}:${gno}`;
+      }
+    }
+  }
+
+  /** MySQL TRANSACTION_PAYLOAD: decompress and process the inner events. */
+  private payload(b: Uint8Array, o: number, end: number, pos: number, size: number): void {
+    let p = o + HEADER_LEN;
+    const stop = o + end;
+    let compression = -1;
+    let payloadSize = -1;
+    let uncompressed = -1;
+    while (p < stop) {
+      const t = packedInt(b, p, stop);
+      if (!t) this.fail("corrupt", pos, "malformed TRANSACTION_PAYLOAD header");
+      p += t[1];
+      if (t[0] === 0) break;
+      const l = packedInt(b, p, stop);
+      if (!l) this.fail("corrupt", pos, "malformed TRANSACTION_PAYLOAD header");
+      p += l[1];
+      const v = packedInt(b, p, Math.min(stop, p + l[0]));
+      if (!v) this.fail("corrupt", pos, "malformed TRANSACTION_PAYLOAD header");
+      if (t[0] === 1) payloadSize = v[0];
+      else if (t[0] === 2) compression = v[0];
+      else if (t[0] === 3) uncompressed = v[0];
+      p += l[0];
+    }
+    if (payloadSize < 0 || p + payloadSize > stop) {
+      this.fail("corrupt", pos, "malformed TRANSACTION_PAYLOAD header");
+    }
+    const data = b.subarray(p, p + payloadSize);
+    let inner: Uint8Array;
+    if (compression === 255) inner = data;
+    else if (compression === 0) {
+      if (uncompressed > MAX_WHOLE_EVENT) {
+        this.fail(
+          "unsupported",
+          pos,
+          `compressed transaction of ${uncompressed} bytes is too large`,
+        );
+      }
+      try {
+        inner = new Uint8Array(
+          zstdDecompressSync(data, { maxOutputLength: Math.max(uncompressed, 1) } as never),
+        );
+      } catch (e) {
+        this.fail("corrupt", pos, `cannot decompress zstd payload (${(e as Error).message})`);
+      }
+    } else {
+      this.fail("unsupported", pos, `unknown TRANSACTION_PAYLOAD compression type ${compression}`);
+    }
+    const savedEnd = this.outerEnd;
+    this.outerEnd = pos + size;
+    this.outerLogPos = u32(b, o + 13);
+    this.outerPos = pos;
+    try {
+      let q = 0;
+      while (q < inner.length) {
+        if (inner.length - q < HEADER_LEN) {
+          this.fail("corrupt", pos, "truncated event inside TRANSACTION_PAYLOAD");
+        }
+        const s = u32(inner, q + 9);
+        if (s < HEADER_LEN || q + s > inner.length) {
+          this.fail("corrupt", pos, "bad event size inside TRANSACTION_PAYLOAD");
+        }
+        const t = inner[q + 4];
+        if (t === T_TRANSACTION_PAYLOAD || t === T_FDE) {
+          this.fail("corrupt", pos, `unexpected event type ${t} inside TRANSACTION_PAYLOAD`);
+        }
+        this.dispatch(inner, q, s, s, pos);
+        q += s;
+      }
+    } finally {
+      this.outerEnd = savedEnd;
+    }
+  }
+
+  /** MariaDB compressed QUERY/ROWS: hash as the uncompressed event. */
+  private mariaCompressed(b: Uint8Array, o: number, size: number, end: number, pos: number): void {
+    const type = b[o + 4];
+    const fmt = this.fmt!;
+    const ts = u32(b, o);
+    const body = HEADER_LEN;
+    const fail = (kind: BinlogErrorKind, d: string): never => this.fail(kind, pos, d);
+    if (type === T_QUERY_COMPRESSED) {
+      const ph = postHeaderLen(fmt, type);
+      if (body + ph > end) this.fail("corrupt", pos, "malformed QUERY_COMPRESSED event");
+      const dbLen = b[o + body + 8];
+      const statusLen = ph >= 13 ? u16(b, o + body + 11) : 0;
+      const dbAt = body + ph + statusLen;
+      const stmtAt = dbAt + dbLen + 1;
+      if (stmtAt > end) this.fail("corrupt", pos, "malformed QUERY_COMPRESSED event");
+      const stmt = mariaUncompress(b, o + stmtAt, o + end, fail);
+      const kind = queryKind(stmt, 0, stmt.length);
+      this.lastQueryKind = kind;
+      const plan = this.queryBegin(b, o, pos, kind, ts, dbAt, stmtAt, end);
+      if (plan && this.group?.md5) {
+        const len = stmtAt - plan.from + stmt.length;
+        this.group.md5.update(this.hashPrefix(T_QUERY, ts, len, -1));
+        this.group.md5.update(b.subarray(o + plan.from, o + stmtAt));
+        this.group.md5.update(stmt);
+      }
+      this.finish(b, o, end, pos, size);
+      return;
+    }
+    const rk = rowsKind(type);
+    const ph = postHeaderLen(fmt, type);
+    const tid = ph === 6 ? 4 : 6;
+    let from = body + tid + 2;
+    if (from > end) this.fail("corrupt", pos, "malformed compressed ROWS event");
+    const rowFlags = u16(b, o + body + tid);
+    if (isRowsV2(type)) {
+      if (from + 2 > end) this.fail("corrupt", pos, "malformed compressed ROWS event");
+      const extra = u16(b, o + from);
+      if (extra < 2 || from + extra > end) this.fail("corrupt", pos, "malformed ROWS event");
+      from += extra;
+    }
+    const w = packedInt(b, o + from, o + end);
+    if (!w) this.fail("corrupt", pos, "malformed compressed ROWS event");
+    const bitmaps = (rk === 31 ? 2 : 1) * ((w[0] + 7) >> 3);
+    const compAt = from + w[1] + bitmaps;
+    if (compAt > end) this.fail("corrupt", pos, "malformed compressed ROWS event");
+    const rows = mariaUncompress(b, o + compAt, o + end, fail);
+    if (!this.group) this.openGroup(b, o, pos);
+    if (this.group?.md5) {
+      const len = 2 + (compAt - from) + rows.length;
+      this.group.md5.update(this.hashPrefix(rk, ts, len, rowFlags));
+      this.group.md5.update(b.subarray(o + from, o + compAt));
+      this.group.md5.update(rows);
+    }
+    this.finish(b, o, end, pos, size);
+  }
+
+  /**
+   * An event larger than the read buffer: hashed and checksummed while streaming, never held
+   * whole, except compressed events (bounded by MAX_WHOLE_EVENT). Returns false at end of input.
+   */
+  private async bigEvent(size: number, pos: number): Promise<boolean> {
+    const type = this.buf[this.lo + 4];
+    if (pos < this.startPosition) {
+      if (pos + size > this.startPosition) this.preStartEvent(this.buf, this.lo, size, pos);
+      const k = await this.skipBytes(size);
+      if (k < size) {
+        this.lo = this.hi = 0;
+        this.atEnd(k);
+        return false;
+      }
+      return true;
+    }
+    const fmt = this.fmt;
+    if (fmt === null) this.fail("corrupt", pos, "event before any FORMAT_DESCRIPTION event");
+    const crcLen = fmt.checksum ? 4 : 0;
+    const whole = type === T_TRANSACTION_PAYLOAD || (type >= 165 && type <= 171) ||
+      type === T_FDE || type === T_START_ENCRYPTION;
+    if (whole) {
+      if (size > MAX_WHOLE_EVENT) {
+        this.fail("unsupported", pos, `compressed event of ${size} bytes exceeds the memory limit`);
+      }
+      const ev = new Uint8Array(size);
+      let got = 0;
+      while (got < size) {
+        if (this.hi === this.lo && (await this.fill(1)) === 0) {
+          this.atEnd(got);
+          return false;
+        }
+        const k = Math.min(this.hi - this.lo, size - got);
+        ev.set(this.buf.subarray(this.lo, this.lo + k), got);
+        this.lo += k;
+        got += k;
+      }
+      this.event(ev, 0, size, pos);
+      return true;
+    }
+    const flags = u16(this.buf, this.lo + 17);
+    const skipIt = (flags & (FLAG_ARTIFICIAL | FLAG_RELAY_LOG)) !== 0;
+    const avail = await this.fill(Math.min(size, PREFIX_MAX));
+    if (avail < Math.min(size, PREFIX_MAX)) {
+      this.atEnd(avail);
+      return false;
+    }
+    const end = size - crcLen;
+    const plan = skipIt ? null : this.begin(this.buf, this.lo, end, avail, pos);
+    const md5 = plan ? this.group?.md5 ?? null : null;
+    if (md5 && plan) md5.update(plan.prefix);
+    const doCrc = crcLen > 0 && this.verify;
+    const head = new Uint8Array(HEADER_LEN);
+    head.set(this.buf.subarray(this.lo, this.lo + HEADER_LEN));
+    const tail = new Uint8Array(4);
+    let crc = 0;
+    let done = 0;
+    if (!doCrc && !md5) {
+      const k = await this.skipBytes(size);
+      if (k < size) {
+        this.atEnd(k);
+        return false;
+      }
+      done = size;
+    }
+    while (done < size) {
+      if (this.hi === this.lo && (await this.fill(1)) === 0) {
+        this.atEnd(done);
+        return false;
+      }
+      const take = Math.min(this.hi - this.lo, size - done);
+      const c0 = this.lo;
+      if (doCrc) {
+        const a = Math.min(take, Math.max(0, size - 4 - done));
+        if (a > 0) crc = crc32(this.buf.subarray(c0, c0 + a), crc);
+        for (let k = Math.max(0, size - 4 - done); k < take; k++) {
+          tail[done + k - (size - 4)] = this.buf[c0 + k];
+        }
+      }
+      if (md5 && plan) {
+        const a = Math.max(plan.from, done);
+        const z = Math.min(plan.to, done + take);
+        if (z > a) md5.update(this.buf.subarray(c0 + a - done, c0 + z - done));
+      }
+      this.lo += take;
+      done += take;
+    }
+    if (doCrc) {
+      const stored = u32(tail, 0);
+      if (stored !== crc >>> 0) {
+        this.fail(
+          "corrupt",
+          pos,
+          `bad CRC32 checksum (stored 0x${hex8(stored)}, computed 0x${hex8(crc >>> 0)})`,
+        );
+      }
+    }
+    if (!skipIt) this.finish(head, 0, end, pos, size);
+    return true;
+  }
+}
+
+function hex8(n: number): string {
+  return n.toString(16).padStart(8, "0");
+}
+
+/**
+ * Reads transactions from binlog files (in order, as one stream) or from a raw byte stream.
+ * Yields complete transactions in file order; throws BinlogError on bad input.
+ */
+export async function* readTransactions(
+  source: BinlogSource,
+  options: ReadOptions = {},
+): AsyncGenerator<BinlogTransaction> {
+  yield* readInternal(source, options, true);
+}
+
+async function* readInternal(
+  source: BinlogSource,
+  options: ReadOptions,
+  hashing: boolean,
+  recordStartFile = false,
+): AsyncGenerator<BinlogTransaction> {
+  const warn = options.onWarning ?? (() => {});
+  const opts = {
+    verify: options.verifyChecksums ?? true,
+    hashing,
+    warn,
+    // The buffer must hold the prefix of any event (see PREFIX_MAX).
+    bufferSize: Math.max(options.bufferSize ?? 4 * 1024 * 1024, 2 * PREFIX_MAX),
+  };
+  const start = options.startPosition ?? 4;
+  if (!Number.isSafeInteger(start) || start < 4) {
+    throw new BinlogError(
+      "usage",
+      Array.isArray(source) ? source[0] ?? "-" : source.name,
+      start,
+      "start position must be an integer of at least 4",
+    );
+  }
+  if (Array.isArray(source)) {
+    let carry: Carry | null = null;
+    for (let i = 0; i < source.length; i++) {
+      const src = await openFile(source[i], i === source.length - 1);
+      try {
+        const p = new StreamParser(src, opts, i === 0 ? start : 4, i);
+        p.carryIn = carry;
+        p.recordStartFile = recordStartFile;
+        yield* p.run();
+        carry = p.carryOut;
+      } finally {
+        src.close();
+      }
+    }
+  } else {
+    const src = streamSource(source);
+    try {
+      const p = new StreamParser(src, opts, start);
+      yield* p.run();
+    } finally {
+      src.close();
+    }
+  }
+}
+
+/**
+ * The last `n` transactions of the files (read in order as one stream). First walks the files
+ * without hashing or checksum verification to find where the last n transactions start, then
+ * reads with hashing (and CRC verification) only from there.
+ */
+export async function tailTransactions(
+  files: string[],
+  n: number,
+  options: ReadOptions = {},
+): Promise<BinlogTransaction[]> {
+  if (n <= 0) return [];
+  // Pass 1: positions of complete transactions' starts, kept for the last n.
+  const starts: Array<[number, number]> = [];
+  const silent = () => {};
+  const walkOptions = { ...options, onWarning: silent, verifyChecksums: false };
+  for await (const t of readInternal(files, walkOptions, false, true)) {
+    starts.push([START_FILE_INDEX.get(t) ?? 0, t.start]);
+    if (starts.length > n) starts.shift();
+  }
+  if (starts.length === 0) {
+    // Still report warnings and errors of a full read (there is nothing to hash).
+    const all: BinlogTransaction[] = [];
+    for await (const t of readTransactions(files, options)) all.push(t);
+    return all.slice(-n);
+  }
+  const [fi, pos] = starts[0];
+  const first = fi === 0 ? Math.max(pos, options.startPosition ?? 4) : pos;
+  const out: BinlogTransaction[] = [];
+  for await (const t of readTransactions(files.slice(fi), { ...options, startPosition: first })) {
+    out.push(t);
+    if (out.length > n) out.shift();
+  }
+  return out;
+}
+
+const HELP = `Usage: ${PROGRAM} [options] FILE...
+
+Groups the events of MySQL/MariaDB binary logs or relay logs (format v4, MySQL 5.6 to 9.x,
+MariaDB 10.x/11.x) into transactions and prints one line per transaction, in file order:
+
+  END_POS,MD5
+
+END_POS is the end position of the transaction's last event as its header records it (for a
+binlog: the resume position in that file; for a relay log: the position in the master's binlog).
+MD5 is 32 lowercase hex digits. Several files are read in the order given as one stream. A
+transaction continues into the next file only if that file is a relay log (its first format
+description event is flagged 0x40): relay logs can rotate inside a transaction, binlogs cannot.
+
+Options:
+  --json                one JSON object per line: file, start_file (only when the transaction
+                        began in an earlier relay log), start (offset of the first event),
+                        end (END_POS), end_offset (offset after the last event), md5,
+                        gtid (when the transaction has one), timestamp, server_id
+  --tail N              print only the last N transactions: walks the files by event headers
+                        first, then hashes (and checks the CRC32s of) only those transactions
+  --start-position P    start reading the first file at offset P (an event boundary)
+  --no-verify-checksum  do not verify CRC32 checksums
+  -h, --help            this text
+
+What is hashed (per transaction, one MD5 over each hashed event in order):
+  type (1 byte, normalised) + header timestamp (4 bytes LE) + length L (4 bytes LE) + L bytes:
+  - QUERY (and MariaDB compressed QUERY, decompressed), EXECUTE_LOAD_QUERY: database name, NUL,
+    statement text (not thread id, exec time, error code, status variables); for XA statements
+    only NUL and text (replicas log them without a database)
+  - TABLE_MAP: the body after the table id, without the optional metadata block
+  - ROWS v1/v2/compressed (types normalised to 30 write, 31 update, 32 delete): the 2 flag bytes
+    and the body after the flags, v2 extra data skipped, rows decompressed
+  - INTVAR, RAND, USER_VAR: the body; LOAD DATA events: the body after the post-header
+  - MySQL TRANSACTION_PAYLOAD: the inner events, decompressed, as if written uncompressed
+  Not hashed: CRC32s, header fields other than type and timestamp, GTID, XID, XA_PREPARE,
+  BEGIN/COMMIT/ROLLBACK queries, ANNOTATE_ROWS, ROWS_QUERY, and events outside transactions
+  (format description, rotate, stop, GTID lists, checkpoints, heartbeats, incidents, events
+  flagged artificial 0x20 or relay-log 0x40). So the same transaction hashes equally in a master
+  binlog, a relay log and a log_slave_updates binlog whatever their checksum setting, table ids,
+  positions, XIDs or compression. A transaction with no hashed event prints the MD5 of the empty
+  input (d41d8cd98f00b204e9800998ecf8427e).
+
+Transactions start at a GTID event, a BEGIN query or the first hashed event outside a
+transaction, and end at: XID, COMMIT or ROLLBACK query, XA_PREPARE, XA COMMIT/XA ROLLBACK query,
+a query outside BEGIN (DDL), the query after a MariaDB standalone GTID. XA START and a statement
+ending in START TRANSACTION (MySQL CREATE ... SELECT) open a transaction like BEGIN.
+
+A file ending in a partial event or transaction (live or crashed log) yields its complete
+transactions and a warning on stderr saying what was left out (exit 0). So does a transaction
+cut short by a new GTID event (e.g. a relay log after a reconnection).
+
+Exit codes:
+  0  success (warnings possible)
+  1  internal error
+  2  usage error (bad option, --start-position not at an event boundary or past the end)
+  3  cannot open or read a file (missing, directory, permission denied, I/O error)
+  4  not a binlog (empty file, bad magic number, first event not a format description)
+  5  corrupt event (size below 19, truncated event in a file that is not the last one,
+     bad CRC32 checksum, malformed event body, undecodable compressed data)
+  6  unsupported (encrypted binlog, unknown compression or checksum algorithm, binlog v1-v3,
+     compressed event over ${MAX_WHOLE_EVENT / 1024 / 1024} MiB)
+`;
+
+/** Runs the CLI with `args`; returns the exit code. Never throws. */
+export async function main(args: string[]): Promise<number> {
+  const err = (m: string) => {
+    try {
+      Deno.stderr.writeSync(new TextEncoder().encode(`${PROGRAM}: ${m}\n`));
+    } catch {
+      // stderr closed
+    }
+  };
+  let values: Record<string, string | boolean | undefined>;
+  let files: string[];
+  try {
+    const parsed = parseArgs({
+      args,
+      options: {
+        json: { type: "boolean" },
+        tail: { type: "string" },
+        "start-position": { type: "string" },
+        "no-verify-checksum": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+    values = parsed.values;
+    files = parsed.positionals;
+  } catch (e) {
+    err(`${(e as Error).message.split("\n")[0]} (try --help)`);
+    return EXIT_CODES.usage;
+  }
+  if (values.help) {
+    await writeAll(Deno.stdout, new TextEncoder().encode(HELP));
+    return 0;
+  }
+  if (files.length === 0) {
+    err("no binlog file given (try --help)");
+    return EXIT_CODES.usage;
+  }
+  const intArg = (name: string, min: number): number | null => {
+    const v = values[name];
+    if (v === undefined) return null;
+    if (
+      typeof v !== "string" || !/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) ||
+      Number(v) < min
+    ) {
+      throw new BinlogError("usage", `--${name}`, -1, `must be an integer >= ${min}, got ${v}`);
+    }
+    return Number(v);
+  };
+  const out = new Output(values.json === true);
+  try {
+    const tail = intArg("tail", 0);
+    const start = intArg("start-position", 4);
+    const options: ReadOptions = {
+      onWarning: (m) => err(`warning: ${m}`),
+      verifyChecksums: values["no-verify-checksum"] !== true,
+      ...(start !== null ? { startPosition: start } : {}),
+    };
+    if (tail !== null) {
+      for (const t of await tailTransactions(files, tail, options)) {
+        if (out.add(t)) out.flush();
+      }
+    } else {
+      for await (const t of readTransactions(files, options)) {
+        if (out.add(t)) out.flush();
+      }
+    }
+    out.flush();
+    return 0;
+  } catch (e) {
+    if (e instanceof Deno.errors.BrokenPipe) return 0;
+    try {
+      out.flush();
+    } catch {
+      // stdout is gone too
+    }
+    if (e instanceof BinlogError) {
+      err(e.message);
+      return e.exitCode;
+    }
+    err(`internal error: ${(e as Error)?.message ?? String(e)}`);
+    return EXIT_CODES.internal;
+  }
+}
+
+async function writeAll(w: { write(p: Uint8Array): Promise<number> }, data: Uint8Array) {
+  let off = 0;
+  while (off < data.length) off += await w.write(data.subarray(off));
+}
+
+/** Buffered stdout writer of transaction lines. */
+class Output {
+  private parts: string[] = [];
+  private size = 0;
+  private json: boolean;
+  private enc = new TextEncoder();
+  constructor(json: boolean) {
+    this.json = json;
+  }
+  /** Queues a line; true when the caller should flush. */
+  add(t: BinlogTransaction): boolean {
+    const line = this.json
+      ? JSON.stringify({
+        file: t.file,
+        ...(t.startFile !== undefined ? { start_file: t.startFile } : {}),
+        start: t.start,
+        end: t.end,
+        end_offset: t.endOffset,
+        md5: t.md5,
+        ...(t.gtid !== undefined ? { gtid: t.gtid } : {}),
+        timestamp: t.timestamp,
+        server_id: t.serverId,
+      })
+      : `${t.end},${t.md5}`;
+    this.parts.push(line);
+    this.size += line.length + 1;
+    return this.size >= 16384;
+  }
+  flush(): void {
+    if (this.parts.length === 0) return;
+    const data = this.enc.encode(this.parts.join("\n") + "\n");
+    this.parts = [];
+    this.size = 0;
+    let off = 0;
+    while (off < data.length) off += Deno.stdout.writeSync(data.subarray(off));
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

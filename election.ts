@@ -1,0 +1,243 @@
+/**
+ * Election (pure): positions in the master's coordinates, replica health, promotion scores, and
+ * the promote-time check that no live peer holds more of the old master's data.
+ *
+ * The agent compares what each replica holds of the old master: its received position
+ * (Master_Log_File / Read_Master_Log_Pos), published in pre-promote. The promotee then applies its
+ * relay log before it accepts writes, so after promotion it holds at least what any peer held; a
+ * peer whose SQL thread is slow or blocked does not hold up the failover.
+ *
+ * @module
+ */
+
+import type { ReplicaStatus } from "./sql.ts";
+
+/** A position in a master's binary log. */
+export interface LogPosition {
+  /** Binlog file name, e.g. mysql-bin.000012. */
+  file: string;
+  /** Byte position in that file. */
+  pos: number;
+}
+
+/** Promotion scores. The master keeps the top one so the role does not ping-pong. */
+export const SCORE = {
+  /** The promoted node. */
+  PROMOTED: 1000,
+  /** A healthy replica of the current master. */
+  REPLICA: 100,
+  /** A healthy server that replicates from nobody (first start of a cluster). */
+  IDLE: 10,
+} as const;
+
+/** The numeric suffix of a binlog file name (mysql-bin.000012 → 12), or -1. */
+export function binlogIndex(file: string): number {
+  const m = /\.(\d+)$/.exec(file);
+  return m ? Number(m[1]) : -1;
+}
+
+/**
+ * Compares two positions of the same master: negative when a is behind b, 0 when equal,
+ * positive when ahead. Files compare by their numeric suffix, so .000010 follows .000009.
+ */
+export function comparePositions(a: LogPosition, b: LogPosition): number {
+  const fa = binlogIndex(a.file);
+  const fb = binlogIndex(b.file);
+  if (fa !== fb) return fa - fb;
+  return a.pos - b.pos;
+}
+
+/** Formats a position for logs and attributes: `file:pos`. */
+export function formatPosition(p: LogPosition): string {
+  return `${p.file}:${p.pos}`;
+}
+
+/** The executed position of a replica, in its master's coordinates. */
+export function executedPosition(s: ReplicaStatus): LogPosition | undefined {
+  if (s.relayMasterLogFile === "") return undefined;
+  return { file: s.relayMasterLogFile, pos: s.execMasterLogPos };
+}
+
+/** The received position of a replica (what the IO thread has read), in its master's coordinates. */
+export function receivedPositionOf(s: ReplicaStatus): LogPosition | undefined {
+  if (s.masterLogFile === "") return undefined;
+  return { file: s.masterLogFile, pos: s.readMasterLogPos };
+}
+
+/** True when the SQL thread has applied everything the IO thread received. */
+export function relayApplied(s: ReplicaStatus): boolean {
+  const exec = executedPosition(s);
+  const read = receivedPositionOf(s);
+  if (exec === undefined || read === undefined) return true;
+  return comparePositions(exec, read) >= 0;
+}
+
+/**
+ * Client errors an IO thread shows while its master is unreachable (down, restarting, fenced):
+ * 2003 can't connect, 2005 unknown host, 2006 gone away, 2013 lost connection, 1159/1158/1160/1161
+ * network read/write errors. They say nothing about this replica's data.
+ */
+const CONNECTION_ERRNOS = new Set([2003, 2005, 2006, 2013, 1158, 1159, 1160, 1161]);
+
+/** Health of a replica. */
+export interface ReplicaHealth {
+  /** True when the replica may be promoted and may serve reads (lag aside for promotion). */
+  healthy: boolean;
+  /** True when reads are fine (healthy, both threads running, lag known and within the limit). */
+  readable: boolean;
+  /** True when it lags over max_slave_lag. */
+  outdated: boolean;
+  /** Why, with the figures, for the log. */
+  reason: string;
+}
+
+/** Options for {@link assessReplica}. */
+export interface AssessOptions {
+  /** max_slave_lag in seconds. */
+  maxLag: number;
+}
+
+/**
+ * Judges a replica from its status. A broken SQL thread, an SQL error, an IO error other than an
+ * unreachable master, or a lag over the limit make it unhealthy: it gets no score, so it is never
+ * promoted. An IO thread merely reconnecting to a lost master is expected during a failover.
+ */
+export function assessReplica(s: ReplicaStatus, options: AssessOptions): ReplicaHealth {
+  const io = `io=${s.ioRunning || "-"}${s.lastIoErrno ? `(${s.lastIoErrno})` : ""}`;
+  const sql = `sql=${s.sqlRunning ? "Yes" : "No"}${s.lastSqlErrno ? `(${s.lastSqlErrno})` : ""}`;
+  const lag = `lag=${s.secondsBehind ?? "null"}s/max ${options.maxLag}s`;
+  const figures = `${io} ${sql} ${lag} exec=${s.relayMasterLogFile}:${s.execMasterLogPos}`;
+  if (!s.sqlRunning || s.lastSqlErrno !== 0) {
+    return {
+      healthy: false,
+      readable: false,
+      outdated: false,
+      reason: `SQL thread broken: ${figures} ${s.lastSqlError}`.trim(),
+    };
+  }
+  const ioConnecting = s.ioRunning === "Connecting" || s.ioRunning === "No";
+  if (s.lastIoErrno !== 0 && !CONNECTION_ERRNOS.has(s.lastIoErrno)) {
+    return {
+      healthy: false,
+      readable: false,
+      outdated: false,
+      reason: `IO thread broken: ${figures} ${s.lastIoError}`.trim(),
+    };
+  }
+  if (s.ioRunning === "No" && s.lastIoErrno === 0) {
+    return {
+      healthy: false,
+      readable: false,
+      outdated: false,
+      reason: `IO thread stopped: ${figures}`,
+    };
+  }
+  if (s.secondsBehind !== null && s.secondsBehind > options.maxLag) {
+    return { healthy: false, readable: false, outdated: true, reason: `lagging: ${figures}` };
+  }
+  if (ioConnecting || s.secondsBehind === null) {
+    return {
+      healthy: true,
+      readable: false,
+      outdated: false,
+      reason: `master unreachable: ${figures}`,
+    };
+  }
+  return { healthy: true, readable: true, outdated: false, reason: `replicating: ${figures}` };
+}
+
+/** A peer's published position, as read back from a private attribute. */
+export interface PeerPosition {
+  /** Node name. */
+  node: string;
+  /** The master it replicated from. */
+  masterHost: string;
+  /** Its executed position in that master's coordinates. */
+  position: LogPosition;
+}
+
+/** Formats a {@link PeerPosition} value for a private attribute: `host|file|pos`. */
+export function encodePeerPosition(masterHost: string, p: LogPosition): string {
+  return `${masterHost}|${p.file}|${p.pos}`;
+}
+
+/** Parses a private attribute value (untrusted), or undefined when malformed. */
+export function decodePeerPosition(node: string, value: string): PeerPosition | undefined {
+  const m = /^([A-Za-z0-9_.:-]{1,255})\|([A-Za-z0-9_.-]{1,255})\|(\d{1,15})$/.exec(value.trim());
+  if (!m) return undefined;
+  return { node, masterHost: m[1], position: { file: m[2], pos: Number(m[3]) } };
+}
+
+/** The promote-time decision. */
+export interface PromoteCheck {
+  /** True when the promotee may go on. */
+  proceed: boolean;
+  /** The best peer when it holds more than the promotee. */
+  better?: PeerPosition;
+  /** Why, with the positions. */
+  reason: string;
+}
+
+/** Input of {@link checkPromotee}. */
+export interface PromoteInput {
+  /** The promotee's node name: peers that replicated from it hold nothing it lacks. */
+  self: string;
+  /** The promotee's own position, undefined when it replicated from nobody. */
+  mine?: PeerPosition;
+  /** Positions published by live peers. */
+  peers: PeerPosition[];
+}
+
+/**
+ * Decides whether the promotee holds at least as much of the old master's data as every peer
+ * that replicated from the same master. Peers of another master are not comparable and ignored;
+ * an idle promotee loses to any peer that replicated from a third node.
+ */
+export function checkPromotee(input: PromoteInput): PromoteCheck {
+  const { mine, self } = input;
+  const peers = input.peers.filter((p) => p.node !== self && p.masterHost !== self);
+  const peerText = peers.map((p) => `${p.node}=${formatPosition(p.position)}`).join(" ");
+  if (mine === undefined) {
+    if (peers.length === 0) return { proceed: true, reason: "no replica positions to compare" };
+    const best = peers.reduce((a, b) => comparePositions(b.position, a.position) > 0 ? b : a);
+    return {
+      proceed: false,
+      better: best,
+      reason: `this node replicated from nobody while ${best.node} holds ${
+        formatPosition(best.position)
+      } of ${best.masterHost}`,
+    };
+  }
+  let best: PeerPosition | undefined;
+  for (const p of peers) {
+    if (p.masterHost !== mine.masterHost) continue;
+    if (comparePositions(p.position, mine.position) <= 0) continue;
+    if (best === undefined || comparePositions(p.position, best.position) > 0) best = p;
+  }
+  if (best !== undefined) {
+    return {
+      proceed: false,
+      better: best,
+      reason: `${best.node} holds more of ${mine.masterHost}: ${formatPosition(best.position)} > ${
+        formatPosition(mine.position)
+      } (peers: ${peerText})`,
+    };
+  }
+  return {
+    proceed: true,
+    reason: `this node holds the most of ${mine.masterHost}: ${
+      formatPosition(mine.position)
+    } (peers: ${peerText || "none"})`,
+  };
+}
+
+/** Reader attribute hysteresis: consecutive failures before going unreadable. */
+export function nextReaderState(
+  previous: { readable: boolean; failures: number },
+  checkOk: boolean,
+  failcount: number,
+): { readable: boolean; failures: number } {
+  if (checkOk) return { readable: true, failures: 0 };
+  const failures = previous.failures + 1;
+  return { readable: failures < failcount ? previous.readable : false, failures };
+}

@@ -1,0 +1,241 @@
+/**
+ * The only place that talks to mysqld: a connection over the unix socket (npm:mysql2), typed
+ * results, and error classification (busy is not dead). SQL text comes from sql.ts.
+ *
+ * @module
+ */
+
+import mysql from "mysql2/promise";
+import {
+  type BinlogStatus,
+  binlogStatusSql,
+  changeSourceSql,
+  type Flavour,
+  killConnectionSql,
+  normalizeBinlogStatus,
+  normalizeReplicaStatus,
+  parseFlavour,
+  readOnlyQuerySql,
+  type ReplicaStatus,
+  replicaStatusSql,
+  resetReplicaAllSql,
+  setReadOnlySql,
+  type SourceTarget,
+  startReplicaSql,
+  stopReplicaSql,
+} from "./sql.ts";
+
+/** How a failure to talk to the server is to be read. */
+export type FailureKind =
+  /** Alive but not serving us now: too many connections, lock wait, slow query. */
+  | "busy"
+  /** Not listening: no socket, connection refused, connection dropped. */
+  | "down"
+  /** The login was refused. */
+  | "auth"
+  /** Anything else (an SQL error). */
+  | "error";
+
+/** MySQL error numbers that mean "alive but busy". */
+const BUSY_ERRNOS = new Set([
+  1040, // ER_CON_COUNT_ERROR: Too many connections
+  1203, // ER_TOO_MANY_USER_CONNECTIONS
+  1205, // ER_LOCK_WAIT_TIMEOUT
+  1969, // MariaDB ER_STATEMENT_TIMEOUT (max_statement_time)
+  3024, // MySQL ER_QUERY_TIMEOUT (max_execution_time)
+  1226, // ER_USER_LIMIT_REACHED
+]);
+
+const DOWN_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOENT",
+  "ECONNRESET",
+  "EPIPE",
+  "PROTOCOL_CONNECTION_LOST",
+  "ER_SERVER_SHUTDOWN",
+]);
+
+/** Classifies an error thrown by mysql2 (or by our own timeouts). */
+export function classifyError(err: unknown): FailureKind {
+  const e = err as { errno?: number; code?: string; message?: string } | undefined;
+  if (e?.errno !== undefined && BUSY_ERRNOS.has(e.errno)) return "busy";
+  if (e?.code === "PROTOCOL_SEQUENCE_TIMEOUT" || e?.code === "ETIMEDOUT") return "busy";
+  if (e?.code !== undefined && DOWN_CODES.has(e.code)) return "down";
+  if (e?.errno === 1053 || e?.errno === 2002 || e?.errno === 2006 || e?.errno === 2013) {
+    return "down";
+  }
+  if (e?.errno === 1045 || e?.errno === 1044) return "auth";
+  if (/connect ENOENT|ECONNREFUSED|No such file/i.test(e?.message ?? "")) return "down";
+  return "error";
+}
+
+/** A short, password-free description of an error. */
+export function describeError(err: unknown): string {
+  const e = err as { errno?: number; code?: string; message?: string } | undefined;
+  const parts = [e?.code, e?.errno !== undefined ? String(e.errno) : undefined].filter(Boolean);
+  return `${e?.message ?? String(err)}${parts.length ? ` [${parts.join(" ")}]` : ""}`;
+}
+
+/** Options for {@link MysqlClient.connect}. */
+export interface ConnectOptions {
+  /** Unix socket path. */
+  socket: string;
+  /** Login. */
+  user: string;
+  /** Password ("" for none). */
+  password: string;
+  /** Connect timeout in ms. Default 5 000. */
+  connectTimeoutMs?: number;
+  /** Per-query timeout in ms. Default 10 000. */
+  queryTimeoutMs?: number;
+}
+
+/** One processlist row. */
+export interface ProcessRow {
+  /** Connection id. */
+  id: number;
+  /** User. */
+  user: string;
+  /** Command (Query, Sleep, Binlog Dump, ...). */
+  command: string;
+  /** Seconds in the current state. */
+  time: number;
+  /** State text. */
+  state: string;
+}
+
+/** A connection to the local server with typed helpers. */
+export class MysqlClient {
+  /** The server's flavour and version. */
+  readonly flavour: Flavour;
+  #conn: mysql.Connection;
+  #queryTimeoutMs: number;
+
+  private constructor(conn: mysql.Connection, flavour: Flavour, queryTimeoutMs: number) {
+    this.#conn = conn;
+    this.flavour = flavour;
+    this.#queryTimeoutMs = queryTimeoutMs;
+  }
+
+  /** Connects over the socket and detects the flavour. Throws mysql2 errors (see classifyError). */
+  static async connect(options: ConnectOptions): Promise<MysqlClient> {
+    const conn = await mysql.createConnection({
+      socketPath: options.socket,
+      user: options.user,
+      password: options.password,
+      connectTimeout: options.connectTimeoutMs ?? 5_000,
+      multipleStatements: false,
+      supportBigNumbers: true,
+    });
+    conn.on("error", () => {});
+    const timeout = options.queryTimeoutMs ?? 10_000;
+    try {
+      const [rows] = await conn.query({
+        sql: "SELECT VERSION() AS v, @@version_comment AS c, CONNECTION_ID() AS id",
+        timeout,
+      });
+      const row = (rows as Record<string, unknown>[])[0];
+      return new MysqlClient(conn, parseFlavour(String(row.v), String(row.c ?? "")), timeout);
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    }
+  }
+
+  /** Runs one statement with the query timeout; returns rows (or the OK packet). */
+  async query(sql: string, timeoutMs?: number): Promise<Record<string, unknown>[]> {
+    const [rows] = await this.#conn.query({ sql, timeout: timeoutMs ?? this.#queryTimeoutMs });
+    return Array.isArray(rows) ? rows as Record<string, unknown>[] : [];
+  }
+
+  /** Closes the connection (never throws). */
+  async close(): Promise<void> {
+    try {
+      await this.#conn.end();
+    } catch {
+      this.#conn.destroy();
+    }
+  }
+
+  /** Replica status, or undefined when replication is not configured. */
+  async replicaStatus(): Promise<ReplicaStatus | undefined> {
+    const rows = await this.query(replicaStatusSql(this.flavour));
+    if (rows.length === 0) return undefined;
+    const s = normalizeReplicaStatus(rows[0]);
+    return s.masterHost === "" ? undefined : s;
+  }
+
+  /** Binary log status, or undefined when binary logging is off. */
+  async binlogStatus(): Promise<BinlogStatus | undefined> {
+    const rows = await this.query(binlogStatusSql(this.flavour));
+    if (rows.length === 0) return undefined;
+    const status = normalizeBinlogStatus(rows[0]);
+    if (this.flavour.kind === "mariadb") {
+      const [g] = await this.query("SELECT @@global.gtid_binlog_pos AS g");
+      status.gtid = String(g?.g ?? "");
+    }
+    return status;
+  }
+
+  /** True when read_only (or super_read_only) is on. */
+  async readOnly(): Promise<boolean> {
+    const [row] = await this.query(readOnlyQuerySql(this.flavour));
+    return Number(row?.ro) === 1 || Number(row?.sro) === 1;
+  }
+
+  /** Sets read_only, waiting at most lockWaitSeconds for the global read lock it needs. */
+  async setReadOnly(on: boolean, lockWaitSeconds = 5): Promise<void> {
+    await this.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.floor(lockWaitSeconds))}`);
+    for (const sql of setReadOnlySql(this.flavour, on)) {
+      await this.query(sql, (lockWaitSeconds + 5) * 1000);
+    }
+  }
+
+  /** Stops both replication threads. */
+  async stopReplica(): Promise<void> {
+    await this.query(stopReplicaSql(this.flavour), 60_000);
+  }
+
+  /** Starts both replication threads. */
+  async startReplica(): Promise<void> {
+    await this.query(startReplicaSql(this.flavour));
+  }
+
+  /** Forgets the master and relay logs (RESET SLAVE ALL). */
+  async resetReplica(): Promise<void> {
+    await this.query(resetReplicaAllSql(this.flavour), 60_000);
+  }
+
+  /** Points replication at a master (replication must be stopped). */
+  async changeSource(target: SourceTarget): Promise<void> {
+    await this.query(changeSourceSql(this.flavour, target));
+  }
+
+  /** Client sessions other than ours, system threads and replication threads. */
+  async clientSessions(): Promise<ProcessRow[]> {
+    const [me] = await this.query("SELECT CONNECTION_ID() AS id");
+    const rows = await this.query(
+      "SELECT ID AS id, USER AS user, COMMAND AS command, TIME AS time, STATE AS state " +
+        "FROM information_schema.PROCESSLIST",
+    );
+    return rows.map((r) => ({
+      id: Number(r.id),
+      user: String(r.user ?? ""),
+      command: String(r.command ?? ""),
+      time: Number(r.time ?? 0),
+      state: String(r.state ?? ""),
+    })).filter((r) =>
+      r.id !== Number(me.id) && r.user !== "system user" && r.user !== "event_scheduler" &&
+      !/^(Binlog Dump|Daemon|Slave_|Connect$)/.test(r.command) && r.user !== "unauthenticated user"
+    );
+  }
+
+  /** Kills one connection (ignores "unknown thread"). */
+  async kill(id: number): Promise<void> {
+    try {
+      await this.query(killConnectionSql(id));
+    } catch (err) {
+      if ((err as { errno?: number }).errno !== 1094) throw err;
+    }
+  }
+}

@@ -1,0 +1,686 @@
+/**
+ * The agent's parameters: one table drives defaults, validation, the meta-data XML and `--help`.
+ * Pure: file checks (binary present, credentials file mode) live in the agent's validate-all.
+ *
+ * @module
+ */
+
+/** OCF parameter content types. */
+export type ParamType = "string" | "integer" | "boolean";
+
+/** Which OCF error a bad value maps to. */
+export type ProblemKind = "configured" | "installed" | "perm";
+
+/** A validation problem. */
+export interface Problem {
+  /** configured → OCF_ERR_CONFIGURED, installed → OCF_ERR_INSTALLED, perm → OCF_ERR_PERM. */
+  kind: ProblemKind;
+  /** Sentence-case message, safe to log (never a secret). */
+  message: string;
+}
+
+/** One row of the parameter table. */
+export interface ParamSpec {
+  /** OCF name (`OCF_RESKEY_<name>`). */
+  name: string;
+  /** Content type. */
+  type: ParamType;
+  /** Default as written in meta-data ("" for none). */
+  default: string;
+  /** One line. */
+  shortdesc: string;
+  /** The manual text. */
+  longdesc: string;
+  /** Extra check on a set value; returns a message when wrong. */
+  check?: (value: string) => string | undefined;
+  /** A secret: never logged, never shown in errors. */
+  secret?: boolean;
+}
+
+function integerIn(min: number, max: number): (value: string) => string | undefined {
+  return (value) => {
+    if (!/^\d+$/.test(value)) return `must be an integer, not "${value}"`;
+    const n = Number(value);
+    if (n < min || n > max) return `must be between ${min} and ${max}, not ${n}`;
+    return undefined;
+  };
+}
+
+function absolutePath(value: string): string | undefined {
+  if (value === "") return undefined;
+  if (!value.startsWith("/")) return `must be an absolute path, not "${value}"`;
+  if (/[\0\n]/.test(value)) return "must not contain NUL or newline characters";
+  return undefined;
+}
+
+function identifier(value: string): string | undefined {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value)) {
+    return `must be 1-64 letters, digits, "_", "." or "-", not "${value}"`;
+  }
+  return undefined;
+}
+
+/** The `db.table` form accepted for test_table. */
+function tableName(value: string): string | undefined {
+  if (!/^[A-Za-z0-9_$]{1,64}(\.[A-Za-z0-9_$]{1,64})?$/.test(value)) {
+    return `must be TABLE or DB.TABLE made of letters, digits, "_" or "$", not "${value}"`;
+  }
+  return undefined;
+}
+
+function replicationOptionsCheck(value: string): string | undefined {
+  const parsed = parseReplicationOptions(value);
+  return "error" in parsed ? parsed.error : undefined;
+}
+
+function mysqlUser(value: string): string | undefined {
+  if (value.length > 80 || /[\0\n]/.test(value)) return "must be at most 80 characters, no NUL";
+  return undefined;
+}
+
+/** The parameter table, in meta-data order. */
+export const PARAMS: readonly ParamSpec[] = [
+  {
+    name: "binary",
+    type: "string",
+    default: "",
+    shortdesc: "MySQL/MariaDB server binary",
+    longdesc:
+      "Path of the server binary, started directly (never mysqld_safe, whose restart loop would undo a kill). Default: mariadbd, else mysqld, found in /usr/sbin, /usr/bin, /usr/local/sbin, /usr/local/bin or /usr/local/mysql/bin.",
+    check: absolutePath,
+  },
+  {
+    name: "binary_prefix",
+    type: "string",
+    default: "",
+    shortdesc: "Command prefix for the server",
+    longdesc:
+      "A command put in front of the server binary, split on white space, for example 'numactl --interleave=all'. The first word must be an absolute path. No shell is involved.",
+    check: (v) => v.trim() === "" ? undefined : absolutePath(v.trim().split(/\s+/)[0]),
+  },
+  {
+    name: "config",
+    type: "string",
+    default: "/etc/mysql/my.cnf",
+    shortdesc: "Server configuration file",
+    longdesc:
+      "The my.cnf passed as --defaults-file. It must set server_id and log_bin; the agent never edits it.",
+    check: absolutePath,
+  },
+  {
+    name: "datadir",
+    type: "string",
+    default: "/var/lib/mysql",
+    shortdesc: "Data directory",
+    longdesc: "The server's data directory, passed as --datadir.",
+    check: absolutePath,
+  },
+  {
+    name: "user",
+    type: "string",
+    default: "mysql",
+    shortdesc: "System user running the server",
+    longdesc: "The server runs as this system user (--user); it must own datadir.",
+    check: identifier,
+  },
+  {
+    name: "group",
+    type: "string",
+    default: "mysql",
+    shortdesc: "System group of the server's files",
+    longdesc: "Group owning the pid, socket and log directories the agent creates.",
+    check: identifier,
+  },
+  {
+    name: "log",
+    type: "string",
+    default: "/var/log/mysql/error.log",
+    shortdesc: "Server error log",
+    longdesc:
+      "Passed as --log-error; its tail is quoted in the exit reason when the server fails to start.",
+    check: absolutePath,
+  },
+  {
+    name: "pid",
+    type: "string",
+    default: "/run/mysqld/mysqld.pid",
+    shortdesc: "Server pid file",
+    longdesc: "Passed as --pid-file; the agent checks and cleans it.",
+    check: absolutePath,
+  },
+  {
+    name: "socket",
+    type: "string",
+    default: "/run/mysqld/mysqld.sock",
+    shortdesc: "Server unix socket",
+    longdesc: "Passed as --socket; the agent connects through it for every check.",
+    check: absolutePath,
+  },
+  {
+    name: "additional_parameters",
+    type: "string",
+    default: "",
+    shortdesc: "Extra server options",
+    longdesc:
+      "Extra command line options for the server, split on white space (no shell quoting), for example '--port=3306 --bind-address=10.0.0.1'.",
+    check: (v) => /[\0\n]/.test(v) ? "must not contain NUL or newline characters" : undefined,
+  },
+  {
+    name: "enable_creation",
+    type: "boolean",
+    default: "false",
+    shortdesc: "Create the data directory when empty",
+    longdesc:
+      "When true and datadir holds no database, start initialises it (mariadb-install-db, or mysqld --initialize-insecure) and creates the logins named in credentials_file.",
+  },
+  {
+    name: "credentials_file",
+    type: "string",
+    default: "",
+    shortdesc: "Credentials file (my.cnf style, mode 0600)",
+    longdesc:
+      "A file with a [client] section (user, password: the login the agent uses over the socket) and a [replication] section (user, password: the replication login). It must not be readable by group or others. When set, test_user/test_passwd and replication_user/replication_passwd are not needed, so no password lives in the CIB.",
+    check: absolutePath,
+  },
+  {
+    name: "test_user",
+    type: "string",
+    default: "root",
+    shortdesc: "Monitoring login",
+    longdesc:
+      "The login the agent uses over the socket (needs SUPER or its split privileges, REPLICATION CLIENT, PROCESS, RELOAD). Overridden by credentials_file's [client] user.",
+    check: mysqlUser,
+  },
+  {
+    name: "test_passwd",
+    type: "string",
+    default: "",
+    shortdesc: "Monitoring password",
+    longdesc: "Password of test_user. Prefer credentials_file: a parameter is stored in the CIB.",
+    secret: true,
+  },
+  {
+    name: "test_table",
+    type: "string",
+    default: "mysql.user",
+    shortdesc: "Table read by deep monitors",
+    longdesc:
+      "With OCF_CHECK_LEVEL 10 or more, monitor reads one row of this table to prove the server answers queries.",
+    check: tableName,
+  },
+  {
+    name: "replication_user",
+    type: "string",
+    default: "",
+    shortdesc: "Replication login",
+    longdesc:
+      "The login replicas use to connect to the promoted node (REPLICATION SLAVE). Overridden by credentials_file's [replication] user. Required for a promotable clone.",
+    check: mysqlUser,
+  },
+  {
+    name: "replication_passwd",
+    type: "string",
+    default: "",
+    shortdesc: "Replication password",
+    longdesc:
+      "Password of replication_user. Prefer credentials_file: a parameter is stored in the CIB.",
+    secret: true,
+  },
+  {
+    name: "replication_port",
+    type: "integer",
+    default: "3306",
+    shortdesc: "Port of the promoted node",
+    longdesc: "TCP port replicas connect to on the promoted node.",
+    check: integerIn(1, 65535),
+  },
+  {
+    name: "replication_options",
+    type: "string",
+    default: "",
+    shortdesc: "Extra replication connection options",
+    longdesc:
+      "Comma-separated KEY=VALUE options for CHANGE MASTER TO / CHANGE REPLICATION SOURCE TO, without the MASTER_/SOURCE_ prefix (which is accepted too): SSL, SSL_CA, SSL_CAPATH, SSL_CERT, SSL_KEY, SSL_CIPHER, SSL_CRL, SSL_CRLPATH, SSL_VERIFY_SERVER_CERT, CONNECT_RETRY, HEARTBEAT_PERIOD, RETRY_COUNT. Values are validated and quoted by the agent, never pasted into SQL.",
+    check: replicationOptionsCheck,
+  },
+  {
+    name: "max_slave_lag",
+    type: "integer",
+    default: "3600",
+    shortdesc: "Maximum replica lag in seconds",
+    longdesc:
+      "A replica lagging more than this many seconds loses its reader attribute and its promotion score (it is never promoted), and is stopped if evict_outdated_slaves is true.",
+    check: integerIn(1, 31_536_000),
+  },
+  {
+    name: "evict_outdated_slaves",
+    type: "boolean",
+    default: "false",
+    shortdesc: "Stop replicas lagging past max_slave_lag",
+    longdesc:
+      "When true, monitor fails on a replica lagging more than max_slave_lag seconds, so that Pacemaker recovers it.",
+  },
+  {
+    name: "reader_attribute",
+    type: "string",
+    default: "readable",
+    shortdesc: "Node attribute for reader VIPs",
+    longdesc:
+      "Name of the node attribute set to 1 where reads are fine (promoted node, healthy replica within max_slave_lag) and 0 elsewhere; use it in location rules such as 'readable lt 1'.",
+    check: identifier,
+  },
+  {
+    name: "reader_failcount",
+    type: "integer",
+    default: "1",
+    shortdesc: "Failed checks before a replica stops being readable",
+    longdesc:
+      "Number of consecutive failing replica checks before the reader attribute goes to 0; one good check sets it back to 1.",
+    check: integerIn(1, 1000),
+  },
+  {
+    name: "async_stop",
+    type: "boolean",
+    default: "false",
+    shortdesc: "Return from stop once the server stops accepting connections",
+    longdesc:
+      "When true, stop returns as soon as the server no longer accepts connections instead of waiting for it to exit; monitor reports it not running meanwhile, and start waits for the old process (within its timeout) before starting a new one.",
+  },
+  {
+    name: "post_promote_script",
+    type: "string",
+    default: "",
+    shortdesc: "Script run after promotion",
+    longdesc:
+      "An executable run (without shell, no arguments, 30 s limit) after a successful promote; its failure is logged but does not fail the promote.",
+    check: absolutePath,
+  },
+];
+
+/** A validated `replication_options` entry, prefix-free (e.g. SSL_CA). */
+export interface ReplicationOption {
+  /** Key without MASTER_/SOURCE_ prefix. */
+  key: string;
+  /** A number for integer/boolean keys, a string for paths and ciphers. */
+  value: number | string;
+}
+
+const OPTION_KINDS: Record<string, "bool" | "int" | "path" | "text"> = {
+  SSL: "bool",
+  SSL_CA: "path",
+  SSL_CAPATH: "path",
+  SSL_CERT: "path",
+  SSL_KEY: "path",
+  SSL_CIPHER: "text",
+  SSL_CRL: "path",
+  SSL_CRLPATH: "path",
+  SSL_VERIFY_SERVER_CERT: "bool",
+  CONNECT_RETRY: "int",
+  HEARTBEAT_PERIOD: "int",
+  RETRY_COUNT: "int",
+};
+
+/**
+ * Parses `replication_options` into a validated list, or says what is wrong.
+ *
+ * @example
+ * ```ts
+ * const r = parseReplicationOptions("MASTER_SSL=1, SSL_CA=/etc/ssl/ca.pem");
+ * // { options: [{ key: "SSL", value: 1 }, { key: "SSL_CA", value: "/etc/ssl/ca.pem" }] }
+ * ```
+ */
+export function parseReplicationOptions(
+  text: string,
+): { options: ReplicationOption[] } | { error: string } {
+  const options: ReplicationOption[] = [];
+  for (const raw of text.split(",")) {
+    const item = raw.trim();
+    if (item === "") continue;
+    const eq = item.indexOf("=");
+    if (eq < 0) return { error: `replication option "${item}" is not KEY=VALUE` };
+    const key = item.slice(0, eq).trim().toUpperCase().replace(/^(MASTER|SOURCE)_/, "");
+    let value = item.slice(eq + 1).trim();
+    if (/^'.*'$|^".*"$/.test(value)) value = value.slice(1, -1);
+    const kind = OPTION_KINDS[key];
+    if (kind === undefined) {
+      return {
+        error: `replication option "${key}" is not supported (use one of ${
+          Object.keys(OPTION_KINDS).join(", ")
+        })`,
+      };
+    }
+    if (options.some((o) => o.key === key)) {
+      return { error: `replication option ${key} is repeated` };
+    }
+    if (kind === "bool") {
+      if (!/^[01]$/.test(value)) return { error: `replication option ${key} must be 0 or 1` };
+      options.push({ key, value: Number(value) });
+    } else if (kind === "int") {
+      if (!/^\d{1,9}$/.test(value)) {
+        return { error: `replication option ${key} must be an integer` };
+      }
+      options.push({ key, value: Number(value) });
+    } else if (kind === "path") {
+      if (!value.startsWith("/") || /[\0\n'"\\]/.test(value)) {
+        return { error: `replication option ${key} must be an absolute path without quotes` };
+      }
+      options.push({ key, value });
+    } else {
+      if (!/^[A-Za-z0-9_:+!@.-]{1,512}$/.test(value)) {
+        return { error: `replication option ${key} has characters outside a cipher list` };
+      }
+      options.push({ key, value });
+    }
+  }
+  return { options };
+}
+
+/** The agent's parameters, typed and defaulted. */
+export interface AgentParams {
+  /** Server binary, "" when it is to be found on the host. */
+  binary: string;
+  /** Command prefix words. */
+  binaryPrefix: string[];
+  /** --defaults-file. */
+  config: string;
+  /** --datadir. */
+  datadir: string;
+  /** System user. */
+  user: string;
+  /** System group. */
+  group: string;
+  /** --log-error. */
+  log: string;
+  /** --pid-file. */
+  pid: string;
+  /** --socket. */
+  socket: string;
+  /** Extra server options. */
+  additionalParameters: string[];
+  /** Initialise an empty datadir. */
+  enableCreation: boolean;
+  /** Credentials file path or "". */
+  credentialsFile: string;
+  /** Monitoring login. */
+  testUser: string;
+  /** Its password. */
+  testPasswd: string;
+  /** Table for deep monitors. */
+  testTable: string;
+  /** Replication login. */
+  replicationUser: string;
+  /** Its password. */
+  replicationPasswd: string;
+  /** Port of the promoted node. */
+  replicationPort: number;
+  /** Validated options. */
+  replicationOptions: ReplicationOption[];
+  /** Lag limit in seconds. */
+  maxSlaveLag: number;
+  /** Fail monitor on replicas lagging past the limit. */
+  evictOutdatedSlaves: boolean;
+  /** Reader node attribute name. */
+  readerAttribute: string;
+  /** Failing checks before unreadable. */
+  readerFailcount: number;
+  /** Return from stop early. */
+  asyncStop: boolean;
+  /** Script after promote, or "". */
+  postPromoteScript: string;
+}
+
+/** Parses an OCF boolean; undefined when not one. */
+export function parseBoolean(value: string): boolean | undefined {
+  if (/^(1|yes|true|on|y)$/i.test(value.trim())) return true;
+  if (/^(0|no|false|off|n)$/i.test(value.trim())) return false;
+  return undefined;
+}
+
+/**
+ * Applies defaults and checks every value against the table. Problems are all "configured"
+ * (inherently wrong values); host checks are the agent's.
+ */
+export function resolveParams(
+  raw: Record<string, string>,
+): { params: AgentParams; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const v: Record<string, string> = {};
+  for (const spec of PARAMS) {
+    const given = raw[spec.name];
+    const value = given === undefined ? spec.default : given;
+    v[spec.name] = value;
+    if (given === undefined || given === "") continue;
+    if (spec.type === "boolean" && parseBoolean(value) === undefined) {
+      problems.push({
+        kind: "configured",
+        message: `Parameter ${spec.name} must be true or false, not "${value}"`,
+      });
+      continue;
+    }
+    const msg = spec.check?.(value);
+    if (msg !== undefined) {
+      problems.push({
+        kind: "configured",
+        message: spec.secret
+          ? `Parameter ${spec.name} is invalid`
+          : `Parameter ${spec.name} ${msg}`,
+      });
+    }
+  }
+  const opts = parseReplicationOptions(v.replication_options);
+  const int = (name: string) =>
+    /^\d+$/.test(v[name]) ? Number(v[name]) : Number(spec(name).default);
+  const bool = (name: string) => parseBoolean(v[name]) ?? parseBoolean(spec(name).default)!;
+  const params: AgentParams = {
+    binary: v.binary,
+    binaryPrefix: v.binary_prefix.trim() === "" ? [] : v.binary_prefix.trim().split(/\s+/),
+    config: v.config,
+    datadir: v.datadir,
+    user: v.user,
+    group: v.group,
+    log: v.log,
+    pid: v.pid,
+    socket: v.socket,
+    additionalParameters: v.additional_parameters.split(/\s+/).filter((w) => w !== ""),
+    enableCreation: bool("enable_creation"),
+    credentialsFile: v.credentials_file,
+    testUser: v.test_user,
+    testPasswd: v.test_passwd,
+    testTable: v.test_table,
+    replicationUser: v.replication_user,
+    replicationPasswd: v.replication_passwd,
+    replicationPort: int("replication_port"),
+    replicationOptions: "options" in opts ? opts.options : [],
+    maxSlaveLag: int("max_slave_lag"),
+    evictOutdatedSlaves: bool("evict_outdated_slaves"),
+    readerAttribute: v.reader_attribute,
+    readerFailcount: int("reader_failcount"),
+    asyncStop: bool("async_stop"),
+    postPromoteScript: v.post_promote_script,
+  };
+  return { params, problems };
+}
+
+function spec(name: string): ParamSpec {
+  const s = PARAMS.find((p) => p.name === name);
+  if (s === undefined) throw new Error(`Unknown parameter ${name}`);
+  return s;
+}
+
+/** A login read from the credentials file or the parameters. */
+export interface Login {
+  /** User name. */
+  user: string;
+  /** Password ("" for none). */
+  password: string;
+}
+
+/** The two logins the agent uses. */
+export interface Credentials {
+  /** The agent's own login over the socket. */
+  client: Login;
+  /** The replication login. */
+  replication: Login;
+}
+
+/**
+ * Parses a my.cnf-style credentials file: `[section]` headers, `key = value` lines, `#`/`;`
+ * comments, optional single or double quotes around values.
+ */
+export function parseCredentialsFile(text: string): Record<string, Record<string, string>> {
+  const sections: Record<string, Record<string, string>> = {};
+  let current: Record<string, string> | undefined;
+  for (const rawLine of text.split(/\r?\n/)) {
+    const line = rawLine.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
+    const header = /^\[([^\]]+)\]$/.exec(line);
+    if (header) {
+      const name = header[1].trim().toLowerCase();
+      current = sections[name] ??= {};
+      continue;
+    }
+    if (current === undefined) continue;
+    const eq = line.indexOf("=");
+    const key = (eq < 0 ? line : line.slice(0, eq)).trim().toLowerCase().replaceAll("-", "_");
+    let value = eq < 0 ? "" : line.slice(eq + 1).trim();
+    if (value.length >= 2 && /^(['"]).*\1$/.test(value)) value = value.slice(1, -1);
+    current[key] = unescapeOption(value);
+  }
+  return sections;
+}
+
+const OPTION_ESCAPES: Record<string, string> = {
+  n: "\n",
+  t: "\t",
+  r: "\r",
+  b: "\b",
+  s: " ",
+  "\\": "\\",
+  '"': '"',
+  "'": "'",
+};
+
+/** Resolves the backslash escapes option files allow (\\n \\t \\r \\b \\s \\\\ \\" \\'). */
+function unescapeOption(value: string): string {
+  return value.replace(/\\(.)/g, (whole, ch: string) => OPTION_ESCAPES[ch] ?? whole);
+}
+
+/** Combines parameters and an optional parsed credentials file; the file wins. */
+export function resolveCredentials(
+  params: AgentParams,
+  file?: Record<string, Record<string, string>>,
+): Credentials {
+  const client = file?.client;
+  const repl = file?.replication;
+  return {
+    client: {
+      user: client?.user ?? params.testUser,
+      password: client?.password ?? params.testPasswd,
+    },
+    replication: {
+      user: repl?.user ?? params.replicationUser,
+      password: repl?.password ?? params.replicationPasswd,
+    },
+  };
+}
+
+function xmlEscape(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")
+    .replaceAll('"', "&quot;");
+}
+
+/** An advertised action. */
+export interface ActionSpec {
+  /** Action name. */
+  name: string;
+  /** Timeout in seconds. */
+  timeout: number;
+  /** Interval in seconds, for monitors. */
+  interval?: number;
+  /** Role, for monitors. */
+  role?: string;
+  /** OCF_CHECK_LEVEL depth. */
+  depth?: number;
+}
+
+/** The actions the agent advertises, with their default timeouts. */
+export const ACTIONS: readonly ActionSpec[] = [
+  { name: "start", timeout: 120 },
+  { name: "stop", timeout: 120 },
+  { name: "promote", timeout: 120 },
+  { name: "demote", timeout: 120 },
+  { name: "notify", timeout: 90 },
+  { name: "monitor", timeout: 30, interval: 5, role: "Promoted", depth: 0 },
+  { name: "monitor", timeout: 30, interval: 7, role: "Unpromoted", depth: 0 },
+  { name: "validate-all", timeout: 10 },
+  { name: "meta-data", timeout: 5 },
+];
+
+/** The OCF meta-data document (valid against ra-api-1.dtd). */
+export function metadataXml(version: string): string {
+  const lines = [
+    `<?xml version="1.0"?>`,
+    `<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">`,
+    `<resource-agent name="mysql_prm" version="${xmlEscape(version)}">`,
+    `<version>1.1</version>`,
+    `<longdesc lang="en">`,
+    xmlEscape(
+      "Manages a MySQL/MariaDB server as a Pacemaker promotable clone: the promoted instance is the writable master, unpromoted instances are read-only replicas of it. Promotion scores put the replica holding most of the master's data first; promote re-checks that against every live peer. Works as a plain (non-cloned) resource too, as a single writable server.",
+    ),
+    `</longdesc>`,
+    `<shortdesc lang="en">MySQL/MariaDB replication as a promotable clone</shortdesc>`,
+    `<parameters>`,
+  ];
+  for (const p of PARAMS) {
+    lines.push(
+      `<parameter name="${p.name}" unique="0" required="0">`,
+      `<longdesc lang="en">${xmlEscape(p.longdesc)}</longdesc>`,
+      `<shortdesc lang="en">${xmlEscape(p.shortdesc)}</shortdesc>`,
+      `<content type="${p.type}" default="${xmlEscape(p.default)}" />`,
+      `</parameter>`,
+    );
+  }
+  lines.push(`</parameters>`, `<actions>`);
+  for (const a of ACTIONS) {
+    let attrs = `name="${a.name}" timeout="${a.timeout}s"`;
+    if (a.interval !== undefined) attrs += ` interval="${a.interval}s"`;
+    if (a.role !== undefined) attrs += ` role="${a.role}"`;
+    if (a.depth !== undefined) attrs += ` depth="${a.depth}"`;
+    lines.push(`<action ${attrs} />`);
+  }
+  lines.push(`</actions>`, `</resource-agent>`, "");
+  return lines.join("\n");
+}
+
+function wrap(text: string, width: number, indent: string): string {
+  const out: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      out.push(indent + line);
+      line = word;
+    } else {
+      line = line === "" ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== "") out.push(indent + line);
+  return out.join("\n");
+}
+
+/** The `--help` text. */
+export function helpText(): string {
+  const lines = [
+    "mysql_prm: OCF resource agent for MySQL/MariaDB replication (a Pacemaker promotable clone)",
+    "",
+    "Usage: mysql_prm ACTION",
+    "  Actions: start stop monitor promote demote notify validate-all meta-data usage",
+    "  Parameters come from OCF_RESKEY_<name> environment variables:",
+    "",
+  ];
+  for (const p of PARAMS) {
+    const def = p.default === "" ? "" : ` (default: ${p.default})`;
+    lines.push(`  ${p.name} [${p.type}]${def}`, wrap(p.longdesc, 90, "      "));
+  }
+  lines.push("");
+  return lines.join("\n");
+}

@@ -1,0 +1,219 @@
+// CLI tests of prm_binlog_parser: `deno run binlog.ts`, and dist/prm_binlog_parser when built.
+import assert from "node:assert/strict";
+
+const FIXTURES_DIR = new URL("../../shared/fixtures/mysql", import.meta.url).pathname;
+const SCRIPT = new URL("../binlog.ts", import.meta.url).pathname;
+const DIST = new URL("../dist/prm_binlog_parser", import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+type Runner = { name: string; cmd: (args: string[]) => [string, string[]] };
+
+const runners: Runner[] = [
+  { name: "binlog.ts", cmd: (args) => [Deno.execPath(), ["run", "-A", SCRIPT, ...args]] },
+];
+try {
+  if (Deno.statSync(DIST).isFile) runners.push({ name: "dist", cmd: (args) => [DIST, args] });
+} catch {
+  // not built: only the sources are checked
+}
+
+async function run(r: Runner, args: string[], prefix: string[] = []): Promise<Run> {
+  const [cmd, a] = r.cmd(args);
+  const all = [...prefix, cmd, ...a];
+  const out = await new Deno.Command(all[0], {
+    args: all.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+const fx = (name: string) => `${FIXTURES_DIR}/${name}`;
+const MARIADB = fx("mariadb-bin.000001");
+
+function assertOneLineError(r: Run, code: number, pattern: RegExp): void {
+  assert.equal(r.code, code, r.stderr);
+  assert.equal(r.stdout, "");
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], /^prm_binlog_parser: /);
+  assert.match(lines[0], pattern);
+  assert.doesNotMatch(r.stderr, /\bat .*\.ts:\d+/); // no stack trace
+}
+
+for (const r of runners) {
+  Deno.test(`${r.name}: default output is END_POS,MD5 per transaction`, async () => {
+    const res = await run(r, [MARIADB]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stderr, "");
+    const lines = res.stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 2);
+    for (const l of lines) assert.match(l, /^\d+,[0-9a-f]{32}$/);
+    assert.deepEqual(lines.map((l) => Number(l.split(",")[0])), [702, 1074]);
+  });
+
+  Deno.test(`${r.name}: --json fields`, async () => {
+    const res = await run(r, ["--json", MARIADB, fx("bug32407.001")]);
+    assert.equal(res.code, 0, res.stderr);
+    const objs = res.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    assert.equal(objs.length, 4);
+    assert.deepEqual(Object.keys(objs[0]).sort(), [
+      "end",
+      "end_offset",
+      "file",
+      "gtid",
+      "md5",
+      "server_id",
+      "start",
+      "timestamp",
+    ]);
+    assert.equal(objs[0].file, MARIADB);
+    assert.equal(objs[0].gtid, "0-1-1");
+    assert.equal(objs[1].end, 1074);
+    assert.equal(objs[2].file, fx("bug32407.001"));
+    assert.equal(objs[2].gtid, undefined);
+    assert.deepEqual([objs[3].start, objs[3].end], [233, 468]);
+  });
+
+  Deno.test(`${r.name}: --tail and --start-position`, async () => {
+    const all = (await run(r, [MARIADB, fx("vector.binlog")])).stdout.trimEnd().split("\n");
+    assert.equal(all.length, 12);
+    const tail = await run(r, ["--tail", "3", MARIADB, fx("vector.binlog")]);
+    assert.equal(tail.code, 0, tail.stderr);
+    assert.deepEqual(tail.stdout.trimEnd().split("\n"), all.slice(-3));
+    const from = await run(r, ["--start-position", "702", MARIADB]);
+    assert.equal(from.code, 0, from.stderr);
+    assert.deepEqual(from.stdout.trimEnd().split("\n"), all.slice(1, 2));
+    assertOneLineError(
+      await run(r, ["--start-position", "703", MARIADB]),
+      2,
+      /offset 703: start position is not at an event boundary/,
+    );
+    assertOneLineError(await run(r, ["--tail", "x", MARIADB]), 2, /--tail/);
+    assertOneLineError(await run(r, ["--bogus", MARIADB]), 2, /bogus/);
+    assertOneLineError(await run(r, []), 2, /no binlog file/);
+  });
+
+  Deno.test(`${r.name}: --help documents output, hashing and exit codes`, async () => {
+    const res = await run(r, ["--help"]);
+    assert.equal(res.code, 0);
+    for (
+      const s of ["END_POS,MD5", "--json", "--tail", "--start-position", "Not hashed", "Exit codes"]
+    ) {
+      assert.ok(res.stdout.includes(s), s);
+    }
+    for (const code of [0, 1, 2, 3, 4, 5, 6]) {
+      assert.match(res.stdout, new RegExp(`\\n  ${code}  `));
+    }
+  });
+
+  Deno.test(`${r.name}: errors are one line with file, offset and exit code`, async () => {
+    const dir = Deno.makeTempDirSync();
+    try {
+      assertOneLineError(
+        await run(r, [`${dir}/nope.000001`]),
+        3,
+        /nope\.000001: cannot open: no such file/,
+      );
+      assertOneLineError(await run(r, [dir]), 3, /is a directory/);
+      Deno.writeFileSync(`${dir}/empty`, new Uint8Array(0));
+      assertOneLineError(
+        await run(r, [`${dir}/empty`]),
+        4,
+        /empty: offset 0: not a binlog: empty file/,
+      );
+      Deno.writeFileSync(`${dir}/text`, new TextEncoder().encode("SELECT 1;\n"));
+      assertOneLineError(await run(r, [`${dir}/text`]), 4, /offset 0: not a binlog: bad magic/);
+      const bytes = Deno.readFileSync(MARIADB);
+      const bad = bytes.slice();
+      bad[702 - 10] ^= 0x55; // inside the XID event that starts at 702 - 31
+      Deno.writeFileSync(`${dir}/badcrc`, bad);
+      assertOneLineError(
+        await run(r, [`${dir}/badcrc`]),
+        5,
+        /badcrc: offset 671: bad CRC32 checksum \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\)/,
+      );
+      const small = bytes.slice();
+      new DataView(small.buffer).setUint32(671 + 9, 10, true);
+      Deno.writeFileSync(`${dir}/small`, small);
+      assertOneLineError(await run(r, [`${dir}/small`]), 5, /offset 671: event size 10 is below/);
+      // An encrypted binlog: START_ENCRYPTION (164) right after the FDE.
+      const fdeEnd = 4 + new DataView(bytes.buffer).getUint32(4 + 9, true);
+      const enc = bytes.slice(0, fdeEnd + 40);
+      enc[fdeEnd + 4] = 164;
+      new DataView(enc.buffer).setUint32(fdeEnd + 9, 40, true);
+      new DataView(enc.buffer).setUint16(fdeEnd + 17, 0, true);
+      const { crc32 } = await import("node:zlib");
+      new DataView(enc.buffer).setUint32(
+        fdeEnd + 36,
+        crc32(enc.subarray(fdeEnd, fdeEnd + 36)),
+        true,
+      );
+      Deno.writeFileSync(`${dir}/enc`, enc);
+      assertOneLineError(await run(r, [`${dir}/enc`]), 6, /encrypted binlog/);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+
+  Deno.test(`${r.name}: partial transaction at end of file is a warning`, async () => {
+    const dir = Deno.makeTempDirSync();
+    try {
+      const bytes = Deno.readFileSync(MARIADB);
+      Deno.writeFileSync(`${dir}/live`, bytes.subarray(0, 1000));
+      const res = await run(r, [`${dir}/live`]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.deepEqual(res.stdout.trimEnd().split("\n").map((l) => l.split(",")[0]), ["702"]);
+      assert.equal(
+        res.stderr,
+        `prm_binlog_parser: warning: ${dir}/live: offset 702: partial transaction of 298 bytes at end of file left out\n`,
+      );
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+
+  Deno.test(`${r.name}: unreadable file (as user nobody)`, async (t) => {
+    const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => {
+      try {
+        return Deno.statSync(p).isFile;
+      } catch {
+        return false;
+      }
+    });
+    if (Deno.uid() !== 0 || !setpriv) {
+      await t.step({ name: "skipped: needs root and setpriv", ignore: true, fn: () => {} });
+      return;
+    }
+    const dir = Deno.makeTempDirSync();
+    try {
+      Deno.chmodSync(dir, 0o777);
+      Deno.writeFileSync(`${dir}/secret`, Deno.readFileSync(MARIADB), { mode: 0o600 });
+      Deno.chmodSync(`${dir}/secret`, 0o600);
+      Deno.mkdirSync(`${dir}/denodir`, { mode: 0o777 });
+      Deno.chmodSync(`${dir}/denodir`, 0o777);
+      const [cmd, a] = r.cmd([`${dir}/secret`]);
+      const out = await new Deno.Command(setpriv, {
+        args: ["--reuid=nobody", "--regid=nogroup", "--clear-groups", cmd, ...a],
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1", DENO_DIR: `${dir}/denodir`, HOME: dir },
+      }).output();
+      const res = {
+        code: out.code,
+        stdout: new TextDecoder().decode(out.stdout),
+        stderr: new TextDecoder().decode(out.stderr),
+      };
+      assertOneLineError(res, 3, /secret: cannot open: permission denied/);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+}

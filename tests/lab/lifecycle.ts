@@ -1,0 +1,364 @@
+/**
+ * Bringing the lab up and down: packages, lock, leftovers of a crashed run, bridge, namespaces,
+ * per-node directories and datadir filesystems, MariaDB datadirs, the fence agent and its host loop.
+ *
+ * @module
+ */
+
+import { accountsSql, corosyncConf, credentialsCnf, hostsFile, myCnf, seedCib } from "./configs.ts";
+import { crmMon, dump, waitFor } from "./cluster.ts";
+import {
+  bootNode,
+  BRIDGE,
+  type Credentials,
+  existsSync,
+  FENCE_AGENT_INSTALLED,
+  FENCE_AGENT_SRC,
+  HOST_ADDRESS,
+  isLabProcess,
+  killPid,
+  type LabState,
+  netnsName,
+  nodeAddress,
+  nodeDir,
+  nodeName,
+  readPid,
+  readState,
+  run,
+  scanHolders,
+  sh,
+  shellQuote,
+  sleep,
+  STATE_DIR,
+  vethName,
+  waitPidGone,
+} from "./nodes.ts";
+
+const LOCK_FILE = "/run/prm-lab.lock";
+const ENSURE_PACKAGES = new URL("../../scripts/ensure_packages.sh", import.meta.url).pathname;
+
+/** Options of {@linkcode up}. */
+export interface UpOptions {
+  /** Number of nodes, 2..5 (default 3). */
+  nodes?: number;
+  /** Size of each node's datadir filesystem in MiB (default 512). */
+  dataSizeMb?: number;
+  /** Wait until every node is online (default true). */
+  waitOnline?: boolean;
+  /** Deadline for the whole bring-up in ms (default 90000). */
+  timeoutMs?: number;
+  /** Progress messages (default: console.error). */
+  log?: (msg: string) => void;
+  /** When a lab is already up, wait up to this many ms for it to go down (default 0: refuse). */
+  waitFreeMs?: number;
+}
+
+/** What {@linkcode up} returns. */
+export interface Lab {
+  /** Node names, e.g. ["prm1", "prm2", "prm3"]. */
+  nodes: string[];
+  /** Node name → lab address. */
+  addresses: Record<string, string>;
+  /** The state directory. */
+  stateDir: string;
+  /** MariaDB accounts. */
+  credentials: Credentials;
+  /** Time from start of bring-up (after the package check) to every node online, in ms. */
+  bringUpMs: number;
+}
+
+/** Every PID the lab records (holders, fence loop, connection holders), for checks and `down`. */
+export function recordedPids(): number[] {
+  const pids: number[] = [];
+  const add = (p: string) => {
+    const pid = readPid(p);
+    if (pid !== null) pids.push(pid);
+  };
+  add(`${STATE_DIR}/fence_loop.pid`);
+  try {
+    for (const e of Deno.readDirSync(`${STATE_DIR}/nodes`)) {
+      const d = `${STATE_DIR}/nodes/${e.name}`;
+      add(`${d}/holder.pid`);
+      add(`${d}/connections.pid`);
+    }
+  } catch {
+    // No nodes directory.
+  }
+  return pids;
+}
+
+/** True when a lab is up: a state file and at least one live recorded process of the lab. */
+export function labIsUp(): boolean {
+  return readState() !== null && recordedPids().some(isLabProcess);
+}
+
+/**
+ * Runs `fn` holding the machine's lab lock (the one `up` and `down` take). Inside, use
+ * {@linkcode cleanupLocked}, never `up`/`down` (they would wait for the lock forever).
+ */
+export async function withLabLock<T>(fn: () => Promise<T>): Promise<T> {
+  const f = await Deno.open(LOCK_FILE, { create: true, write: true });
+  try {
+    await f.lock(true);
+    return await fn();
+  } finally {
+    f.close();
+  }
+}
+
+function randomPassword(): string {
+  const b = crypto.getRandomValues(new Uint8Array(18));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Brings a lab up: N nodes online in the cluster with fencing on, MariaDB prepared (not started) on
+ * every node. Refuses when a lab is already up; clears leftovers of a crashed run first.
+ */
+export async function up(opts: UpOptions = {}): Promise<Lab> {
+  const deadline = Date.now() + (opts.waitFreeMs ?? 0);
+  while (true) {
+    try {
+      return await upOnce(opts);
+    } catch (e) {
+      if (!(e instanceof LabBusyError) || Date.now() >= deadline) throw e;
+    }
+    await sleep(2000);
+  }
+}
+
+/** Thrown by {@linkcode up} when a lab is already up. */
+export class LabBusyError extends Error {}
+
+function upOnce(opts: UpOptions): Promise<Lab> {
+  const count = opts.nodes ?? 3;
+  if (!Number.isInteger(count) || count < 2 || count > 5) {
+    return Promise.reject(new Error(`The lab has 2 to 5 nodes, not ${count}`));
+  }
+  if (Deno.uid() !== 0) return Promise.reject(new Error("The lab must run as root"));
+  const log = opts.log ?? ((m: string) => console.error(`[lab] ${m}`));
+  return withLabLock(async () => {
+    if (labIsUp()) {
+      throw new LabBusyError(
+        `A lab is already up (state in ${STATE_DIR}): run \`deno task lab down\` first`,
+      );
+    }
+    const pk = await run(["bash", ENSURE_PACKAGES]);
+    if (pk.code !== 0) throw new Error(`Installing the lab's packages failed: ${pk.stderr.trim()}`);
+    const t0 = performance.now();
+    await cleanupLocked(log);
+    const nodes = Array.from({ length: count }, (_, i) => nodeName(i + 1));
+    const dataSizeMb = opts.dataSizeMb ?? 512;
+    const creds: Credentials = {
+      admin: { user: "prm", password: randomPassword() },
+      repl: { user: "repl", password: randomPassword() },
+      app: { user: "app", password: randomPassword() },
+    };
+    try {
+      await prepareHost(nodes, creds, dataSizeMb);
+      log(`host prepared in ${Math.round(performance.now() - t0)} ms; booting ${count} nodes`);
+      await Promise.all(nodes.map((n) => bootNode(n)));
+      if (opts.waitOnline !== false) {
+        await waitFor(async () => {
+          const mon = await crmMon(nodes[0]);
+          const online = mon.nodes.filter((n) => n.online).length;
+          const fence = mon.resources.find((r) => r.id === "fence_lab");
+          return online === count && mon.dc !== null && fence?.role === "Started";
+        }, {
+          timeoutMs: opts.timeoutMs ?? 90_000,
+          what: `${count} nodes online with the fence device started`,
+          onTimeout: () => dump(),
+        });
+      }
+    } catch (e) {
+      log(`bring-up failed, cleaning up: ${e instanceof Error ? e.message : e}`);
+      await cleanupLocked(log).catch(() => {});
+      throw e;
+    }
+    const bringUpMs = Math.round(performance.now() - t0);
+    log(`${count} nodes online in ${bringUpMs} ms`);
+    return {
+      nodes,
+      addresses: Object.fromEntries(nodes.map((n) => [n, nodeAddress(n)])),
+      stateDir: STATE_DIR,
+      credentials: creds,
+      bringUpMs,
+    };
+  });
+}
+
+async function must(argv: string[]): Promise<string> {
+  const r = await run(argv, { check: true, timeoutMs: 60_000 });
+  return r.stdout;
+}
+
+async function prepareHost(nodes: string[], creds: Credentials, dataSizeMb: number) {
+  for (const d of ["/var/log/mysql", "/var/lib/mysql", "/etc/mysql", "/var/log/pacemaker"]) {
+    if (!existsSync(d)) Deno.mkdirSync(d, { recursive: true });
+  }
+  Deno.mkdirSync(`${STATE_DIR}/nodes`, { recursive: true, mode: 0o755 });
+  Deno.mkdirSync(`${STATE_DIR}/fence`, { recursive: true });
+  const state: LabState = { nodes, createdAt: new Date().toISOString(), dataSizeMb };
+  Deno.writeTextFileSync(`${STATE_DIR}/state.json`, JSON.stringify(state, null, 2) + "\n");
+  Deno.writeTextFileSync(`${STATE_DIR}/credentials.json`, JSON.stringify(creds) + "\n", {
+    mode: 0o600,
+  });
+  Deno.writeTextFileSync(`${STATE_DIR}/hosts`, hostsFile(nodes));
+
+  // Fencing: the agent where the fencer looks, the host loop that executes its requests.
+  Deno.copyFileSync(FENCE_AGENT_SRC, FENCE_AGENT_INSTALLED);
+  Deno.chmodSync(FENCE_AGENT_INSTALLED, 0o755);
+  await sh(
+    `setsid -f bash ${shellQuote(FENCE_AGENT_SRC)} --serve ${shellQuote(STATE_DIR)} ` +
+      `</dev/null >>${shellQuote(STATE_DIR)}/fence_loop.log 2>&1`,
+    { check: true },
+  );
+
+  // A MariaDB datadir template with the lab's accounts, copied to every node.
+  const tpl = `${STATE_DIR}/template`;
+  Deno.mkdirSync(tpl, { recursive: true });
+  await must(["chown", "mysql:mysql", tpl]);
+  await must([
+    "mariadb-install-db",
+    "--no-defaults",
+    "--user=mysql",
+    `--datadir=${tpl}`,
+    "--auth-root-authentication-method=socket",
+    "--skip-test-db",
+    "--innodb-log-file-size=16M",
+  ]);
+  await run([
+    "mariadbd",
+    "--no-defaults",
+    "--bootstrap",
+    `--datadir=${tpl}`,
+    "--user=mysql",
+    "--innodb-log-file-size=16M",
+    "--skip-log-bin",
+  ], { stdin: accountsSql(creds), check: true, timeoutMs: 60_000 });
+
+  // Network: bridge on the host, a namespace per node with eth0 on the bridge.
+  await must(["ip", "link", "add", BRIDGE, "type", "bridge"]);
+  await must(["ip", "addr", "add", `${HOST_ADDRESS}/24`, "dev", BRIDGE]);
+  await must(["ip", "link", "set", BRIDGE, "up"]);
+  const cib = seedCib(nodes);
+  const coro = corosyncConf(nodes);
+  await Promise.all(nodes.map(async (n) => {
+    const ns = netnsName(n);
+    const veth = vethName(n);
+    const peer = `${veth}p`;
+    await must(["ip", "netns", "add", ns]);
+    await must(["ip", "link", "add", veth, "type", "veth", "peer", "name", peer]);
+    await must(["ip", "link", "set", peer, "netns", ns]);
+    await must(["ip", "link", "set", veth, "master", BRIDGE, "up"]);
+    await must(["ip", "-n", ns, "link", "set", peer, "name", "eth0"]);
+    await must(["ip", "-n", ns, "addr", "add", `${nodeAddress(n)}/24`, "dev", "eth0"]);
+    await must(["ip", "-n", ns, "link", "set", "eth0", "up"]);
+    await must(["ip", "-n", ns, "link", "set", "lo", "up"]);
+    await must(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1"]);
+
+    const d = nodeDir(n);
+    for (
+      const sub of [
+        "etc-corosync",
+        "var-lib-corosync",
+        "var-lib-pacemaker/cib",
+        "var-lib-pacemaker/pengine",
+        "var-lib-pacemaker/blackbox",
+        "var-lib-pacemaker/cores",
+        "log-pacemaker",
+        "etc-mysql",
+        "mysql-data",
+        "log-mysql",
+      ]
+    ) Deno.mkdirSync(`${d}/${sub}`, { recursive: true });
+    Deno.writeTextFileSync(`${d}/etc-corosync/corosync.conf`, coro);
+    Deno.writeTextFileSync(`${d}/var-lib-pacemaker/cib/cib.xml`, cib);
+    Deno.writeTextFileSync(`${d}/etc-mysql/my.cnf`, myCnf(n));
+    Deno.writeTextFileSync(`${d}/etc-mysql/prm.cnf`, credentialsCnf(creds), { mode: 0o600 });
+    Deno.chmodSync(`${d}/etc-mysql/prm.cnf`, 0o600);
+    await must([
+      "mount",
+      "-t",
+      "tmpfs",
+      "-o",
+      `size=${dataSizeMb}m,mode=0755`,
+      "prmlab-data",
+      `${d}/mysql-data`,
+    ]);
+    await must(["cp", "-a", `${tpl}/.`, `${d}/mysql-data/`]);
+    await must(["chown", "-R", "mysql:mysql", `${d}/mysql-data`, `${d}/log-mysql`]);
+    await must(["chmod", "0750", `${d}/var-lib-pacemaker/cib`]);
+    await must([
+      "chown",
+      "-R",
+      "hacluster:haclient",
+      `${d}/var-lib-pacemaker`,
+      `${d}/log-pacemaker`,
+    ]);
+  }));
+}
+
+/** Options of {@linkcode down}. */
+export interface DownOptions {
+  /** Progress messages (default: console.error). */
+  log?: (msg: string) => void;
+}
+
+/**
+ * Tears the lab down completely (also after a crash of whoever brought it up): processes ended by
+ * PID, mounts, namespaces, bridge, fence agent, state directory.
+ */
+export function down(opts: DownOptions = {}): Promise<void> {
+  if (Deno.uid() !== 0) return Promise.reject(new Error("The lab must run as root"));
+  const log = opts.log ?? ((m: string) => console.error(`[lab] ${m}`));
+  return withLabLock(() => cleanupLocked(log));
+}
+
+/** What `down` does, for a caller that already holds the lab lock ({@linkcode withLabLock}). */
+export async function cleanupLocked(log: (msg: string) => void): Promise<void> {
+  // Processes: recorded PIDs first, then any holder of a lab node found by its command line.
+  const pids = new Set([...recordedPids(), ...scanHolders()]);
+  const live = [...pids].filter(isLabProcess);
+  for (const pid of live) killPid(pid, "SIGKILL");
+  for (const pid of live) {
+    if (!(await waitPidGone(pid, 10_000))) throw new Error(`Process ${pid} survived SIGKILL`);
+  }
+  if (live.length) log(`killed ${live.length} lab process(es): ${live.join(" ")}`);
+
+  // Mounts under the state directory (host side: the datadir filesystems).
+  const mounts = Deno.readTextFileSync("/proc/mounts").split("\n")
+    .map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
+    .filter((m): m is string => !!m && (m === STATE_DIR || m.startsWith(`${STATE_DIR}/`)))
+    .reverse();
+  for (const m of mounts) {
+    const r = await run(["umount", m]);
+    if (r.code !== 0) await run(["umount", "-l", m], { check: true });
+  }
+
+  // Network: namespaces of the lab (their veths go with them) and the bridge.
+  const nsList = (await run(["ip", "netns", "list"])).stdout.split("\n")
+    .map((l) => l.split(" ")[0]).filter((n) => /^prm-n\d+$/.test(n));
+  for (const ns of nsList) await run(["ip", "netns", "del", ns], { check: true });
+  const links = (await run(["ip", "-o", "link", "show"])).stdout;
+  for (const m of links.matchAll(/^\d+:\s+(prmv\d+p?)[@:]/gm)) {
+    await run(["ip", "link", "del", m[1]]);
+  }
+  if (new RegExp(`^\\d+:\\s+${BRIDGE}[@:]`, "m").test(links)) {
+    await run(["ip", "link", "del", BRIDGE], { check: true });
+  }
+
+  // Fence agent and state directory (only once nothing is mounted below it).
+  try {
+    Deno.removeSync(FENCE_AGENT_INSTALLED);
+  } catch {
+    // Not installed.
+  }
+  const still = Deno.readTextFileSync("/proc/mounts").includes(` ${STATE_DIR}/`);
+  if (still) throw new Error(`Mounts remain under ${STATE_DIR}: not removing it`);
+  try {
+    Deno.removeSync(STATE_DIR, { recursive: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}

@@ -1,0 +1,214 @@
+import assert from "node:assert/strict";
+import { codeName, Logger, OCF, parseRole, readContext } from "../ocf.ts";
+import {
+  helpText,
+  metadataXml,
+  PARAMS,
+  parseCredentialsFile,
+  parseReplicationOptions,
+  resolveCredentials,
+  resolveParams,
+} from "../params.ts";
+
+Deno.test("readContext reads the monitor context Pacemaker passes", () => {
+  const ctx = readContext({
+    OCF_RESOURCE_INSTANCE: "p_mysql",
+    OCF_RESKEY_CRM_meta_clone: "2",
+    OCF_RESKEY_CRM_meta_role: "Unpromoted",
+    OCF_RESKEY_CRM_meta_interval: "3000",
+    OCF_RESKEY_CRM_meta_timeout: "30000",
+    OCF_RESKEY_CRM_meta_promoted_max: "1",
+    OCF_RESKEY_CRM_meta_on_node: "prm2",
+    OCF_RESKEY_crm_feature_set: "3.16.1",
+    OCF_RESKEY_socket: "/run/mysqld/mysqld.sock",
+    OCF_CHECK_LEVEL: "10",
+  }, { action: "monitor" });
+  assert.equal(ctx.action, "monitor");
+  assert.equal(ctx.resource, "p_mysql");
+  assert.equal(ctx.cloneNumber, 2);
+  assert.equal(ctx.role, "Unpromoted");
+  assert.equal(ctx.intervalMs, 3000);
+  assert.equal(ctx.timeoutMs, 30000);
+  assert.equal(ctx.checkLevel, 10);
+  assert.equal(ctx.promotable, true);
+  assert.equal(ctx.nodeName, "prm2");
+  assert.deepEqual(ctx.params, { socket: "/run/mysqld/mysqld.sock" });
+  assert.equal(ctx.notify, undefined);
+});
+
+Deno.test("readContext strips a :N suffix and defaults when not cloned", () => {
+  const ctx = readContext({ OCF_RESOURCE_INSTANCE: "p_mysql:1" }, { action: "start" });
+  assert.equal(ctx.resource, "p_mysql");
+  assert.equal(ctx.cloneNumber, 1);
+  assert.equal(ctx.promotable, false);
+  assert.equal(ctx.timeoutMs, 20000);
+  assert.equal(ctx.intervalMs, 0);
+  const plain = readContext({ OCF_RESOURCE_INSTANCE: "db" }, { action: "start" });
+  assert.equal(plain.cloneNumber, undefined);
+  assert.equal(plain.promotable, false);
+  assert.equal(readContext({ OCF_RESKEY_CRM_meta_master_max: "1" }).promotable, true);
+  assert.equal(readContext({ OCF_RESKEY_CRM_meta_promotable: "true" }).promotable, true);
+});
+
+Deno.test("parseRole accepts both vocabularies", () => {
+  assert.equal(parseRole("Promoted"), "Promoted");
+  assert.equal(parseRole("Master"), "Promoted");
+  assert.equal(parseRole("Slave"), "Unpromoted");
+  assert.equal(parseRole("unpromoted"), "Unpromoted");
+  assert.equal(parseRole("Started"), undefined);
+  assert.equal(parseRole(undefined), undefined);
+});
+
+Deno.test("notify lists pair unames with resources and prefer the new names", () => {
+  const p = "OCF_RESKEY_CRM_meta_notify_";
+  const ctx = readContext({
+    OCF_RESOURCE_INSTANCE: "p_mysql",
+    [`${p}type`]: "post",
+    [`${p}operation`]: "promote",
+    [`${p}promote_uname`]: "prm2 ",
+    [`${p}promote_resource`]: "p_mysql:1",
+    [`${p}active_uname`]: "prm1 prm2 prm3",
+    [`${p}active_resource`]: "p_mysql:0 p_mysql:1 p_mysql:2",
+    [`${p}promoted_uname`]: "",
+    [`${p}master_uname`]: "prm9",
+    [`${p}slave_uname`]: "prm1 prm3",
+    [`${p}slave_resource`]: "p_mysql:0",
+  });
+  const n = ctx.notify!;
+  assert.equal(n.type, "post");
+  assert.equal(n.operation, "promote");
+  assert.deepEqual(n.promote, [{ uname: "prm2", resource: "p_mysql:1" }]);
+  assert.deepEqual(n.active.map((e) => e.resource), ["p_mysql:0", "p_mysql:1", "p_mysql:2"]);
+  // promoted_uname is set (empty, as in post-promote): it wins over master_uname.
+  assert.deepEqual(n.promoted, []);
+  // unpromoted_* unset: fall back to slave_*; missing resources pair with "".
+  assert.deepEqual(n.unpromoted, [
+    { uname: "prm1", resource: "p_mysql:0" },
+    { uname: "prm3", resource: "" },
+  ]);
+});
+
+Deno.test("Logger redacts secrets and writes exit reasons", () => {
+  const lines: string[] = [];
+  const log = new Logger("mysql_prm(p)[start]", { sink: (l) => lines.push(l) });
+  log.secret("s3cr'et");
+  log.secret("");
+  log.info("connect with s3cr'et failed");
+  log.debug("hidden");
+  log.exitReason("bad s3cr'et\nsecond line");
+  assert.deepEqual(lines, [
+    "INFO: mysql_prm(p)[start]: connect with *** failed",
+    "ocf-exit-reason:bad *** second line",
+  ]);
+  const dbg = new Logger("x", { sink: (l) => lines.push(l), debug: true });
+  dbg.debug("shown");
+  assert.equal(lines.at(-1), "DEBUG: x: shown");
+  assert.equal(readContext({ PCMK_debug: "yes" }).debug, true);
+  assert.equal(codeName(OCF.RUNNING_PROMOTED), "RUNNING_PROMOTED(8)");
+});
+
+Deno.test("resolveParams applies defaults and flags wrong values as configured", () => {
+  const ok = resolveParams({});
+  assert.deepEqual(ok.problems, []);
+  assert.equal(ok.params.replicationPort, 3306);
+  assert.equal(ok.params.readerAttribute, "readable");
+  assert.equal(ok.params.maxSlaveLag, 3600);
+  assert.equal(ok.params.enableCreation, false);
+  const bad = resolveParams({
+    replication_port: "70000",
+    max_slave_lag: "ten",
+    enable_creation: "maybe",
+    datadir: "relative/dir",
+    replication_options: "MASTER_SSL=1; DROP TABLE x",
+    test_table: "mysql.user; DROP",
+    reader_attribute: "a b",
+    test_passwd: "x\0y",
+  });
+  const messages = bad.problems.map((p) => p.message);
+  assert.ok(bad.problems.every((p) => p.kind === "configured"));
+  for (
+    const name of [
+      "replication_port",
+      "max_slave_lag",
+      "enable_creation",
+      "datadir",
+      "replication_options",
+      "test_table",
+      "reader_attribute",
+    ]
+  ) {
+    assert.ok(messages.some((m) => m.includes(name)), `${name} flagged: ${messages.join(" / ")}`);
+  }
+  assert.ok(!messages.some((m) => m.includes("x\0y")));
+});
+
+Deno.test("replication_options parse into a validated set", () => {
+  assert.deepEqual(
+    parseReplicationOptions("MASTER_SSL=1, SSL_CA=/etc/ssl/ca.pem,source_connect_retry=5"),
+    {
+      options: [
+        { key: "SSL", value: 1 },
+        { key: "SSL_CA", value: "/etc/ssl/ca.pem" },
+        { key: "CONNECT_RETRY", value: 5 },
+      ],
+    },
+  );
+  assert.deepEqual(parseReplicationOptions(""), { options: [] });
+  for (
+    const bad of [
+      "SSL=2",
+      "SSL_CA=relative",
+      "SSL_CA=/x'y",
+      "MASTER_HOST=evil",
+      "SSL",
+      "SSL=1,SSL=0",
+      "SSL_CIPHER=a b",
+    ]
+  ) {
+    assert.ok("error" in parseReplicationOptions(bad), bad);
+  }
+});
+
+Deno.test("credentials file: [client] and [replication] override the parameters", () => {
+  const file = parseCredentialsFile(`# comment
+[client]
+user = prm
+password = "p'w d"
+socket=/x
+[replication]
+user=repl
+password='r=pw'
+`);
+  const { params } = resolveParams({ test_user: "t", test_passwd: "tp", replication_user: "u" });
+  const c = resolveCredentials(params, file);
+  assert.deepEqual(c.client, { user: "prm", password: "p'w d" });
+  assert.deepEqual(c.replication, { user: "repl", password: "r=pw" });
+  const none = resolveCredentials(params);
+  assert.deepEqual(none.client, { user: "t", password: "tp" });
+  assert.deepEqual(none.replication, { user: "u", password: "" });
+});
+
+Deno.test("meta-data lists every parameter and is valid against ra-api-1.dtd", async () => {
+  const xml = metadataXml("9.9");
+  for (const p of PARAMS) {
+    assert.ok(xml.includes(`<parameter name="${p.name}"`), p.name);
+    assert.ok(p.longdesc.length > 20 && p.shortdesc.length > 3, p.name);
+  }
+  assert.match(xml, /<action name="monitor" timeout="30s" interval="5s" role="Promoted"/);
+  assert.match(xml, /<action name="monitor" timeout="30s" interval="7s" role="Unpromoted"/);
+  for (const a of ["start", "stop", "promote", "demote", "notify", "validate-all", "meta-data"]) {
+    assert.ok(xml.includes(`<action name="${a}"`), a);
+  }
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/md.xml`, xml);
+    const out = await new Deno.Command("xmllint", {
+      args: ["--noout", "--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd", `${dir}/md.xml`],
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.ok(helpText().includes("credentials_file [string]"));
+});
