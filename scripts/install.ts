@@ -16,18 +16,10 @@
 
 import { launcherScript } from "./build.ts";
 import { PROGRAMS } from "./programs.ts";
+import { exists } from "./fs.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const dist = `${root}/dist`;
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function sameFile(a: string, b: string): Promise<boolean> {
   try {

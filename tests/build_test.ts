@@ -1,6 +1,7 @@
 // Tests what `deno task build` and `deno task install` produce: the shipped launchers, the
 // self-extracting files, and an install into a scratch OCF_ROOT and PREFIX.
 import assert from "node:assert/strict";
+import { exists } from "../scripts/fs.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const dist = `${root}/dist`;
@@ -25,15 +26,6 @@ async function run(
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function ensureBuilt(): Promise<void> {

@@ -21,6 +21,7 @@ import {
   PROMOTED_SCORE,
   SEMI_SYNC_PARAMETER,
 } from "../config_gen.ts";
+import { exists } from "../scripts/fs.ts";
 
 const BASE_ARGS = [
   "--node",
@@ -561,15 +562,6 @@ Deno.test("--format selects the printed form", () => {
 // Offline validation with the real tools.
 
 const INSTALLED_AGENT = "/usr/lib/ocf/resource.d/prm/mysql_prm";
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const toolsPresent = (await Promise.all(
   ["/usr/sbin/pcs", "/usr/sbin/crm", "/usr/sbin/crm_verify", "/usr/sbin/crm_simulate"].map(exists),
