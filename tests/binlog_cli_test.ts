@@ -1,5 +1,6 @@
 // CLI tests of prm_binlog_parser: `deno run binlog.ts`, and dist/prm_binlog_parser when built.
 import assert from "node:assert/strict";
+import { readTransactions } from "../binlog.ts";
 
 const FIXTURES_DIR = new URL("../../shared/fixtures/mysql", import.meta.url).pathname;
 const SCRIPT = new URL("../binlog.ts", import.meta.url).pathname;
@@ -158,6 +159,39 @@ for (const r of runners) {
       );
       Deno.writeFileSync(`${dir}/enc`, enc);
       assertOneLineError(await run(r, [`${dir}/enc`]), 6, /encrypted binlog/);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+
+  Deno.test(`${r.name}: a file over 32 MiB (hashing workers) prints what one thread does`, async () => {
+    // The events of a real fixture repeated after its format description: 34 MB, 140k
+    // transactions, enough for the parser to start its hashing workers.
+    const src = Deno.readFileSync(fx("bug27213339-bin.000001"));
+    const dv = new DataView(src.buffer, src.byteOffset);
+    const events = 4 + dv.getUint32(4 + 9, true);
+    const copies = 3100;
+    const body = src.subarray(events);
+    const big = new Uint8Array(events + copies * body.length);
+    big.set(src.subarray(0, events));
+    for (let k = 0; k < copies; k++) big.set(body, events + k * body.length);
+    const dir = Deno.makeTempDirSync();
+    try {
+      const path = `${dir}/big-bin.000001`;
+      Deno.writeFileSync(path, big);
+      const expected: string[] = [];
+      for await (const t of readTransactions([path], { workers: 0 })) {
+        expected.push(`${t.end},${t.md5}`);
+      }
+      assert.ok(expected.length > 100_000, `${expected.length} transactions`);
+      const res = await run(r, [path]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(res.stdout, expected.join("\n") + "\n");
+      const tail = await run(r, ["--tail", "5", path]);
+      assert.equal(tail.stdout, expected.slice(-5).join("\n") + "\n");
+      for (const workers of ["0", "2"]) {
+        assert.equal((await run(r, ["--workers", workers, path])).stdout, res.stdout, workers);
+      }
     } finally {
       Deno.removeSync(dir, { recursive: true });
     }

@@ -577,6 +577,9 @@ Deno.test("a relay log rotated inside a transaction continues it; a binlog does 
       Deno.writeFileSync(`${dir}/r.1`, a.bytes());
       Deno.writeFileSync(`${dir}/r.2`, b.bytes());
       const { txs, warnings } = await readAll([`${dir}/r.1`, `${dir}/r.2`]);
+      // The open transaction moves from one file's read buffer to the next one's.
+      const threaded = await readAll([`${dir}/r.1`, `${dir}/r.2`], { workers: 1 });
+      assert.deepEqual(threaded, { txs, warnings });
       if (relay) {
         assert.deepEqual(warnings, []);
         assert.equal(txs.length, 1);
@@ -737,5 +740,127 @@ Deno.test("truncation at every offset of small fixtures", async () => {
         assert.ok(n < 4, `${name} cut at ${n}: ${e}`); // only a cut magic number is an error
       }
     }
+  }
+});
+
+/** Transactions read until the end or an error, and that error's message. */
+async function readUntilError(
+  files: string[] | Uint8Array,
+  options: ReadOptions,
+): Promise<{ txs: BinlogTransaction[]; error: string }> {
+  const txs: BinlogTransaction[] = [];
+  const opts = { ...options, onWarning: () => {} };
+  const source = files instanceof Uint8Array
+    ? {
+      name: "mem",
+      chunks: (async function* () {
+        yield files;
+      })(),
+    }
+    : files;
+  try {
+    for await (const t of readTransactions(source, opts)) txs.push(t);
+  } catch (e) {
+    assert.ok(e instanceof BinlogError, String(e));
+    return { txs, error: e.message };
+  }
+  return { txs, error: "" };
+}
+
+Deno.test("hashing workers give the same transactions and errors as the main thread", async () => {
+  let compared = 0;
+  for (const entry of Deno.readDirSync(FIXTURES_DIR)) {
+    if (entry.name.startsWith("LICENSE") || entry.name.endsWith(".md")) continue;
+    const path = `${FIXTURES_DIR}/${entry.name}`;
+    const alone = await readUntilError([path], { workers: 0 });
+    for (const workers of [1, 2]) {
+      // A small read buffer: many buffer changes while batches still refer to older buffers.
+      const opts = { workers, bufferSize: 150_000 };
+      assert.deepEqual(await readUntilError([path], opts), alone, `${entry.name}, ${workers}`);
+    }
+    compared++;
+  }
+  assert.ok(compared >= 25);
+});
+
+/** A binlog of transactions of varied sizes, with the MD5 each must have, computed here. */
+function variedBinlog(checksum: boolean): {
+  bytes: Uint8Array;
+  md5s: string[];
+  rowsPos: number[];
+} {
+  const b = new BinlogBuilder({ checksum });
+  const md5s: string[] = [];
+  const rowsPos: number[] = [];
+  const le4 = (x: number) => [x & 255, (x >> 8) & 255, (x >> 16) & 255, x >>> 24];
+  // Small ones, ones around the batch limits (128 KiB of work, 512 KiB per transaction) and one
+  // with more events than a batch has spans (16384).
+  const shapes: Array<[number, number]> = [];
+  for (let i = 0; i < 400; i++) shapes.push([1 + (i % 5), 40 + ((i * 37) % 900)]);
+  shapes.push([2, 70_000], [3, 60_000], [1, 600_000], [9, 60_000], [20_000, 3], [1, 10]);
+  for (let i = 0; i < 300; i++) shapes.push([1 + (i % 3), 100 + i]);
+  let k = 0;
+  for (const [events, size] of shapes) {
+    const parts: Uint8Array[] = [];
+    b.query("d", "BEGIN", { ts: 5 });
+    b.tableMap(70, { ts: 6 });
+    const tm = b.lastBodies.get(19)!;
+    parts.push(new Uint8Array([19, ...le4(6), ...le4(tm.length - 6)]), tm.subarray(6));
+    for (let e = 0; e < events; e++) {
+      b.rows(23, 70, Array.from({ length: size }, (_, i) => (i * 31 + k++) & 255), { ts: 7 });
+      rowsPos.push(b.lastEventPos);
+      const rows = b.lastBodies.get(23)!;
+      parts.push(new Uint8Array([30, ...le4(7), ...le4(rows.length - 6)]), rows.subarray(6));
+    }
+    b.xid(1);
+    md5s.push(md5Of(parts));
+  }
+  return { bytes: b.bytes(), md5s, rowsPos };
+}
+
+Deno.test("batched hashing: transactions of any size and span count, with workers", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    for (const checksum of [true, false]) {
+      const { bytes, md5s } = variedBinlog(checksum);
+      const path = `${dir}/varied.${checksum}`;
+      Deno.writeFileSync(path, bytes);
+      for (const workers of [0, 1, 2]) {
+        for (const bufferSize of [150_000, 4 * 1024 * 1024]) {
+          const { txs, error } = await readUntilError([path], { workers, bufferSize });
+          assert.equal(error, "");
+          assert.deepEqual(txs.map((t) => t.md5), md5s, `${checksum} ${workers} ${bufferSize}`);
+        }
+      }
+      const stream = await readUntilError(bytes, {});
+      assert.deepEqual(stream.txs.map((t) => t.md5), md5s);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a bad checksum: the error names its event, transactions before it come first", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const { bytes, rowsPos } = variedBinlog(true);
+    const path = `${dir}/clean`;
+    Deno.writeFileSync(path, bytes);
+    const clean = (await readUntilError([path], { workers: 0 })).txs;
+    for (const at of [rowsPos[5], rowsPos[700], rowsPos[rowsPos.length - 3]]) {
+      const bad = bytes.slice();
+      bad[at + 40] ^= 0x10;
+      Deno.writeFileSync(`${dir}/bad`, bad);
+      const before = clean.filter((t) => t.endOffset <= at).map((t) => [t.end, t.md5]);
+      for (const workers of [0, 1]) {
+        for (const bufferSize of [150_000, 4 * 1024 * 1024]) {
+          const r = await readUntilError([`${dir}/bad`], { workers, bufferSize });
+          assert.match(r.error, new RegExp(`: offset ${at}: bad CRC32 checksum`));
+          assert.deepEqual(r.txs.map((t) => [t.end, t.md5]), before, `${at} ${workers}`);
+        }
+      }
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });
