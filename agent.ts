@@ -53,12 +53,37 @@ import {
   SCORE,
 } from "./election.ts";
 import { quoteString, type ReplicaStatus, testTableSql } from "./sql.ts";
+import {
+  checkReturningNode,
+  parseResumeOverride,
+  readBlock,
+  type ResyncOutcome,
+  resyncReplica,
+  writeBlock,
+} from "./resync_agent.ts";
+import {
+  heartbeatRunning,
+  readHeartbeatLag,
+  startHeartbeat,
+  stopHeartbeat,
+  withHeartbeatLag,
+} from "./heartbeat.ts";
+import { statusMain } from "./status.ts";
+import {
+  gtidAttr,
+  gtidElection,
+  prepareGtidFollow,
+  publishElectionGtid,
+  publishGtidFork,
+} from "./gtid_agent.ts";
 
 /** The agent's version, shown in meta-data. */
 export const VERSION = "0.1.0";
 
 const USAGE =
-  "Usage: mysql_prm {start|stop|monitor|promote|demote|notify|validate-all|meta-data|usage|--help}";
+  "Usage: mysql_prm {start|stop|monitor|promote|demote|notify|validate-all|meta-data|usage|--help}\n" +
+  "       mysql_prm status [--json] [--help]\n" +
+  "       mysql_prm config [FLAGS] [--help]";
 
 /** Value published in pre-promote by a node that replicates from nobody. */
 const IDLE_MARK = "idle";
@@ -431,6 +456,11 @@ async function waitReceived(
 
 async function replicateFrom(run: Run, client: MysqlClient, info: ReplInfo): Promise<void> {
   await client.stopReplica();
+  if (run.params.semiSync) {
+    // Before START SLAVE: the replica side is read when the IO thread starts.
+    await client.configureSemiSync("replica", run.params.semiSyncTimeoutMs);
+  }
+  if (run.params.replicationMode === "gtid") return await replicateByGtid(run, client, info);
   await client.changeSource({
     host: info.host,
     port: run.params.replicationPort,
@@ -442,6 +472,44 @@ async function replicateFrom(run: Run, client: MysqlClient, info: ReplInfo): Pro
   });
   await client.startReplica();
   run.log.info(`Replicating from ${info.host} at ${info.file}:${info.pos} (published coordinates)`);
+}
+
+/**
+ * GTID mode: replicate from the master by GTID (no coordinates, no resync), unless this node
+ * holds errant transactions: then it is blocked like a refused resync (not readable, never
+ * promoted, monitor fails hard) until a person acts and runs crm_resource --cleanup.
+ */
+async function replicateByGtid(run: Run, client: MysqlClient, info: ReplInfo): Promise<void> {
+  const follow = await prepareGtidFollow(client, run.cib, {
+    resource: run.ctx.resource,
+    master: info.host,
+    node: run.node,
+    log: run.log,
+  });
+  if (!follow.ok) {
+    writeBlock(blockPath(run), {
+      reason: follow.reason,
+      at: new Date().toISOString(),
+      salvageFile: follow.salvageFile,
+    });
+    run.log.error(
+      `${follow.reason}. Kept out: remove or replay those transactions (mariadb-binlog on this ` +
+        "node's binlog), or re-clone, then run crm_resource --cleanup",
+    );
+    await run.cib.setPromotionScore(undefined);
+    await run.cib.setNodeAttribute(run.params.readerAttribute, "0");
+    return;
+  }
+  await client.changeSource({
+    host: info.host,
+    port: run.params.replicationPort,
+    user: run.creds.replication.user,
+    password: run.creds.replication.password,
+    gtid: true,
+    options: run.params.replicationOptions,
+  });
+  await client.startReplica();
+  run.log.info(`Replicating from ${info.host}: ${follow.detail}`);
 }
 
 /**
@@ -462,7 +530,106 @@ async function followPublishedMaster(run: Run, client: MysqlClient, info: ReplIn
     );
     return;
   }
-  await replicateFrom(run, client, info);
+  const override = parseResumeOverride(await run.cib.nodeAttribute(resumeAttr(run)));
+  if (override !== undefined) {
+    // A person decided where this node resumes (after a resync refusal): no check.
+    await run.cib.setNodeAttribute(resumeAttr(run), undefined);
+    writeBlock(blockPath(run), undefined);
+    const target = "published" in override
+      ? info
+      : { host: info.host, file: override.file, pos: override.pos };
+    run.log.warn(`Operator set ${resumeAttr(run)}: resuming at ${target.file}:${target.pos}`);
+    await replicateFrom(run, client, target);
+    return;
+  }
+  if (run.params.replicationMode === "gtid") {
+    await replicateFrom(run, client, info);
+    return;
+  }
+  await resyncTo(run, client, info, status);
+}
+
+function resumeAttr(run: Run): string {
+  return `prm-${run.ctx.resource}-resume`;
+}
+
+function blockPath(run: Run): string {
+  return `${run.ctx.stateDir}/mysql_prm-${run.ctx.resource}.resync-block.json`;
+}
+
+/**
+ * A node whose resync was refused stays unpromotable and unreadable and fails its monitor with
+ * a hard error (OCF_ERR_PERM): Pacemaker then stops it and keeps it off this node until
+ * `crm_resource --cleanup`, instead of restarting it in a loop as a soft error would.
+ */
+async function resyncBlocked(run: Run): Promise<OcfCode | undefined> {
+  const block = readBlock(blockPath(run));
+  if (block === undefined) return undefined;
+  await run.cib.setPromotionScore(undefined);
+  await run.cib.setNodeAttribute(run.params.readerAttribute, "0");
+  return failWith(run, OCF.ERR_PERM, block.reason);
+}
+
+/**
+ * Position mode, a node that followed another master (or nobody): find where it resumes in the
+ * new master's binary log (resync_agent.ts) and replicate from exactly there, or block it.
+ */
+async function resyncTo(
+  run: Run,
+  client: MysqlClient,
+  info: ReplInfo,
+  status: ReplicaStatus | undefined,
+): Promise<void> {
+  const source = {
+    host: info.host,
+    port: run.params.replicationPort,
+    user: run.creds.replication.user,
+    password: run.creds.replication.password,
+    newestFile: info.file,
+  };
+  const options = {
+    log: run.log,
+    deadline: run.deadline,
+    node: run.node,
+    resource: run.ctx.resource,
+  };
+  let outcome: ResyncOutcome;
+  const t0 = Date.now();
+  try {
+    outcome = status !== undefined
+      ? await resyncReplica(client, source, options)
+      : await checkReturningNode(client, source, options);
+  } catch (err) {
+    run.log.warn(
+      `Resync with ${info.host} not possible now (retrying later): ${describeError(err)}`,
+    );
+    return;
+  }
+  if (outcome.kind === "resume") {
+    run.log.info(`Resync in ${Date.now() - t0} ms: ${outcome.detail}`);
+    await replicateFrom(run, client, {
+      host: info.host,
+      file: outcome.file,
+      pos: outcome.position,
+    });
+  } else if (outcome.kind === "nothing") {
+    run.log.info(`Resync: ${outcome.detail}; using the published coordinates`);
+    await replicateFrom(run, client, info);
+  } else {
+    if (status !== undefined) await client.stopReplica();
+    writeBlock(blockPath(run), {
+      reason: outcome.reason,
+      at: new Date().toISOString(),
+      salvageFile: outcome.salvageFile,
+    });
+    run.log.error(
+      `${outcome.reason}: ${outcome.detail}. Kept out: fix the data, then set the node ` +
+        `attribute ${resumeAttr(run)} (published or FILE:POS) or re-clone, and run ` +
+        "crm_resource --cleanup",
+    );
+    await run.cib.setPromotionScore(undefined);
+    await run.cib.setNodeAttribute(run.params.readerAttribute, "0");
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,6 +641,9 @@ async function actionStart(run: Run): Promise<OcfCode> {
   const state = loadState(run);
   if (state.stoppingPid !== undefined) {
     const pid = state.stoppingPid;
+    if (processAlive(pid, run.layout.binary)) {
+      run.log.info(`Waiting for server pid ${pid} to finish its shutdown (async_stop) first`);
+    }
     if (!(await waitExit(pid, run.deadline - 10_000, run.layout.binary))) {
       return failWith(
         run,
@@ -501,6 +671,9 @@ async function actionStart(run: Run): Promise<OcfCode> {
     const mariadb = /mariadb/i.test(run.layout.binary) ||
       (await isMariadbBinary(run.layout.binary));
     startArgs.push(mariadb ? "--skip-slave-start" : "--skip-replica-start");
+    // Semi-sync settings are not persistent: a restarted replica that keeps its coordinates must
+    // still acknowledge (MySQL needs its plugin first: replicateFrom installs it).
+    if (run.params.semiSync && mariadb) startArgs.push("--rpl-semi-sync-slave-enabled=ON");
     if (run.ctx.promotable) {
       // Always unpromoted: read-only from the first connection on.
       startArgs.push("--read-only");
@@ -535,6 +708,8 @@ async function actionStart(run: Run): Promise<OcfCode> {
   }
   if (run.ctx.promotable) {
     await run.cib.setPrivate(posAttr(run), undefined);
+    // A start (after crm_resource --cleanup, for one) checks afresh whether this node may follow.
+    writeBlock(blockPath(run), undefined);
     const info = await run.cib.replInfo();
     const r = await withClient(run, async (c) => {
       if (!(await c.readOnly())) await c.setReadOnly(true);
@@ -647,7 +822,9 @@ async function actionMonitor(run: Run): Promise<OcfCode> {
   const obs = await observe(run);
   if (obs.kind === "stopped") {
     run.log.debug(`Not running: ${obs.detail}`);
-    if (run.ctx.promotable) {
+    // A recurring monitor reports the failure at once: the recovery's stop deletes the score, and
+    // a failed instance is never promoted. A probe cleans up what a past life left.
+    if (run.ctx.promotable && run.ctx.intervalMs === 0) {
       await run.cib.setPromotionScore(undefined);
     }
     return OCF.NOT_RUNNING;
@@ -662,6 +839,9 @@ async function actionMonitor(run: Run): Promise<OcfCode> {
   try {
     const readOnly = await client.readOnly();
     if (run.ctx.checkLevel >= 10) {
+      // A lock held on test_table must read as busy, not leave a query hanging on the server
+      // (closing a connection with a query in flight waits for it): bound the lock wait.
+      await client.query("SET SESSION lock_wait_timeout = 2");
       await client.query(testTableSql(run.params.testTable));
     }
     if (!run.ctx.promotable) {
@@ -700,20 +880,25 @@ async function monitorPromoted(run: Run, client: MysqlClient): Promise<OcfCode> 
       await run.cib.setReplInfo({ host: run.node, file: binlog.file, pos: binlog.pos });
     }
   }
+  if (run.params.heartbeat) await heartbeatHook(run, client, "check");
   await run.cib.setPromotionScore(SCORE.PROMOTED);
   await run.cib.setNodeAttribute(run.params.readerAttribute, "1");
   return OCF.RUNNING_PROMOTED;
 }
 
 async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode> {
+  const blocked = await resyncBlocked(run);
+  if (blocked !== undefined) return blocked;
   let status = await client.replicaStatus();
   const state = loadState(run);
-  if (status === undefined) {
+  if (status === undefined || status.ioRunning !== "Yes") {
     const info = await run.cib.replInfo();
-    if (info !== undefined && info.host !== run.node) {
-      // A missed notification left this node idle while a master is published.
+    if (info !== undefined && info.host !== run.node && info.host !== status?.masterHost) {
+      // A missed notification (or a node down during the switch) still follows an old master.
       await followPublishedMaster(run, client, info);
       status = await client.replicaStatus();
+      const nowBlocked = await resyncBlocked(run);
+      if (nowBlocked !== undefined) return nowBlocked;
     }
   }
   let score: number | undefined;
@@ -724,6 +909,11 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
     score = SCORE.IDLE;
     readableNow = false;
   } else {
+    if (run.params.heartbeat) {
+      const hb = await readHeartbeatLag(client, run.params.heartbeatTable);
+      if (hb.lag === undefined) run.log.debug(`Heartbeat lag unknown: ${hb.problem}`);
+      status = withHeartbeatLag(status, hb.lag);
+    }
     const health = assessReplica(status, { maxLag: run.params.maxSlaveLag });
     score = health.healthy ? SCORE.REPLICA : undefined;
     readableNow = health.readable;
@@ -747,6 +937,27 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
   await run.cib.setPromotionScore(score);
   await run.cib.setNodeAttribute(run.params.readerAttribute, reader.readable ? "1" : "0");
   return code;
+}
+
+/**
+ * The heartbeat writer (heartbeat.ts): started by promote, checked (and restarted) by the
+ * promoted monitor, disabled by demote. A failure is logged, never fatal: lag figures then fall
+ * back to Seconds_Behind_Master on the replicas.
+ */
+async function heartbeatHook(
+  run: Run,
+  client: MysqlClient,
+  what: "start" | "check" | "stop",
+): Promise<void> {
+  const table = run.params.heartbeatTable;
+  try {
+    if (what === "stop") return await stopHeartbeat(client, table);
+    if (what === "check" && await heartbeatRunning(client, table)) return;
+    await startHeartbeat(client, { table, intervalSeconds: run.params.heartbeatInterval });
+    run.log.info(`Heartbeat writer on ${table} every ${run.params.heartbeatInterval} s`);
+  } catch (err) {
+    run.log.warn(`Heartbeat writer (${what}) failed: ${describeError(err)}`);
+  }
 }
 
 async function actionPromote(run: Run): Promise<OcfCode> {
@@ -806,6 +1017,25 @@ async function actionPromote(run: Run): Promise<OcfCode> {
         `Not promoting: ${check.better.node} holds more data; scores moved so the cluster re-plans`,
       );
     }
+    if (run.params.replicationMode === "gtid") {
+      const g = await gtidElection(client, run.cib, {
+        resource: run.ctx.resource,
+        self: run.node,
+        expected: (loadState(run).expectedPeers ?? []).filter((n) => n !== run.node),
+        until: Date.now() + Math.min(5_000, (run.deadline - Date.now()) / 8),
+      });
+      run.log.info(`GTID election: ${g.reason}`);
+      if (!g.proceed && g.better !== undefined) {
+        await run.cib.setPromotionScore(SCORE.REPLICA + 50, g.better.node);
+        await run.cib.setPromotionScore(1);
+        run.cib.save();
+        return failWith(
+          run,
+          OCF.ERR_GENERIC,
+          `Not promoting: ${g.better.node} holds more GTIDs; scores moved so the cluster re-plans`,
+        );
+      }
+    }
     if (status !== undefined) {
       // Everything received must be applied before this node accepts writes.
       const applied = await waitRelayApplied(run, client, run.deadline - 5_000);
@@ -829,8 +1059,18 @@ async function actionPromote(run: Run): Promise<OcfCode> {
     }
     // Publish the coordinates taken after everything was applied and before any write.
     await run.cib.setReplInfo({ host: run.node, file: binlog.file, pos: binlog.pos });
+    if (run.params.replicationMode === "gtid") {
+      await publishGtidFork(client, run.cib, { resource: run.ctx.resource, log: run.log });
+    }
+    // Semi-sync as the source before the first write, so that no write escapes it.
+    if (run.params.semiSync) {
+      await client.configureSemiSync("source", run.params.semiSyncTimeoutMs);
+    }
     await client.setReadOnly(false);
     run.log.info(`Promoted: writable at ${binlog.file}:${binlog.pos}`);
+    // With semi-sync, the writer's first statements may wait semi_sync_timeout for a replica that
+    // is not repointed yet: the first promoted monitor starts it instead, off the failover path.
+    if (run.params.heartbeat && !run.params.semiSync) await heartbeatHook(run, client, "start");
     await run.cib.setPromotionScore(SCORE.PROMOTED);
     await run.cib.setNodeAttribute(run.params.readerAttribute, "1");
     await run.cib.setPrivate(posAttr(run), undefined);
@@ -915,6 +1155,7 @@ async function actionDemote(run: Run): Promise<OcfCode> {
       return OCF.SUCCESS;
     }
     await setReadOnlyKillingBlockers(run, client);
+    if (run.params.heartbeat) await heartbeatHook(run, client, "stop");
     if (run.ctx.promotable) {
       const binlog = await client.binlogStatus();
       if (binlog !== undefined) {
@@ -975,9 +1216,11 @@ async function actionNotify(run: Run): Promise<OcfCode> {
   );
   try {
     if (what === "pre-promote") await notifyPrePromote(run);
-    else if (what === "post-promote") await notifyPostPromote(run);
-    else if (what === "post-demote" || what === "post-stop") {
+    else if (what === "post-promote") {
+      // The demoted master's final position must outlive post-demote: pre-promote and promote
+      // wait for it. Once a new master is up it has served its purpose.
       await run.cib.setPrivate(finalAttr(run), undefined).catch(() => false);
+      await notifyPostPromote(run);
     }
   } catch (err) {
     run.log.warn(`Notify ${what} could not finish: ${describeError(err)}`);
@@ -1024,6 +1267,14 @@ async function notifyPrePromote(run: Run): Promise<void> {
     );
     return encodePeerPosition(status.masterHost, received);
   });
+  if (run.params.replicationMode === "gtid") {
+    // Before the position: the promotee waits for the position, then finds the GTID too.
+    const g = await withClient(
+      run,
+      (c) => publishElectionGtid(c, run.cib, { resource: run.ctx.resource, log: run.log }),
+    );
+    if (typeof g === "object") run.log.warn(`Cannot publish the GTID position: ${g.error}`);
+  }
   if (typeof value === "object") {
     run.log.warn(`Cannot read this node's position: ${value.error}`);
     return;
@@ -1039,6 +1290,9 @@ async function notifyPrePromote(run: Run): Promise<void> {
 async function notifyPostPromote(run: Run): Promise<void> {
   const promotee = run.ctx.notify!.promote[0]?.uname;
   await run.cib.setPrivate(posAttr(run), undefined);
+  if (run.params.replicationMode === "gtid") {
+    await run.cib.setPrivate(gtidAttr(run.ctx.resource), undefined);
+  }
   if (promotee === undefined || promotee === run.node) return;
   if (serverPid(run.layout) === undefined) return;
   let info = await run.cib.replInfo();
@@ -1092,8 +1346,7 @@ export async function main(args: string[], env = Deno.env.toObject()): Promise<n
     case "config":
       return configMain(args.slice(1));
     case "status":
-      console.error(`mysql_prm ${action}: not available in this version`);
-      return OCF.ERR_UNIMPLEMENTED;
+      return await statusMain(args.slice(1));
   }
   const ctx = readContext(env, { action });
   const log = new Logger(`mysql_prm(${ctx.resource})[${action}]`, { debug: ctx.debug });

@@ -216,7 +216,12 @@ export class Cib {
     const key = `score:${node ?? ""}`;
     const want = score === undefined ? undefined : String(score);
     if (!this.#refresh && key in this.#cache && this.#cache[key] === (want ?? "")) return false;
-    const current = await this.promotionScore(node);
+    // A known different last write means a write is due: skip the read (one tool call less on
+    // the failover path). Unknown (first call, probe) reads first to avoid a needless write.
+    const known = this.#refresh || !(key in this.#cache) ? undefined : this.#cache[key];
+    const current = known !== undefined
+      ? (known === "" ? undefined : Number(known))
+      : await this.promotionScore(node);
     if (this.unavailable) return false;
     if ((current === undefined ? undefined : String(current)) === want) {
       this.#remember(key, want ?? "");
@@ -244,7 +249,11 @@ export class Cib {
   async setNodeAttribute(name: string, value: string | undefined): Promise<boolean> {
     const key = `attr:${name}`;
     if (this.#cached(key) === (value ?? "") && key in this.#cache) return false;
-    const current = await this.nodeAttribute(name);
+    // As for scores: a known different last write skips the read.
+    const known = this.#cached(key);
+    const current = known !== undefined
+      ? (known === "" ? undefined : known)
+      : await this.nodeAttribute(name);
     if (this.unavailable) return false;
     if (current === value) {
       this.#remember(key, value ?? "");

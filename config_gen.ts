@@ -20,35 +20,10 @@
 import { parseArgs } from "node:util";
 import { isIP } from "node:net";
 import { SCORE } from "./election.ts";
+import { PARAMS } from "./params.ts";
 
-/** Parameter names the mysql_prm agent accepts (issue 4), allowed with `--param`. */
-export const AGENT_PARAMETERS: readonly string[] = [
-  "binary",
-  "binary_prefix",
-  "config",
-  "datadir",
-  "user",
-  "group",
-  "log",
-  "pid",
-  "socket",
-  "additional_parameters",
-  "enable_creation",
-  "test_user",
-  "test_passwd",
-  "test_table",
-  "replication_user",
-  "replication_passwd",
-  "replication_port",
-  "replication_options",
-  "max_slave_lag",
-  "evict_outdated_slaves",
-  "reader_attribute",
-  "reader_failcount",
-  "async_stop",
-  "post_promote_script",
-  "credentials_file",
-];
+/** Parameter names the mysql_prm agent accepts, allowed with `--param` (from its meta-data table). */
+export const AGENT_PARAMETERS: readonly string[] = PARAMS.map((p) => p.name);
 
 /** Agent parameter that selects GTID or binlog-position replication (set by `--mode`). */
 export const MODE_PARAMETER = "replication_mode";

@@ -11,14 +11,23 @@ import {
   binlogStatusSql,
   changeSourceSql,
   type Flavour,
+  gtidStateSql,
   killConnectionSql,
   normalizeBinlogStatus,
   normalizeReplicaStatus,
   parseFlavour,
+  pluginActiveSql,
   readOnlyQuerySql,
   type ReplicaStatus,
   replicaStatusSql,
   resetReplicaAllSql,
+  semiSyncOffSql,
+  semiSyncPlugin,
+  type SemiSyncRole,
+  semiSyncSql,
+  semiSyncStatusSql,
+  serverIdentitySql,
+  setGtidSlavePosSql,
   setReadOnlySql,
   type SourceTarget,
   startReplicaSql,
@@ -104,6 +113,20 @@ export interface ProcessRow {
   state: string;
 }
 
+/** A server's GTID state (strings as the server prints them; "" when not applicable). */
+export interface GtidState {
+  /** MariaDB gtid_slave_pos: what it applied as a replica. */
+  slavePos: string;
+  /** MariaDB gtid_binlog_pos, MySQL gtid_executed: what its own binlog holds. */
+  binlogPos: string;
+  /** MariaDB gtid_current_pos. */
+  currentPos: string;
+  /** MariaDB gtid_strict_mode, MySQL gtid_mode=ON and enforce_gtid_consistency=ON. */
+  strict: boolean;
+  /** log_slave_updates / log_replica_updates. */
+  logReplicaUpdates: boolean;
+}
+
 /** A connection to the local server with typed helpers. */
 export class MysqlClient {
   /** The server's flavour and version. */
@@ -148,12 +171,21 @@ export class MysqlClient {
     return Array.isArray(rows) ? rows as Record<string, unknown>[] : [];
   }
 
-  /** Closes the connection (never throws). */
-  async close(): Promise<void> {
+  /**
+   * Closes the connection (never throws, never hangs). A graceful end waits for the server to
+   * answer the statement in flight, which never comes when that statement timed out while blocked
+   * on a lock, so after a short grace the socket is destroyed.
+   */
+  async close(graceMs = 1_000): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const graceful = this.#conn.end().then(() => true, () => false);
+    const expired = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), graceMs);
+    });
     try {
-      await this.#conn.end();
-    } catch {
-      this.#conn.destroy();
+      if (!(await Promise.race([graceful, expired]))) this.#conn.destroy();
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -209,6 +241,72 @@ export class MysqlClient {
   /** Points replication at a master (replication must be stopped). */
   async changeSource(target: SourceTarget): Promise<void> {
     await this.query(changeSourceSql(this.flavour, target));
+  }
+
+  /** GTID state of the server. */
+  async gtidState(): Promise<GtidState> {
+    const [row] = await this.query(gtidStateSql(this.flavour));
+    const text = (v: unknown) => String(v ?? "").replace(/\s+/g, "");
+    const on = (v: unknown) => /^(1|ON)$/i.test(String(v ?? ""));
+    if (this.flavour.kind === "mariadb") {
+      return {
+        slavePos: text(row?.slave_pos),
+        binlogPos: text(row?.binlog_pos),
+        currentPos: text(row?.current_pos),
+        strict: on(row?.strict),
+        logReplicaUpdates: on(row?.lsu),
+      };
+    }
+    return {
+      slavePos: "",
+      binlogPos: text(row?.executed),
+      currentPos: text(row?.executed),
+      strict: on(row?.mode) && on(row?.enforce),
+      logReplicaUpdates: on(row?.lsu),
+    };
+  }
+
+  /** The identity GTIDs carry: MariaDB server_id or MySQL server_uuid (lower case). */
+  async serverIdentity(): Promise<string> {
+    const [row] = await this.query(serverIdentitySql(this.flavour));
+    return String(row?.id ?? "").toLowerCase();
+  }
+
+  /** Sets MariaDB's gtid_slave_pos (replication must be stopped). */
+  async setGtidSlavePos(pos: string): Promise<void> {
+    await this.query(setGtidSlavePosSql(pos));
+  }
+
+  /**
+   * Enables semi-sync for a role (installing MySQL's plugin when missing), or turns both sides
+   * off when role is undefined.
+   */
+  async configureSemiSync(role: SemiSyncRole | undefined, timeoutMs: number): Promise<void> {
+    if (role === undefined) {
+      for (const sql of semiSyncOffSql(this.flavour)) {
+        try {
+          await this.query(sql);
+        } catch (err) {
+          // MySQL without the plugin has no such variable: nothing to turn off.
+          if ((err as { errno?: number }).errno !== 1193) throw err;
+        }
+      }
+      return;
+    }
+    const plugin = semiSyncPlugin(this.flavour, role);
+    if (plugin !== undefined) {
+      const [row] = await this.query(pluginActiveSql(plugin.name));
+      if (Number(row?.n) === 0) await this.query(plugin.install);
+    }
+    for (const sql of semiSyncSql(this.flavour, role, { timeoutMs })) await this.query(sql);
+  }
+
+  /** Semi-sync status counters (Rpl_semi_sync_*), name → value. */
+  async semiSyncStatus(): Promise<Record<string, string>> {
+    const rows = await this.query(semiSyncStatusSql());
+    return Object.fromEntries(
+      rows.map((r) => [String(r.Variable_name), String(r.Value)]),
+    );
   }
 
   /** Client sessions other than ours, system threads and replication threads. */

@@ -112,7 +112,8 @@ export const PARAMS: readonly ParamSpec[] = [
     type: "string",
     default: "/var/lib/mysql",
     shortdesc: "Data directory",
-    longdesc: "The server's data directory, passed as --datadir.",
+    longdesc:
+      "The server's data directory, passed as --datadir. start checks that it holds a database (a mysql directory) and refuses to start on an empty one unless enable_creation is true.",
     check: absolutePath,
   },
   {
@@ -179,7 +180,7 @@ export const PARAMS: readonly ParamSpec[] = [
     default: "",
     shortdesc: "Credentials file (my.cnf style, mode 0600)",
     longdesc:
-      "A file with a [client] section (user, password: the login the agent uses over the socket) and a [replication] section (user, password: the replication login). It must not be readable by group or others. When set, test_user/test_passwd and replication_user/replication_passwd are not needed, so no password lives in the CIB.",
+      "A file with a [client] section (user, password: the login the agent uses over the socket, and mysql_prm status over TCP) and a [replication] section (user, password: the replication login), for example '[client] user = prm password = secret [replication] user = repl password = secret2' on separate lines. It must not be readable by group or others (mode 0600); keep the same file on every node. When set, test_user/test_passwd and replication_user/replication_passwd are not needed, so no password lives in the CIB.",
     check: absolutePath,
   },
   {
@@ -231,7 +232,8 @@ export const PARAMS: readonly ParamSpec[] = [
     type: "integer",
     default: "3306",
     shortdesc: "Port of the promoted node",
-    longdesc: "TCP port replicas connect to on the promoted node.",
+    longdesc:
+      "TCP port replicas connect to on the promoted node, and the port mysql_prm status uses to reach every node. Replicas connect to the promoted node's name as Pacemaker knows it (crm_node -n), so that name must resolve (DNS or /etc/hosts) to the address replication should use.",
     check: integerIn(1, 65535),
   },
   {
@@ -249,7 +251,7 @@ export const PARAMS: readonly ParamSpec[] = [
     default: "3600",
     shortdesc: "Maximum replica lag in seconds",
     longdesc:
-      "A replica lagging more than this many seconds loses its reader attribute and its promotion score (it is never promoted), and is stopped if evict_outdated_slaves is true.",
+      "A replica lagging more than this many seconds loses its reader attribute and its promotion score (it is never promoted), and its monitor fails if evict_outdated_slaves is true. Lag is Seconds_Behind_Master, or the heartbeat lag when heartbeat is true (Seconds_Behind_Master reads 0 while the IO thread waits on a dead connection). A replica whose IO thread cannot reach the master is not readable whatever its lag, but stays promotable: during a failover that is expected.",
     check: integerIn(1, 31_536_000),
   },
   {
@@ -261,12 +263,38 @@ export const PARAMS: readonly ParamSpec[] = [
       "When true, monitor fails on a replica lagging more than max_slave_lag seconds, so that Pacemaker recovers it.",
   },
   {
+    name: "heartbeat",
+    type: "boolean",
+    default: "false",
+    shortdesc: "Measure lag with a heartbeat table",
+    longdesc:
+      "When true, the promoted node writes a timestamp row into heartbeat_table every heartbeat_interval seconds, and replicas measure their lag as their own UTC clock minus the newest row of their master's server_id, instead of trusting Seconds_Behind_Master (which reads 0 while the IO thread waits on a dead connection, and ignores what the master wrote but the replica never received). That lag then drives the reader attribute, max_slave_lag, evict_outdated_slaves and the promotion score (a replica lagging past max_slave_lag is never promoted). While the IO thread is not connected, Seconds_Behind_Master rules as before (the replica is not readable, but still promotable during a failover). The writer is an event of the server's event scheduler, created by promote (with semi_sync, by the first promoted monitor, so that a missing acknowledgement never delays a failover), checked by every promoted monitor, and disabled by demote without binlogging; setting the writer up runs SET GLOBAL event_scheduler=ON (it must not be DISABLED in my.cnf); it writes only while read_only is off, so a demoted or restarted old master never writes a heartbeat. The table has pt-heartbeat's layout (ts varchar(26) in UTC, server_id primary key, file, position, relay_master_log_file, exec_master_log_pos), so 'pt-heartbeat --check --utc -D DB --table TABLE --master-server-id N' reads the same figure. Needs the nodes' clocks in sync (NTP) and the EVENT privilege for the agent's login; no time zone tables (it uses UTC_TIMESTAMP).",
+  },
+  {
+    name: "heartbeat_table",
+    type: "string",
+    default: "percona.heartbeat",
+    shortdesc: "Heartbeat table (DB.TABLE)",
+    longdesc:
+      "The table the heartbeat writes and replicas read, as DB.TABLE (pt-heartbeat's usual percona.heartbeat by default). Promote creates the database and the table when missing; they replicate like any table. The event is named TABLE_prm_writer in the same database. Do not let pt-heartbeat --update write the same table as well.",
+    check: (v) => v.includes(".") ? tableName(v) : "must be DB.TABLE",
+  },
+  {
+    name: "heartbeat_interval",
+    type: "integer",
+    default: "1",
+    shortdesc: "Seconds between two heartbeats",
+    longdesc:
+      "How often the promoted node writes its heartbeat row, in whole seconds (the event scheduler's resolution), independently of the monitor interval. The measured lag of an up-to-date replica is between 0 and this interval, so keep max_slave_lag well above it.",
+    check: integerIn(1, 3600),
+  },
+  {
     name: "reader_attribute",
     type: "string",
     default: "readable",
     shortdesc: "Node attribute for reader VIPs",
     longdesc:
-      "Name of the node attribute set to 1 where reads are fine (promoted node, healthy replica within max_slave_lag) and 0 elsewhere; use it in location rules such as 'readable lt 1'.",
+      "Name of the transient node attribute set to 1 where reads are fine (the promoted node, and replicas with both threads running, no replication error and a lag within max_slave_lag) and 0 elsewhere; it is deleted when the instance stops. Keep reader VIPs away from other nodes with a rule such as (crm shell) 'location loc_reader vip_reader rule -inf: readable lt 1 or not_defined readable'. Same name and meaning as in PRM and ocf:heartbeat:mysql.",
     check: identifier,
   },
   {
@@ -285,6 +313,33 @@ export const PARAMS: readonly ParamSpec[] = [
     shortdesc: "Return from stop once the server stops accepting connections",
     longdesc:
       "When true, stop returns as soon as the server no longer accepts connections instead of waiting for it to exit; monitor reports it not running meanwhile, and start waits for the old process (within its timeout) before starting a new one.",
+  },
+  {
+    name: "replication_mode",
+    type: "string",
+    default: "position",
+    shortdesc: "Replication positioning: position or gtid",
+    longdesc:
+      "How replicas find their place in the master's binary log. 'position' (default): binlog file and position; after a master crash the agent resyncs the other replicas by matching their last transactions in the new master's binlog. 'gtid': global transaction ids. MariaDB replicas use CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos; MySQL 8 replicas use SOURCE_AUTO_POSITION=1 (MySQL: SQL unit-tested only). The election compares GTID positions domain by domain, and after a failover every replica simply repoints to the new master by GTID (no resync needed). Every node needs log_slave_updates=ON (so the new master's binlog holds what it replicated) and MariaDB's gtid_strict_mode=ON is recommended (validate-all warns when it is off); MySQL needs gtid_mode=ON and enforce_gtid_consistency=ON. A node coming back (for example the crashed old master) whose gtid_binlog_pos holds transactions the new master never had (errant transactions) is kept out: its start fails with an exit reason naming them, and it never becomes readable, until a person removes them.",
+    check: (v) =>
+      v === "position" || v === "gtid" ? undefined : `must be position or gtid, not "${v}"`,
+  },
+  {
+    name: "semi_sync",
+    type: "boolean",
+    default: "false",
+    shortdesc: "Semi-synchronous replication",
+    longdesc:
+      "When true, the promoted node enables semi-synchronous replication as the source (MariaDB rpl_semi_sync_master_enabled, built in since 10.3; MySQL 8.0.26+ rpl_semi_sync_source_enabled with the semisync_source plugin, installed by the agent when missing) with wait point AFTER_SYNC, and every replica enables it as the replica (rpl_semi_sync_slave_enabled / rpl_semi_sync_replica_enabled). A commit is then acknowledged to the client only after at least one replica wrote it to its relay log, so the replica that received the most (the one the election promotes) holds every acknowledged commit, as long as that replica survives. When no replica acknowledges within semi_sync_timeout, the master falls back to asynchronous replication (and returns to semi-sync once a replica catches up): availability wins over the guarantee then. Costs one network round trip per commit.",
+  },
+  {
+    name: "semi_sync_timeout",
+    type: "integer",
+    default: "10000",
+    shortdesc: "Semi-sync acknowledgement timeout in ms",
+    longdesc:
+      "rpl_semi_sync_master_timeout (MySQL: rpl_semi_sync_source_timeout) in milliseconds, set on the promoted node when semi_sync is true: how long a commit waits for a replica's acknowledgement before the master falls back to asynchronous replication. The default (10 s, the server's own default) keeps the guarantee through short replica hiccups and replica restarts; a smaller value bounds the write stall when every replica is gone (for example right after a failover, until the others are repointed) at the price of more commits acknowledged without a replica copy. Very large values make writes hang while no replica is connected.",
+    check: integerIn(0, 3_600_000),
   },
   {
     name: "post_promote_script",
@@ -419,6 +474,12 @@ export interface AgentParams {
   maxSlaveLag: number;
   /** Fail monitor on replicas lagging past the limit. */
   evictOutdatedSlaves: boolean;
+  /** Lag from the heartbeat table instead of Seconds_Behind_Master. */
+  heartbeat: boolean;
+  /** Heartbeat table, DB.TABLE. */
+  heartbeatTable: string;
+  /** Seconds between heartbeats. */
+  heartbeatInterval: number;
   /** Reader node attribute name. */
   readerAttribute: string;
   /** Failing checks before unreadable. */
@@ -427,6 +488,12 @@ export interface AgentParams {
   asyncStop: boolean;
   /** Script after promote, or "". */
   postPromoteScript: string;
+  /** Binlog file/position or GTID replication. */
+  replicationMode: "position" | "gtid";
+  /** Semi-synchronous replication on. */
+  semiSync: boolean;
+  /** Semi-sync acknowledgement timeout in ms. */
+  semiSyncTimeoutMs: number;
 }
 
 /** Parses an OCF boolean; undefined when not one. */
@@ -493,10 +560,16 @@ export function resolveParams(
     replicationOptions: "options" in opts ? opts.options : [],
     maxSlaveLag: int("max_slave_lag"),
     evictOutdatedSlaves: bool("evict_outdated_slaves"),
+    heartbeat: bool("heartbeat"),
+    heartbeatTable: v.heartbeat_table,
+    heartbeatInterval: int("heartbeat_interval"),
     readerAttribute: v.reader_attribute,
     readerFailcount: int("reader_failcount"),
     asyncStop: bool("async_stop"),
     postPromoteScript: v.post_promote_script,
+    replicationMode: v.replication_mode === "gtid" ? "gtid" : "position",
+    semiSync: bool("semi_sync"),
+    semiSyncTimeoutMs: int("semi_sync_timeout"),
   };
   return { params, problems };
 }
@@ -625,7 +698,7 @@ export function metadataXml(version: string): string {
     `<version>1.1</version>`,
     `<longdesc lang="en">`,
     xmlEscape(
-      "Manages a MySQL/MariaDB server as a Pacemaker promotable clone: the promoted instance is the writable master, unpromoted instances are read-only replicas of it. Promotion scores put the replica holding most of the master's data first; promote re-checks that against every live peer. Works as a plain (non-cloned) resource too, as a single writable server.",
+      "Manages a MySQL/MariaDB server as a Pacemaker promotable clone: the promoted instance is the writable master (read_only off), unpromoted instances are read-only replicas of it. Configure it as a promotable clone with notify=true, promoted-max=1 and two monitor operations with different intervals (one per role); fencing is required, since a cut-off master must not keep accepting writes. The promoted node publishes its coordinates in the cluster property <rsc>_REPL_INFO (host|file|pos, as PRM and ocf:heartbeat:mysql did); replicas follow it. Promotion scores (master-<rsc>: 1000 promoted, 100 healthy replica, none for a broken or lagging one) keep the role where it is; in a failover every replica publishes the position it received in pre-promote, and promote re-checks that no live peer holds more, moving the scores otherwise. The reader attribute (readable) tells reader VIPs where reads are fine. The role is always derived from the server (writable means promoted), so a probe after a restart of Pacemaker finds the truth. Also on the command line: 'mysql_prm status' shows the cluster at a glance, 'mysql_prm config' prints a complete Pacemaker configuration, 'mysql_prm --help' prints this manual. Works as a plain (non-cloned) resource too, as a single writable server.",
     ),
     `</longdesc>`,
     `<shortdesc lang="en">MySQL/MariaDB replication as a promotable clone</shortdesc>`,
@@ -673,8 +746,17 @@ export function helpText(): string {
     "mysql_prm: OCF resource agent for MySQL/MariaDB replication (a Pacemaker promotable clone)",
     "",
     "Usage: mysql_prm ACTION",
-    "  Actions: start stop monitor promote demote notify validate-all meta-data usage",
-    "  Parameters come from OCF_RESKEY_<name> environment variables:",
+    "  Actions (run by Pacemaker): start stop monitor promote demote notify validate-all",
+    "  meta-data usage. Parameters come from OCF_RESKEY_<name> environment variables.",
+    "",
+    "Usage: mysql_prm status [--json] [--help]",
+    "  The cluster at a glance, from any node: roles, read_only, coordinates, replication",
+    "  threads, lag, reader attribute, promotion score, last error; quorum and fencing.",
+    "",
+    "Usage: mysql_prm config [FLAGS] [--help]",
+    "  Prints a complete, commented Pacemaker configuration (crm shell and pcs).",
+    "",
+    "Parameters (pcs resource describe ocf:prm:mysql_prm shows the same text):",
     "",
   ];
   for (const p of PARAMS) {

@@ -321,3 +321,143 @@ export function normalizeBinlogStatus(row: Record<string, unknown>): BinlogStatu
     gtid: str(field(row, "Executed_Gtid_Set")),
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// GTID mode
+
+/**
+ * The query reading a server's GTID state, one row. MariaDB: slave_pos, binlog_pos, current_pos,
+ * strict (gtid_strict_mode), lsu (log_slave_updates). MySQL: executed (gtid_executed), mode
+ * (gtid_mode), enforce (enforce_gtid_consistency), lsu (log_replica_updates / log_slave_updates).
+ */
+export function gtidStateSql(f: Flavour): string {
+  if (f.kind === "mariadb") {
+    return "SELECT @@global.gtid_slave_pos AS slave_pos, @@global.gtid_binlog_pos AS binlog_pos, " +
+      "@@global.gtid_current_pos AS current_pos, @@global.gtid_strict_mode AS strict, " +
+      "@@global.log_slave_updates AS lsu";
+  }
+  const lsu = atLeast(f, 8, 0, 26) ? "log_replica_updates" : "log_slave_updates";
+  return "SELECT @@global.gtid_executed AS executed, @@global.gtid_mode AS mode, " +
+    `@@global.enforce_gtid_consistency AS enforce, @@global.${lsu} AS lsu`;
+}
+
+/** A GTID list as MariaDB prints it: `domain-server-seq` items, comma-separated. */
+function checkMariadbGtidList(value: string): string {
+  if (!/^(\d{1,10}-\d{1,10}-\d{1,20}(,\d{1,10}-\d{1,10}-\d{1,20})*)?$/.test(value)) {
+    throw new Error("GTID position has unexpected characters");
+  }
+  return value;
+}
+
+/** A MySQL GTID set: UUIDs, optional tags, intervals. */
+function checkMysqlGtidSet(value: string): string {
+  if (!/^[0-9A-Fa-f:,\s_a-z-]*$/.test(value)) {
+    throw new Error("GTID set has unexpected characters");
+  }
+  return value;
+}
+
+/**
+ * SET GLOBAL gtid_slave_pos (MariaDB; replication must be stopped): where a server that was a
+ * master resumes as a replica with MASTER_USE_GTID=slave_pos.
+ */
+export function setGtidSlavePosSql(pos: string): string {
+  return `SET GLOBAL gtid_slave_pos = ${quoteString(checkMariadbGtidList(pos.trim()))}`;
+}
+
+/** MySQL: one row `subset` 1 when every GTID of a is in b (GTID_SUBSET). */
+export function gtidSubsetSql(a: string, b: string): string {
+  return `SELECT GTID_SUBSET(${quoteString(checkMysqlGtidSet(a))}, ${
+    quoteString(checkMysqlGtidSet(b))
+  }) AS subset`;
+}
+
+/** MySQL: one row `errant`, the GTIDs of a that b lacks (GTID_SUBTRACT). */
+export function gtidSubtractSql(a: string, b: string): string {
+  return `SELECT GTID_SUBTRACT(${quoteString(checkMysqlGtidSet(a))}, ${
+    quoteString(checkMysqlGtidSet(b))
+  }) AS errant`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Semi-synchronous replication
+
+/** The role a node plays in semi-sync. */
+export type SemiSyncRole = "source" | "replica";
+
+/** Options of {@link semiSyncSql}. */
+export interface SemiSyncOptions {
+  /** Acknowledgement timeout in ms (source only). */
+  timeoutMs: number;
+}
+
+/**
+ * The plugin a MySQL server needs for a semi-sync role (MariaDB has it built in since 10.3:
+ * undefined): its PLUGINS name and the INSTALL PLUGIN statement.
+ */
+export function semiSyncPlugin(
+  f: Flavour,
+  role: SemiSyncRole,
+): { name: string; install: string } | undefined {
+  if (f.kind === "mariadb") return undefined;
+  const modern = atLeast(f, 8, 0, 26);
+  const [name, lib] = role === "source"
+    ? modern ? ["rpl_semi_sync_source", "semisync_source.so"] : [
+      "rpl_semi_sync_master",
+      "semisync_master.so",
+    ]
+    : modern
+    ? ["rpl_semi_sync_replica", "semisync_replica.so"]
+    : ["rpl_semi_sync_slave", "semisync_slave.so"];
+  return { name, install: `INSTALL PLUGIN ${name} SONAME ${quoteString(lib)}` };
+}
+
+/** Query with one row `n` > 0 when the named plugin is active. */
+export function pluginActiveSql(name: string): string {
+  return `SELECT COUNT(*) AS n FROM information_schema.PLUGINS WHERE PLUGIN_NAME = ${
+    quoteString(name)
+  } AND PLUGIN_STATUS = 'ACTIVE'`;
+}
+
+/**
+ * SET GLOBAL statements for a node's semi-sync role. The source waits AFTER_SYNC: a transaction is
+ * written to the binlog, then the source waits for a replica's acknowledgement, and only then
+ * commits in the engine and answers the client, so every acknowledged commit is in some replica's
+ * relay log and no other session saw it before. A replica turns the source side off (a demoted
+ * master keeps no stale waits) and vice versa. The replica side takes effect when its IO thread
+ * (re)starts.
+ */
+export function semiSyncSql(f: Flavour, role: SemiSyncRole, options: SemiSyncOptions): string[] {
+  const vars = semiSyncVariables(f);
+  const prefix = vars.source.replace(/_enabled$/, "");
+  if (role === "source") {
+    return [
+      `SET GLOBAL ${prefix}_timeout = ${integer(options.timeoutMs, "Semi-sync timeout")}`,
+      `SET GLOBAL ${prefix}_wait_point = 'AFTER_SYNC'`,
+      setGlobalBoolSql(vars.source, true),
+      ...(f.kind === "mariadb" ? [setGlobalBoolSql(vars.replica, false)] : []),
+    ];
+  }
+  return [
+    setGlobalBoolSql(vars.replica, true),
+    ...(f.kind === "mariadb" ? [setGlobalBoolSql(vars.source, false)] : []),
+  ];
+}
+
+/** Statements that turn semi-sync off on a node (the parameter was switched off). */
+export function semiSyncOffSql(f: Flavour): string[] {
+  const vars = semiSyncVariables(f);
+  return [setGlobalBoolSql(vars.source, false), setGlobalBoolSql(vars.replica, false)];
+}
+
+/** Query of the semi-sync status counters (name/value rows). */
+export function semiSyncStatusSql(): string {
+  return "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'";
+}
+
+/** One row `id`: the server identity GTIDs carry (MariaDB server_id, MySQL server_uuid). */
+export function serverIdentitySql(f: Flavour): string {
+  return f.kind === "mariadb"
+    ? "SELECT @@global.server_id AS id"
+    : "SELECT @@global.server_uuid AS id";
+}

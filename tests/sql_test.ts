@@ -3,15 +3,24 @@ import {
   binlogStatusSql,
   changeSourceSql,
   type Flavour,
+  gtidStateSql,
+  gtidSubsetSql,
+  gtidSubtractSql,
   killConnectionSql,
   normalizeReplicaStatus,
   parseFlavour,
+  pluginActiveSql,
   quoteIdentifier,
   quoteString,
   readOnlyQuerySql,
   replicaStatusSql,
   resetReplicaAllSql,
+  semiSyncOffSql,
+  semiSyncPlugin,
+  semiSyncSql,
   semiSyncVariables,
+  serverIdentitySql,
+  setGtidSlavePosSql,
   setReadOnlySql,
   startReplicaSql,
   stopReplicaSql,
@@ -170,6 +179,91 @@ Deno.test("GTID mode builders", () => {
     replica: "rpl_semi_sync_replica_enabled",
   });
   assert.equal(semiSyncVariables(MYSQL_8023).source, "rpl_semi_sync_master_enabled");
+});
+
+Deno.test("GTID state, gtid_slave_pos and MySQL GTID_SUBSET/GTID_SUBTRACT (MySQL untested live)", () => {
+  assert.match(gtidStateSql(MARIADB_1011), /gtid_slave_pos AS slave_pos.*gtid_binlog_pos/);
+  assert.match(gtidStateSql(MARIADB_1011), /gtid_strict_mode AS strict.*log_slave_updates AS lsu/);
+  assert.match(gtidStateSql(MYSQL_84), /gtid_executed AS executed.*log_replica_updates AS lsu/);
+  assert.match(gtidStateSql(MYSQL_8023), /@@global\.log_slave_updates AS lsu/);
+  assert.equal(setGtidSlavePosSql("0-1-100,1-2-3"), "SET GLOBAL gtid_slave_pos = '0-1-100,1-2-3'");
+  assert.equal(setGtidSlavePosSql(""), "SET GLOBAL gtid_slave_pos = ''");
+  assert.throws(() => setGtidSlavePosSql("0-1-1'; DROP TABLE x; --"), /unexpected/);
+  const u = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+  assert.equal(
+    gtidSubsetSql(`${u}:1-5`, `${u}:1-10`),
+    `SELECT GTID_SUBSET('${u}:1-5', '${u}:1-10') AS subset`,
+  );
+  assert.equal(
+    gtidSubtractSql(`${u}:1-12`, `${u}:1-10`),
+    `SELECT GTID_SUBTRACT('${u}:1-12', '${u}:1-10') AS errant`,
+  );
+  assert.throws(() => gtidSubsetSql("x'); DROP", ""), /unexpected/);
+  assert.equal(serverIdentitySql(MARIADB_1011), "SELECT @@global.server_id AS id");
+  assert.equal(serverIdentitySql(MYSQL_84), "SELECT @@global.server_uuid AS id");
+  // MySQL 8.0.23+ START REPLICA and GTID auto-positioning with options.
+  assert.equal(startReplicaSql(MYSQL_84), "START REPLICA");
+  assert.equal(
+    changeSourceSql(MYSQL_84, {
+      host: "db2",
+      port: 3307,
+      user: "repl",
+      password: "it's",
+      gtid: true,
+      options: [{ key: "SSL", value: 1 }],
+    }),
+    "CHANGE REPLICATION SOURCE TO SOURCE_HOST = 'db2', SOURCE_PORT = 3307, SOURCE_USER = 'repl', " +
+      "SOURCE_PASSWORD = 'it\\'s', SOURCE_AUTO_POSITION = 1, SOURCE_SSL = 1",
+  );
+  assert.match(
+    changeSourceSql(MYSQL_57, { host: "h", port: 1, user: "u", password: "p", gtid: true }),
+    /^CHANGE MASTER TO .*MASTER_AUTO_POSITION = 1$/,
+  );
+});
+
+Deno.test("semi-sync statements: MariaDB built in, MySQL plugins (MySQL untested live)", () => {
+  assert.deepEqual(semiSyncSql(MARIADB_1011, "source", { timeoutMs: 10_000 }), [
+    "SET GLOBAL rpl_semi_sync_master_timeout = 10000",
+    "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'",
+    "SET GLOBAL rpl_semi_sync_master_enabled = ON",
+    "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+  ]);
+  assert.deepEqual(semiSyncSql(MARIADB_1011, "replica", { timeoutMs: 10_000 }), [
+    "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+    "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
+  ]);
+  assert.equal(semiSyncPlugin(MARIADB_1011, "source"), undefined);
+  assert.deepEqual(semiSyncPlugin(MYSQL_84, "source"), {
+    name: "rpl_semi_sync_source",
+    install: "INSTALL PLUGIN rpl_semi_sync_source SONAME 'semisync_source.so'",
+  });
+  assert.deepEqual(semiSyncPlugin(MYSQL_84, "replica"), {
+    name: "rpl_semi_sync_replica",
+    install: "INSTALL PLUGIN rpl_semi_sync_replica SONAME 'semisync_replica.so'",
+  });
+  assert.equal(semiSyncPlugin(MYSQL_8023, "source")?.name, "rpl_semi_sync_master");
+  assert.equal(
+    semiSyncPlugin(MYSQL_57, "replica")?.install,
+    "INSTALL PLUGIN rpl_semi_sync_slave SONAME 'semisync_slave.so'",
+  );
+  assert.deepEqual(semiSyncSql(MYSQL_84, "source", { timeoutMs: 500 }), [
+    "SET GLOBAL rpl_semi_sync_source_timeout = 500",
+    "SET GLOBAL rpl_semi_sync_source_wait_point = 'AFTER_SYNC'",
+    "SET GLOBAL rpl_semi_sync_source_enabled = ON",
+  ]);
+  assert.deepEqual(semiSyncSql(MYSQL_84, "replica", { timeoutMs: 500 }), [
+    "SET GLOBAL rpl_semi_sync_replica_enabled = ON",
+  ]);
+  assert.deepEqual(semiSyncOffSql(MARIADB_1011), [
+    "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
+    "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+  ]);
+  assert.throws(() => semiSyncSql(MARIADB_1011, "source", { timeoutMs: -1 }), /non-negative/);
+  assert.equal(
+    pluginActiveSql("rpl_semi_sync_source"),
+    "SELECT COUNT(*) AS n FROM information_schema.PLUGINS WHERE PLUGIN_NAME = " +
+      "'rpl_semi_sync_source' AND PLUGIN_STATUS = 'ACTIVE'",
+  );
 });
 
 Deno.test("hostile values are escaped, never pasted", () => {

@@ -1,0 +1,372 @@
+/**
+ * Slave resync and errant-transaction checks as the agent runs them on one node (position mode).
+ *
+ * The agent calls {@link resyncReplica} when an unpromoted node that replicated from another host
+ * must follow a new master (post-promote, or later at start/monitor for a node that missed the
+ * switch), and {@link checkReturningNode} when a node that replicates from nobody but holds
+ * binary-logged transactions (typically the crashed old master coming back) must join one. Both
+ * answer with a {@link ResyncOutcome}: resume at an exact position of the new master's binary log,
+ * nothing to look for (empty history: the published coordinates are all there is), or a refusal
+ * with a sentence for the log and the exit reason. Transient failures (the new master unreachable,
+ * the relay log still being applied) throw: the caller retries at the next monitor.
+ *
+ * The lookup itself is `remote_binlog.ts` (the new master's binlog read newest file first over
+ * the replication protocol) applying the run rule of `resync.ts` to this node's trailing
+ * transactions, hashed with `binlog.ts` from its relay log (or its own binary log).
+ *
+ * @module
+ */
+import { BinlogError, type BinlogTransaction, tailTransactions } from "./binlog.ts";
+import { type MysqlClient } from "./mysql.ts";
+import { findResumePoint, type ResumeSearch } from "./remote_binlog.ts";
+import { chooseTrailing } from "./resync.ts";
+import { analyseErrant, fetchMasterTransactions, writeSalvage } from "./salvage.ts";
+
+/** How many trailing transactions a node looks for (ten must match at least, see resync.ts). */
+export const TRAILING_COUNT = 64;
+
+/** The new master as the lookup reaches it (replication login, never logged). */
+export interface ResyncSource {
+  /** Host of the new master (the node name published in REPL_INFO). */
+  host: string;
+  /** Its MySQL port. */
+  port: number;
+  /** Replication user. */
+  user: string;
+  /** Its password. */
+  password: string;
+  /** Newest binary log of the new master (the file of its published coordinates). */
+  newestFile: string;
+}
+
+/** Log sink (the agent's Logger fits). */
+export interface ResyncLog {
+  /** Informational line. */
+  info(message: string): void;
+  /** Warning line. */
+  warn(message: string): void;
+}
+
+/** Options of {@link resyncReplica} and {@link checkReturningNode}. */
+export interface ResyncOptions {
+  /** Where the lines go. */
+  log: ResyncLog;
+  /** Absolute deadline (Date.now() ms) for the whole check. */
+  deadline: number;
+  /** Trailing transactions looked for. Default {@link TRAILING_COUNT}. */
+  trailingCount?: number;
+  /** Binlog dump tool. Default `mariadb-binlog`. */
+  binlogTool?: string;
+  /** Directory salvage files go to (checkReturningNode). Default {@link SALVAGE_DIR}. */
+  salvageDir?: string;
+  /** Node name and resource, for the salvage file. */
+  node?: string;
+  /** Resource name, for the salvage file. */
+  resource?: string;
+}
+
+/** Default directory of salvage files (created mode 0700; files are 0600). */
+export const SALVAGE_DIR = "/var/lib/prm";
+
+/** What to do with a node that must follow a new master. */
+export type ResyncOutcome =
+  | {
+    kind: "resume";
+    /** New master's binlog file to replicate from. */
+    file: string;
+    /** Position in it. */
+    position: number;
+    /** One line saying what matched where. */
+    detail: string;
+    /** The search's figures. */
+    search?: ResumeSearch;
+  }
+  | { kind: "nothing"; detail: string }
+  | {
+    kind: "refused";
+    /** Short sentence for the exit reason (Pacemaker keeps about 128 characters). */
+    reason: string;
+    /** The rest, for the log. */
+    detail: string;
+    /** Salvage file written, if any. */
+    salvageFile?: string;
+  };
+
+/** The node's relay logs and binary logs, oldest first, as absolute paths. */
+export interface LocalLogs {
+  /** The server's datadir. */
+  datadir: string;
+  /** Relay log files in index order. */
+  relayFiles: string[];
+  /** Binary log files in index order. */
+  binlogFiles: string[];
+}
+
+function readIndex(index: string, datadir: string): string[] {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(index);
+  } catch {
+    return [];
+  }
+  return text.split("\n").map((l) => l.trim()).filter((l) => l !== "").map((l) =>
+    l.startsWith("/") ? l : `${datadir.replace(/\/$/, "")}/${l.replace(/^\.\//, "")}`
+  );
+}
+
+function resolve(path: string, datadir: string): string {
+  return path.startsWith("/") ? path : `${datadir.replace(/\/$/, "")}/${path}`;
+}
+
+/** Lists the local relay logs and binary logs through their index files. */
+export async function localLogs(client: MysqlClient): Promise<LocalLogs> {
+  const [row] = await client.query(
+    "SELECT @@global.datadir AS d, @@global.relay_log_index AS r, @@global.log_bin_index AS b, " +
+      "@@global.log_bin AS on_",
+  );
+  const datadir = String(row.d ?? "");
+  const relayIndex = row.r ? resolve(String(row.r), datadir) : "";
+  const binlogIndex = row.b && Number(row.on_) === 1 ? resolve(String(row.b), datadir) : "";
+  return {
+    datadir,
+    relayFiles: relayIndex ? readIndex(relayIndex, datadir) : [],
+    binlogFiles: binlogIndex ? readIndex(binlogIndex, datadir) : [],
+  };
+}
+
+/**
+ * The last `n` transactions of `files`, reading only as many of the newest files as needed.
+ * An older file that cannot be opened ends the walk back; any other error is thrown.
+ */
+export async function tailOf(files: string[], n: number): Promise<BinlogTransaction[]> {
+  let best: BinlogTransaction[] = [];
+  for (let k = 1; k <= files.length; k++) {
+    let got: BinlogTransaction[];
+    try {
+      got = await tailTransactions(files.slice(-k), n);
+    } catch (e) {
+      // An older file listed in the index but gone (removed by hand): what was read stands.
+      if (k > 1 && e instanceof BinlogError && e.kind === "io") break;
+      throw e;
+    }
+    best = got;
+    if (got.length >= n) break;
+  }
+  return best;
+}
+
+function describe(search: ResumeSearch): string {
+  return `${search.filesFetched.length} file(s), ${search.bytesFetched} bytes, ` +
+    `${search.transactionsHashed} transactions hashed in ${Math.round(search.elapsedMs)} ms`;
+}
+
+async function lookup(
+  trailing: BinlogTransaction[],
+  source: ResyncSource,
+  options: ResyncOptions,
+  complete: boolean,
+): Promise<ResumeSearch> {
+  return await findResumePoint({
+    host: source.host,
+    port: source.port,
+    user: source.user,
+    password: source.password,
+    newestFile: source.newestFile,
+    trailing,
+    replicaHistoryComplete: complete,
+    binlogTool: options.binlogTool,
+    fetchTimeoutMs: Math.max(5_000, options.deadline - Date.now()),
+    onProgress: (m) => options.log.info(`Resync lookup: ${m}`),
+  });
+}
+
+/** True when `files` is a whole history: its first file is number 1 (nothing purged). */
+function wholeHistory(files: string[]): boolean {
+  return files.length > 0 && /\.0*1$/.test(files[0]);
+}
+
+/**
+ * A replica of another host must follow `source`: stops its IO thread, lets the SQL thread apply
+ * everything received, takes its trailing transactions (relay log, or its own log_slave_updates
+ * binary log when the relay log holds too few) and finds them in the new master's binary log.
+ * Throws when the relay log cannot be applied in time or the new master cannot be read
+ * (transient: retry later).
+ */
+export async function resyncReplica(
+  client: MysqlClient,
+  source: ResyncSource,
+  options: ResyncOptions,
+): Promise<ResyncOutcome> {
+  const log = options.log;
+  const word = client.flavour.kind === "mysql" ? "REPLICA" : "SLAVE";
+  await client.query(`STOP ${word} IO_THREAD`, 60_000);
+  for (;;) {
+    const s = await client.replicaStatus();
+    if (s === undefined) break;
+    if (s.lastSqlErrno !== 0 && !s.sqlRunning) {
+      return {
+        kind: "refused",
+        reason:
+          `Resync refused: SQL thread error ${s.lastSqlErrno} before the relay log was applied`,
+        detail: s.lastSqlError,
+      };
+    }
+    // A transaction cut short when the master died stays unapplied, and rightly so: the SQL
+    // thread saying it has read all the relay log is then the end.
+    const applied = (s.relayMasterLogFile === s.masterLogFile &&
+      s.execMasterLogPos === s.readMasterLogPos) ||
+      (s.sqlRunning && /has read all relay log/i.test(s.sqlState));
+    if (applied) break;
+    if (!s.sqlRunning) await client.query(`START ${word} SQL_THREAD`);
+    if (Date.now() > options.deadline - 5_000) {
+      throw new Error(
+        `Relay log not applied in time (executed ${s.relayMasterLogFile}:${s.execMasterLogPos} of ${s.masterLogFile}:${s.readMasterLogPos})`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const logs = await localLogs(client);
+  const n = options.trailingCount ?? TRAILING_COUNT;
+  const relayTail = await tailOf(logs.relayFiles, n);
+  const binlogTail = relayTail.length >= n ? [] : await tailOf(logs.binlogFiles, n);
+  const chosen = chooseTrailing(relayTail, binlogTail, { count: n });
+  if (chosen.trailing.length === 0) {
+    return { kind: "nothing", detail: "no transaction in the relay log or the binary log" };
+  }
+  const complete = chosen.source === "binlog" && chosen.trailing.length < n &&
+    wholeHistory(logs.binlogFiles);
+  const search = await lookup(chosen.trailing, source, options, complete);
+  const last = chosen.trailing[chosen.trailing.length - 1];
+  const d = search.decision;
+  if (d.ok) {
+    return {
+      kind: "resume",
+      file: d.file,
+      position: d.position,
+      search,
+      detail:
+        `last ${d.matched} of ${chosen.trailing.length} transactions from the ${chosen.source}` +
+        ` (last md5 ${last.md5}) found ending at ${source.host} ${d.file}:${d.position}; ` +
+        describe(search),
+    };
+  }
+  log.warn(`Resync lookup refused (${d.reason}): ${d.message}; ${describe(search)}`);
+  return {
+    kind: "refused",
+    reason:
+      `Resync refused (${d.reason}): last transaction not found once in the binlog of ${source.host}`,
+    detail: `last transaction ${last.md5} (${last.file}:${last.end}): ${d.message}; ` +
+      describe(search),
+  };
+}
+
+/**
+ * A node that replicates from nobody (the old master coming back, or an idle node) must follow
+ * `source`: its own binary log's trailing transactions must be in the new master's binary log.
+ * Found: resume right after the last one. Not found: the node holds transactions the new master
+ * never received (errant); they are written to a salvage file and the answer is a refusal.
+ */
+export async function checkReturningNode(
+  client: MysqlClient,
+  source: ResyncSource,
+  options: ResyncOptions,
+): Promise<ResyncOutcome> {
+  const logs = await localLogs(client);
+  const n = options.trailingCount ?? TRAILING_COUNT;
+  const own = await tailOf(logs.binlogFiles, n);
+  if (own.length === 0) return { kind: "nothing", detail: "its binary log holds no transaction" };
+  const complete = own.length < n && wholeHistory(logs.binlogFiles);
+  const search = await lookup(own, source, options, complete);
+  const d = search.decision;
+  if (d.ok) {
+    return {
+      kind: "resume",
+      file: d.file,
+      position: d.position,
+      search,
+      detail: `its binary log's last ${d.matched} transactions found ending at ${source.host} ` +
+        `${d.file}:${d.position}: nothing errant; ${describe(search)}`,
+    };
+  }
+  options.log.warn(`Own binary log tail not in ${source.host}'s (${d.reason}): ${d.message}`);
+  // Which of its transactions are errant: those after the last one the new master holds.
+  const tail = await tailOf(logs.binlogFiles, 2_000);
+  const master = await fetchMasterTransactions(source, {
+    binlogTool: options.binlogTool,
+    deadline: options.deadline,
+    oldestTimestamp: tail[0]?.timestamp,
+  });
+  const analysis = await analyseErrant(tail, master.transactions, {
+    fromHistoryStart: master.reachedStart,
+    historyComplete: wholeHistory(logs.binlogFiles) && tail.length < 2_000,
+  });
+  const file = await writeSalvage(analysis, {
+    dir: options.salvageDir ?? SALVAGE_DIR,
+    node: options.node ?? Deno.hostname(),
+    resource: options.resource ?? "mysql",
+    master: `${source.host} (newest binlog ${source.newestFile})`,
+    binlogTool: options.binlogTool,
+    lookup: `${d.reason}: ${d.message}`,
+  });
+  const count = analysis.errant.length;
+  const where = analysis.lastCommon
+    ? `after ${analysis.lastCommon.file}:${analysis.lastCommon.end}`
+    : "beyond the tail examined";
+  return {
+    kind: "refused",
+    salvageFile: file,
+    reason: `Errant transactions (${count}${analysis.certain ? "" : "+"}) saved in ${file}`,
+    detail: `this node holds ${count}${
+      analysis.certain ? "" : "+"
+    } transaction(s) ${where} that ${source.host} never received (${analysis.note})`,
+  };
+}
+
+/** What blocks this node until a person acts (kept in the agent's state directory). */
+export interface ResyncBlock {
+  /** The exit reason. */
+  reason: string;
+  /** When it was decided (ISO time). */
+  at: string;
+  /** Salvage file, when one was written. */
+  salvageFile?: string;
+}
+
+/** Reads the block file; undefined when there is none. */
+export function readBlock(path: string): ResyncBlock | undefined {
+  try {
+    const b = JSON.parse(Deno.readTextFileSync(path)) as ResyncBlock;
+    return typeof b.reason === "string" ? b : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes (or with undefined, removes) the block file. */
+export function writeBlock(path: string, block: ResyncBlock | undefined): void {
+  if (block === undefined) {
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // None.
+    }
+    return;
+  }
+  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true });
+  Deno.writeTextFileSync(path, JSON.stringify(block), { mode: 0o600 });
+}
+
+/**
+ * Parses the operator's override (node attribute `prm-<rsc>-resume`): `published` (replicate from
+ * the published coordinates, accepting the gap) or `FILE:POS` in the new master's binary log.
+ */
+export function parseResumeOverride(
+  value: string | undefined,
+): { published: true } | { file: string; pos: number } | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (v === "published") return { published: true };
+  const m = /^([A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}):(\d{1,15})$/.exec(v);
+  if (!m || Number(m[2]) < 4) return undefined;
+  return { file: m[1], pos: Number(m[2]) };
+}
