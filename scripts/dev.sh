@@ -32,6 +32,9 @@ case "$task" in
     ;;
   demo)
     bash "$root/scripts/ensure_packages.sh"
+    # The lab's nodes run the installed agent: show the code of this checkout.
+    "$DENO" task build
+    "$DENO" task install
     exec "$DENO" task demo "$@"
     ;;
   *)

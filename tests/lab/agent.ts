@@ -80,7 +80,8 @@ export function agentParams(agent: AgentName): Record<string, string> {
       replication_passwd: c.admin.password,
     };
   }
-  if (provider === "prm") return { ...common, credentials_file: "/etc/mysql/prm.cnf" };
+  // Any build of ours (ocf:prm:mysql_prm, or a side install under another provider to compare).
+  if (type === "mysql_prm") return { ...common, credentials_file: "/etc/mysql/prm.cnf" };
   return common;
 }
 

@@ -1,0 +1,334 @@
+/**
+ * async_stop on the lab (fencing on, a writer through the writer VIP): the same slow shutdown
+ * (2 GB buffer pool full of dirty pages and purge work, innodb_fast_shutdown=0) is failed over
+ * twice in one run, once with async_stop=false and once with async_stop=true, by putting the
+ * master in standby (Pacemaker demotes and stops it, promotes another). Prints how long each
+ * failover took until a writable master answered on the VIP, how long the stop action took, and
+ * how long the old mysqld kept shutting down; the node is then brought back (its start waits for
+ * the old process when it is still shutting down).
+ *
+ * The fill is written with sql_log_bin=0 so that only the master's shutdown is slow: the replicas
+ * stay current and the promotion itself costs the same in both runs.
+ */
+import assert from "node:assert/strict";
+import mysql from "mysql2/promise";
+import {
+  compareData,
+  credentials,
+  crmMon,
+  down,
+  dump,
+  exec,
+  loadAgent,
+  mysqldPids,
+  nodeAddress,
+  nodeDir,
+  promotedNode,
+  replicaStatus,
+  sql,
+  sqlAt,
+  up,
+  waitFor,
+  WRITER_VIP,
+} from "./lab.ts";
+
+const LAB_WAIT_MS = Number(Deno.env.get("PRM_LAB_WAIT_MS") ?? "0");
+const TABLE = "test.acked";
+const RSC = "p_mysql";
+
+/** A writer through the writer VIP that records the acknowledged keys. */
+class Writer {
+  acked: number[] = [];
+  failures = 0;
+  #next: number;
+  #stop = false;
+  #done?: Promise<void>;
+
+  constructor(firstKey: number) {
+    this.#next = firstKey;
+  }
+
+  start(): void {
+    this.#done = (async () => {
+      while (!this.#stop) {
+        const k = this.#next++;
+        try {
+          await sqlAt(WRITER_VIP, `INSERT INTO ${TABLE} (k) VALUES (?)`, {
+            params: [k],
+            timeoutMs: 2_000,
+          });
+          this.acked.push(k);
+        } catch {
+          this.failures++;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    })();
+  }
+
+  async stop(): Promise<number> {
+    this.#stop = true;
+    await this.#done;
+    return this.#next + 1;
+  }
+}
+
+async function onlineNodes(exclude: string[] = []): Promise<string[]> {
+  return (await crmMon()).nodes.filter((n) => n.online && !exclude.includes(n.name))
+    .map((n) => n.name).sort();
+}
+
+async function converged(timeoutMs: number): Promise<string> {
+  return await waitFor(async () => {
+    const master = await promotedNode(RSC);
+    if (master === null) return null;
+    const [ro] = await sql(master, "SELECT @@global.read_only AS ro", { timeoutMs: 2_000 });
+    if (Number(ro.ro) !== 0) return null;
+    for (const n of (await onlineNodes()).filter((x) => x !== master)) {
+      const s = await replicaStatus(n);
+      if (s === null || s.Master_Host !== master) return null;
+      if (s.Slave_IO_Running !== "Yes" || s.Slave_SQL_Running !== "Yes") return null;
+    }
+    return master;
+  }, { timeoutMs, what: "1 promoted + every other node replicating from it" });
+}
+
+async function writableElsewhere(old: string, t0: number): Promise<number> {
+  await waitFor(async () => {
+    const rows = await sqlAt(WRITER_VIP, "SELECT @@hostname AS h, @@global.read_only AS ro", {
+      timeoutMs: 1_000,
+    });
+    return rows[0] && Number(rows[0].ro) === 0 && rows[0].h !== old;
+  }, { timeoutMs: 300_000, what: "a writable master behind the writer VIP", intervalMs: 100 });
+  return Date.now() - t0;
+}
+
+/**
+ * Fills the master's buffer pool with ~1 GB of dirty pages plus purge work, unlogged: 2 M rows of
+ * 510 bytes, every row updated once and half of them deleted while a snapshot (a long report, say)
+ * holds the old versions. The snapshot stays open, so the shutdown (innodb_fast_shutdown=0) has
+ * the whole purge to do besides flushing. Returns the figures and the snapshot's connection.
+ */
+async function fillDirty(master: string): Promise<{ figures: string; hold: mysql.Connection }> {
+  const c = credentials().admin;
+  const open = () =>
+    mysql.createConnection({
+      host: nodeAddress(master),
+      user: c.user,
+      password: c.password,
+      multipleStatements: false,
+    });
+  const conn = await open();
+  const hold = await open();
+  try {
+    await conn.query("SET SESSION sql_log_bin = 0");
+    await conn.query("CREATE DATABASE IF NOT EXISTS scratch");
+    await conn.query("DROP TABLE IF EXISTS scratch.fill");
+    await conn.query(
+      "CREATE TABLE scratch.fill (id INT AUTO_INCREMENT PRIMARY KEY, a CHAR(255) NOT NULL, " +
+        "b CHAR(255) NOT NULL) ENGINE=InnoDB",
+    );
+    await conn.query(
+      "INSERT INTO scratch.fill (a, b) SELECT REPEAT('a', 255), REPEAT('b', 255) " +
+        "FROM scratch.seq_1_to_2000000",
+    );
+    await hold.query("START TRANSACTION WITH CONSISTENT SNAPSHOT");
+    await hold.query("SELECT COUNT(*) FROM scratch.fill");
+    await conn.query("UPDATE scratch.fill SET b = REPEAT('c', 255)");
+    await conn.query("DELETE FROM scratch.fill WHERE id % 2 = 0");
+    const [rows] = await conn.query(
+      "SELECT VARIABLE_NAME AS n, VARIABLE_VALUE AS v FROM information_schema.GLOBAL_STATUS " +
+        "WHERE VARIABLE_NAME IN ('INNODB_BUFFER_POOL_PAGES_DIRTY', 'INNODB_HISTORY_LIST_LENGTH')",
+    );
+    const figures = (rows as { n: string; v: string }[]).map((r) => `${r.n.toLowerCase()}=${r.v}`)
+      .join(" ");
+    return { figures, hold };
+  } catch (err) {
+    hold.destroy();
+    throw err;
+  } finally {
+    await conn.end().catch(() => {});
+  }
+}
+
+function agentLog(node: string, pattern: RegExp): string[] {
+  try {
+    return Deno.readTextFileSync(`${nodeDir(node)}/log-pacemaker/pacemaker.log`).split("\n")
+      .filter((l) => /mysql_prm/.test(l) && pattern.test(l));
+  } catch {
+    return [];
+  }
+}
+
+async function standby(node: string, on: boolean): Promise<void> {
+  await exec(node, [
+    "crm_attribute",
+    "--node",
+    node,
+    "--name",
+    "standby",
+    "--update",
+    on ? "on" : "off",
+  ], { check: true });
+}
+
+interface RunFigures {
+  asyncStop: boolean;
+  dirty: string;
+  writableMs: number;
+  stopActionMs: number | null;
+  mysqldExitMs: number;
+  rejoinMs: number;
+  acked: number;
+  lost: number;
+}
+
+Deno.test({
+  name: "async_stop on the lab: failover time with and without it on the same slow shutdown",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await up({ nodes: 3, dataSizeMb: 4096, waitFreeMs: LAB_WAIT_MS });
+  const figures: RunFigures[] = [];
+  let nextKey = 1;
+  try {
+    await loadAgent({
+      agent: "prm",
+      params: {
+        async_stop: "false",
+        additional_parameters: "--innodb-buffer-pool-size=2G --innodb-max-dirty-pages-pct=90 " +
+          "--innodb-max-dirty-pages-pct-lwm=89 --innodb-fast-shutdown=0 " +
+          "--innodb-log-file-size=1G --innodb-io-capacity=200",
+      },
+      timeouts: { stop: 300, start: 300 },
+    });
+    let master = await converged(180_000);
+    await sqlAt(WRITER_VIP, `CREATE TABLE IF NOT EXISTS ${TABLE} (k INT PRIMARY KEY)`);
+    for (const asyncStop of [false, true]) {
+      if (asyncStop) {
+        await exec(master, [
+          "crm_resource",
+          "-r",
+          RSC,
+          "--set-parameter",
+          "async_stop",
+          "--parameter-value",
+          "true",
+        ], { check: true });
+        // A parameter change restarts every instance; wait until it is done.
+        await waitFor(async () => {
+          const out = await exec(master, [
+            "crm_resource",
+            "-r",
+            RSC,
+            "--get-parameter",
+            "async_stop",
+          ]);
+          return /\btrue\b/.test(out.stdout) ? true : null;
+        }, { timeoutMs: 30_000, what: "async_stop=true in the CIB" });
+        await new Promise((r) => setTimeout(r, 2_000));
+        master = await converged(300_000);
+      }
+      const tf = Date.now();
+      const { figures: dirty, hold } = await fillDirty(master);
+      hold.on("error", () => {});
+      console.log(
+        `  [async_stop=${asyncStop}] filled ${master} in ${Date.now() - tf} ms: ${dirty}`,
+      );
+      const [pid] = mysqldPids(master);
+      const w = new Writer(nextKey);
+      w.start();
+      let writableMs = 0;
+      let mysqldExitMs = 0;
+      let maxPids = 0;
+      let stillStopping = false;
+      let tr = 0;
+      const old = master;
+      try {
+        await waitFor(() => w.acked.length >= 20, { timeoutMs: 20_000, what: "writes" });
+        const t0 = Date.now();
+        await standby(old, true);
+        const exited = waitFor(() => {
+          const pids = mysqldPids(old);
+          maxPids = Math.max(maxPids, pids.length);
+          return pids.includes(pid) ? null : true;
+        }, {
+          timeoutMs: 300_000,
+          what: `mysqld ${pid} on ${old} gone`,
+          intervalMs: 50,
+        }).then(() => mysqldExitMs = Date.now() - t0);
+        writableMs = await writableElsewhere(old, t0);
+        // Bring the node back at once: with async_stop its old mysqld is still shutting down, and
+        // the start must wait for it instead of starting a second server on the same datadir.
+        stillStopping = mysqldPids(old).includes(pid);
+        tr = Date.now();
+        await standby(old, false);
+        await exited;
+      } finally {
+        hold.destroy();
+        nextKey = await w.stop();
+      }
+      const stopLines = agentLog(old, /stop -> SUCCESS\(0\) in (\d+) ms/);
+      const last = stopLines[stopLines.length - 1];
+      const stopActionMs = last ? Number(/in (\d+) ms/.exec(last)![1]) : null;
+      master = await converged(300_000);
+      const rejoinMs = Date.now() - tr;
+      const rows = await sql(master, `SELECT k FROM ${TABLE}`);
+      const have = new Set(rows.map((r) => Number(r.k)));
+      const lost = w.acked.filter((k) => !have.has(k)).length;
+      const nodes = await onlineNodes();
+      const cmp = await waitFor(async () => {
+        const c = await compareData(nodes, [TABLE]);
+        return c.equal ? c : null;
+      }, { timeoutMs: 60_000, what: `identical ${TABLE} on ${nodes.join(", ")}` });
+      assert.ok(cmp.equal);
+      assert.equal(lost, 0, "a planned switch loses no acknowledged row");
+      assert.equal(maxPids, 1, "never two mysqld on the node while the old one was stopping");
+      const waited = agentLog(old, /Waiting for server pid \d+ to finish its shutdown/);
+      if (asyncStop && stillStopping) {
+        assert.ok(waited.length > 0, "the start waited for the stopping server");
+      }
+      const f: RunFigures = {
+        asyncStop,
+        dirty,
+        writableMs,
+        stopActionMs,
+        mysqldExitMs,
+        rejoinMs,
+        acked: w.acked.length,
+        lost,
+      };
+      figures.push(f);
+      console.log(
+        `  [async_stop=${asyncStop}] ${old} -> ${master}: writable on the VIP after ${writableMs} ms, ` +
+          `stop action ${stopActionMs ?? "?"} ms, old mysqld exited after ${mysqldExitMs} ms, ` +
+          `rejoined in ${rejoinMs} ms (node back while the old mysqld was ` +
+          `${
+            stillStopping ? "still stopping" : "already gone"
+          }); ${w.acked.length} acked, ${lost} lost, data equal on ${nodes.join(", ")}`,
+      );
+      for (const l of agentLog(old, /async_stop|shutting down|Waiting for server pid/).slice(-3)) {
+        console.log(`    ${old}: ${l.slice(0, 220)}`);
+      }
+    }
+    const [sync, asynchronous] = figures;
+    console.log(
+      `  async_stop saved ${sync.writableMs - asynchronous.writableMs} ms of failover ` +
+        `(${sync.writableMs} ms -> ${asynchronous.writableMs} ms); the old mysqld needed ` +
+        `${sync.mysqldExitMs} / ${asynchronous.mysqldExitMs} ms to exit`,
+    );
+    assert.ok(
+      asynchronous.stopActionMs !== null && asynchronous.stopActionMs < asynchronous.mysqldExitMs,
+      "with async_stop the stop action returns before mysqld exits",
+    );
+    assert.ok(
+      asynchronous.writableMs < sync.writableMs,
+      `async_stop failover (${asynchronous.writableMs} ms) faster than without (${sync.writableMs} ms)`,
+    );
+  } catch (err) {
+    await dump().catch(() => {});
+    throw err;
+  } finally {
+    await down();
+  }
+});

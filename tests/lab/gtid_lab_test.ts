@@ -1,0 +1,377 @@
+/**
+ * GTID mode on the lab (4 nodes, fencing on, replication_mode=gtid with gtid_strict_mode=ON, a
+ * writer through the writer VIP during each fault):
+ * 1. replicas at different positions (one throttled behind, one down in standby during the
+ *    switch), power cut of the master: the most advanced replica is promoted, the others repoint
+ *    by GTID and end with the new master's data; the standby one rejoins later; the old master
+ *    boots and either rejoins (it held nothing extra) or is kept out (errant GTIDs): both are
+ *    checked against what the writer saw acknowledged.
+ * 2. an old master with errant transactions (every replica throttled while it keeps writing): kept
+ *    out with an exit reason naming the errant GTIDs, never readable.
+ * 3. an old master without errant transactions (writer paused until the replicas caught up, so
+ *    that it holds nothing extra; writes resume during the failover): rejoins by itself.
+ *
+ * Replicas are slowed with a tc htb class on the host side of their veth matching the master's
+ * MySQL traffic (sport 3306), so their IO thread stays connected (healthy, promotable) while
+ * receiving less than the master wrote.
+ */
+import assert from "node:assert/strict";
+import {
+  boot,
+  compareData,
+  crmMon,
+  down,
+  dump,
+  exec,
+  loadAgent,
+  nodeAddress,
+  nodeDir,
+  powerCut,
+  promotedNode,
+  replicaStatus,
+  run,
+  sql,
+  sqlAt,
+  up,
+  vethName,
+  waitFor,
+  WRITER_VIP,
+} from "./lab.ts";
+
+const LAB_WAIT_MS = Number(Deno.env.get("PRM_LAB_WAIT_MS") ?? "0");
+const TABLE = "test.acked";
+const RSC = "p_mysql";
+
+/** A writer through the writer VIP that records the acknowledged keys. */
+class Writer {
+  acked: number[] = [];
+  failures = 0;
+  #next: number;
+  #stop = false;
+  #done?: Promise<void>;
+
+  constructor(firstKey: number) {
+    this.#next = firstKey;
+  }
+
+  start(): this {
+    this.#done = (async () => {
+      while (!this.#stop) {
+        const k = this.#next++;
+        try {
+          await sqlAt(WRITER_VIP, `INSERT INTO ${TABLE} (k) VALUES (?)`, {
+            params: [k],
+            timeoutMs: 2_000,
+          });
+          this.acked.push(k);
+        } catch {
+          this.failures++;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    })();
+    return this;
+  }
+
+  async stop(): Promise<number> {
+    this.#stop = true;
+    await this.#done;
+    return this.#next + 1;
+  }
+}
+
+async function liveNodes(exclude: string[] = []): Promise<string[]> {
+  return (await crmMon()).nodes.filter((n) => n.online && !exclude.includes(n.name))
+    .map((n) => n.name).sort();
+}
+
+/** One writable promoted node and every node of `replicas` replicating from it by GTID. */
+async function converged(replicas: string[], timeoutMs = 120_000): Promise<string> {
+  return await waitFor(async () => {
+    const master = await promotedNode(RSC);
+    if (master === null) return null;
+    const [ro] = await sql(master, "SELECT @@global.read_only AS ro", { timeoutMs: 2_000 });
+    if (Number(ro.ro) !== 0) return null;
+    for (const n of replicas.filter((x) => x !== master)) {
+      const s = await replicaStatus(n);
+      if (s === null || s.Master_Host !== master || s.Using_Gtid !== "Slave_Pos") return null;
+      if (s.Slave_IO_Running !== "Yes" || s.Slave_SQL_Running !== "Yes") return null;
+    }
+    return master;
+  }, { timeoutMs, what: `a master and ${replicas.join(", ")} replicating from it by GTID` });
+}
+
+async function writableAgain(old: string, t0: number): Promise<number> {
+  await waitFor(async () => {
+    const rows = await sqlAt(WRITER_VIP, "SELECT @@hostname AS h, @@global.read_only AS ro", {
+      timeoutMs: 1_000,
+    });
+    return rows[0] && Number(rows[0].ro) === 0 && rows[0].h !== old;
+  }, { timeoutMs: 120_000, what: "a writable master behind the writer VIP", intervalMs: 100 });
+  return Date.now() - t0;
+}
+
+/** Waits until `nodes` hold identical data; returns the time it took. */
+async function consistent(nodes: string[], t0: number): Promise<number> {
+  await waitFor(async () => (await compareData(nodes, [TABLE])).equal ? true : null, {
+    timeoutMs: 60_000,
+    what: `identical ${TABLE} on ${nodes.join(", ")}`,
+  });
+  return Date.now() - t0;
+}
+
+async function lostAcked(master: string, w: Writer): Promise<number[]> {
+  const have = new Set((await sql(master, `SELECT k FROM ${TABLE}`)).map((r) => Number(r.k)));
+  return w.acked.filter((k) => !have.has(k));
+}
+
+/** Slows what `node` receives from `from`'s MySQL (the replication stream) to `kbit`. */
+async function throttle(node: string, from: string, kbit: number): Promise<void> {
+  const dev = vethName(node);
+  await run(["tc", "qdisc", "del", "dev", dev, "root"]);
+  for (
+    const argv of [
+      ["qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
+      ["class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", "1gbit"],
+      ["class", "add", "dev", dev, "parent", "1:", "classid", "1:20", "htb", "rate", `${kbit}kbit`],
+      [
+        "filter",
+        "add",
+        "dev",
+        dev,
+        "parent",
+        "1:",
+        "protocol",
+        "ip",
+        "prio",
+        "1",
+        "u32",
+        "match",
+        "ip",
+        "src",
+        `${nodeAddress(from)}/32`,
+        "match",
+        "ip",
+        "sport",
+        "3306",
+        "0xffff",
+        "flowid",
+        "1:20",
+      ],
+    ]
+  ) {
+    const r = await run(["tc", ...argv]);
+    if (r.code !== 0) throw new Error(`tc ${argv.join(" ")}: ${r.stderr}`);
+  }
+}
+
+async function unthrottle(nodes: string[]): Promise<void> {
+  for (const n of nodes) await run(["tc", "qdisc", "del", "dev", vethName(n), "root"]);
+}
+
+/** The sequence number of domain 0 a replica received (Gtid_IO_Pos), or -1. */
+async function receivedSeq(node: string): Promise<number> {
+  const s = await replicaStatus(node);
+  const m = /(?:^|,)0-\d+-(\d+)/.exec(String(s?.Gtid_IO_Pos ?? ""));
+  return m ? Number(m[1]) : -1;
+}
+
+function agentLines(node: string, pattern: RegExp): string[] {
+  try {
+    return Deno.readTextFileSync(`${nodeDir(node)}/log-pacemaker/pacemaker.log`).split("\n")
+      .filter((l) => /mysql_prm/.test(l) && pattern.test(l));
+  } catch {
+    return [];
+  }
+}
+
+/** Exit reasons crm_mon shows for failed operations of the resource on `node`. */
+async function exitReasons(node: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const m of (await crmMon()).xml.matchAll(/<failure [^>]*>/g)) {
+    if (!m[0].includes(`node="${node}"`) || !m[0].includes(RSC)) continue;
+    const r = /exitreason="([^"]*)"/.exec(m[0]);
+    if (r) out.push(r[1].replaceAll("&apos;", "'").replaceAll("&quot;", '"'));
+  }
+  return out;
+}
+
+async function standby(node: string, on: boolean): Promise<void> {
+  await exec(node, [
+    "crm_attribute",
+    "--node",
+    node,
+    "--name",
+    "standby",
+    "--update",
+    on ? "on" : "off",
+  ], { check: true });
+}
+
+/**
+ * Boots a power-cut old master and waits for its fate: rejoined (replicating from `master` by
+ * GTID) or kept out (an exit reason naming errant GTIDs).
+ */
+async function bootAndJudge(
+  old: string,
+  master: string,
+): Promise<{ rejoined: boolean; reason: string; ms: number }> {
+  const t0 = Date.now();
+  await boot(old);
+  return await waitFor(async () => {
+    const reasons = (await exitReasons(old)).filter((r) => /errant GTIDs/.test(r));
+    if (reasons.length) return { rejoined: false, reason: reasons[0], ms: Date.now() - t0 };
+    const s = await replicaStatus(old).catch(() => null);
+    if (
+      s !== null && s.Master_Host === master && s.Using_Gtid === "Slave_Pos" &&
+      s.Slave_IO_Running === "Yes" && s.Slave_SQL_Running === "Yes"
+    ) return { rejoined: true, reason: "", ms: Date.now() - t0 };
+    return null;
+  }, { timeoutMs: 120_000, what: `${old} rejoined or kept out` });
+}
+
+Deno.test({
+  name: "GTID mode on the lab: election, repoint by GTID, replica down, errant old master",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  const lab = await up({ nodes: 4, waitFreeMs: LAB_WAIT_MS });
+  let nextKey = 1;
+  const out = new Set<string>();
+  try {
+    await loadAgent({
+      agent: "prm",
+      params: { replication_mode: "gtid", additional_parameters: "--gtid-strict-mode=ON" },
+    });
+    let master = await converged(lab.nodes);
+    await sqlAt(WRITER_VIP, `CREATE TABLE IF NOT EXISTS ${TABLE} (k INT PRIMARY KEY)`);
+    console.log(`  converged in GTID mode, master ${master}`);
+
+    await t.step("replicas at different positions, one down: power cut of the master", async () => {
+      const old = master;
+      const [slow, down1, fast] = lab.nodes.filter((n) => n !== old);
+      const w = new Writer(nextKey).start();
+      let writableMs = 0;
+      let t0 = 0;
+      try {
+        await waitFor(() => w.acked.length >= 20, { timeoutMs: 20_000, what: "writes" });
+        await throttle(slow, old, 16);
+        await standby(down1, true);
+        await waitFor(async () => (await receivedSeq(fast)) - (await receivedSeq(slow)) > 30, {
+          timeoutMs: 30_000,
+          what: `${slow} behind ${fast}`,
+        });
+        console.log(
+          `  before the cut: ${fast} received seq ${await receivedSeq(
+            fast,
+          )}, ${slow} ${await receivedSeq(
+            slow,
+          )}, ${down1} in standby`,
+        );
+        t0 = Date.now();
+        await powerCut(old);
+        // The throttles stay until the failover is done: the election sees the positions as they
+        // were at the cut.
+        writableMs = await writableAgain(old, t0);
+      } finally {
+        await unthrottle([slow]);
+        nextKey = await w.stop();
+      }
+      master = await converged([slow, fast]);
+      assert.equal(master, fast, `the most advanced replica ${fast} is promoted`);
+      const consistentMs = await consistent([slow, fast], t0);
+      const lost = await lostAcked(master, w);
+      console.log(
+        `  power cut of ${old}: writable on ${master} after ${writableMs} ms, ${slow} consistent ` +
+          `after ${consistentMs} ms; ${w.acked.length} acked, ${lost.length} acked rows lost (async)`,
+      );
+      const tr = Date.now();
+      await standby(down1, false);
+      await converged([slow, fast, down1]);
+      const rejoinMs = await consistent([slow, fast, down1], tr);
+      console.log(`  ${down1} (down during the switch) rejoined by GTID in ${rejoinMs} ms`);
+      const fate = await bootAndJudge(old, master);
+      if (fate.rejoined) {
+        await consistent([slow, fast, down1, old], Date.now());
+        console.log(`  old master ${old} held nothing extra: rejoined in ${fate.ms} ms`);
+      } else {
+        out.add(old);
+        console.log(`  old master ${old} kept out after ${fate.ms} ms: ${fate.reason}`);
+      }
+      // Acknowledged rows the new master lacks were on the old master only: it must be kept out.
+      if (lost.length > 0) assert.equal(fate.rejoined, false, "an old master with lost rows");
+    });
+
+    await t.step("old master with errant transactions: kept out, not readable", async () => {
+      const old = master;
+      const replicas = await liveNodes([...out, old]);
+      const w = new Writer(nextKey).start();
+      let writableMs = 0;
+      try {
+        await waitFor(() => w.acked.length >= 20, { timeoutMs: 20_000, what: "writes" });
+        for (const r of replicas) await throttle(r, old, 8);
+        const mark = w.acked.length;
+        await waitFor(() => w.acked.length >= mark + 30, {
+          timeoutMs: 20_000,
+          what: "30 writes the replicas cannot keep up with",
+        });
+        const t0 = Date.now();
+        await powerCut(old);
+        writableMs = await writableAgain(old, t0);
+      } finally {
+        await unthrottle(replicas);
+        nextKey = await w.stop();
+      }
+      master = await converged(replicas);
+      const lost = await lostAcked(master, w);
+      const fate = await bootAndJudge(old, master);
+      console.log(
+        `  power cut of ${old} while its replicas lagged: writable on ${master} after ` +
+          `${writableMs} ms, ${lost.length} acked rows only on ${old}; kept out after ${fate.ms} ms: ` +
+          fate.reason,
+      );
+      assert.ok(lost.length > 0, "the throttle left acknowledged rows on the old master only");
+      assert.equal(fate.rejoined, false, "kept out");
+      out.add(old);
+      const attrs = (await crmMon()).nodes.find((n) => n.name === old)?.attributes ?? {};
+      assert.notEqual(attrs.readable, "1", `${old} is not readable`);
+      assert.ok(!(await promotedNode(RSC) === old));
+      for (const l of agentLines(old, /errant GTIDs/).slice(-1)) {
+        console.log(`    ${l.slice(0, 300)}`);
+      }
+      await consistent(replicas, Date.now());
+    });
+
+    await t.step("old master without errant transactions: rejoins by itself", async () => {
+      const old = master;
+      const replicas = await liveNodes([...out, old]);
+      // Pause writes until every replica holds all of them: the old master then holds nothing
+      // extra. The writer resumes at the power cut, during the failover.
+      await consistent([old, ...replicas], Date.now());
+      const t0 = Date.now();
+      await powerCut(old);
+      const w = new Writer(nextKey).start();
+      let writableMs = 0;
+      try {
+        writableMs = await writableAgain(old, t0);
+        await waitFor(() => w.acked.length >= 20, { timeoutMs: 20_000, what: "writes" });
+      } finally {
+        nextKey = await w.stop();
+      }
+      master = await converged(replicas);
+      const fate = await bootAndJudge(old, master);
+      assert.equal(fate.rejoined, true, `${old} rejoins: ${fate.reason}`);
+      const consistentMs = await consistent([old, ...replicas], t0);
+      assert.deepEqual(await lostAcked(master, w), []);
+      console.log(
+        `  power cut of ${old} (nothing extra): writable on ${master} after ${writableMs} ms; ` +
+          `${old} rejoined in ${fate.ms} ms; all consistent ${consistentMs} ms after the cut`,
+      );
+    });
+  } catch (err) {
+    await dump().catch(() => {});
+    throw err;
+  } finally {
+    await down();
+  }
+});
