@@ -399,11 +399,18 @@ export async function bootNode(node: string, opts: BootOptions = {}): Promise<nu
   } catch {
     // Not fenced.
   }
+  // Power on: the interface comes up with the node's own address only (a VIP it held is gone).
+  const ns = netnsName(node);
+  await run(["ip", "-n", ns, "addr", "flush", "dev", "eth0"], { check: true });
+  await run(["ip", "-n", ns, "addr", "add", `${nodeAddress(node)}/24`, "dev", "eth0"], {
+    check: true,
+  });
+  await run(["ip", "-n", ns, "link", "set", "eth0", "up"], { check: true });
   const inner = [
     "ip",
     "netns",
     "exec",
-    netnsName(node),
+    ns,
     "unshare",
     "--mount",
     "--uts",
@@ -465,13 +472,18 @@ export interface PowerCutOptions {
 }
 
 /**
- * Power-cuts a node: SIGKILL of its PID-1 holder, which kills every process of the node; waits until
- * the holder is gone. The network namespace and the node's disks (state directories) remain.
+ * Power-cuts a node: its link goes down, then SIGKILL of its PID-1 holder, which kills every
+ * process of the node; waits until the holder is gone. The network namespace and the node's disks
+ * (state directories) remain.
  */
 export async function powerCut(node: string, opts: PowerCutOptions = {}): Promise<void> {
   node = canonicalNode(node);
   const pid = holderPid(node);
   if (pid === null) return;
+  // The network namespace outlives the holder: without its link going down first, the kernel
+  // would still flush the dead node's socket buffers (a graceful close a power cut never makes)
+  // and keep answering for its addresses, the writer VIP included.
+  await run(["ip", "-n", netnsName(node), "link", "set", "eth0", "down"]);
   killPid(pid, "SIGKILL");
   if (!(await waitPidGone(pid, opts.timeoutMs ?? 10_000))) {
     throw new Error(`Holder ${pid} of node ${node} survived SIGKILL`);
