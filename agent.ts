@@ -145,6 +145,11 @@ function finalAttr(run: Run): string {
   return `prm-${run.ctx.resource}-final`;
 }
 
+/** Private attribute a promotee sets when its promote failed, so peers stop waiting for it. */
+function refusedAttr(run: Run): string {
+  return `prm-${run.ctx.resource}-refused`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Set-up and validation
 
@@ -960,7 +965,22 @@ async function heartbeatHook(
   }
 }
 
+/**
+ * Pacemaker sends the post-promote notifications even when the promote failed (for one, when a
+ * peer held more data and the scores were moved): the peers wait there for the promotee's
+ * coordinates. A failed promote says so at once, so that they do not wait in vain and the
+ * cluster re-plans without delay.
+ */
 async function actionPromote(run: Run): Promise<OcfCode> {
+  if (run.ctx.promotable) await run.cib.setPrivate(refusedAttr(run), undefined);
+  const code = await promote(run);
+  if (code !== OCF.SUCCESS && run.ctx.promotable) {
+    await run.cib.setPrivate(refusedAttr(run), String(code)).catch(() => false);
+  }
+  return code;
+}
+
+async function promote(run: Run): Promise<OcfCode> {
   const obs = await observe(run);
   if (obs.kind !== "up") {
     return failWith(run, OCF.ERR_GENERIC, `Cannot promote: ${obs.detail}`);
@@ -1300,6 +1320,10 @@ async function notifyPostPromote(run: Run): Promise<void> {
   while (
     (info === undefined || info.host !== promotee) && Date.now() < until && !run.cib.unavailable
   ) {
+    if ((await run.cib.privateAll(refusedAttr(run))).has(promotee)) {
+      run.log.info(`The promote of ${promotee} failed: the cluster re-plans`);
+      return;
+    }
     await delay(250);
     info = await run.cib.replInfo();
   }
