@@ -438,7 +438,8 @@ export interface ChooseTrailingOptions {
  * Picks the trailing transactions a replica should look for: the tail of its relay log (what it
  * received), or, when that holds fewer than `n` transactions (relay logs are purged by CHANGE
  * MASTER TO and by relay_log_purge), the tail of its own binary log written with
- * log_slave_updates, which hashes the same once the SQL thread has applied everything received.
+ * log_slave_updates, which hashes the same once the SQL thread has applied everything received
+ * (also when it holds no more than the relay log: see `replicaHistoryComplete` of the lookup).
  * The binary log tail is used only if it ends with exactly the relay log's transactions (so that
  * local writes or re-encoded transactions cannot slip in); with an empty relay log it is used as
  * is, and a local write at its end then simply makes the search refuse (`not-found`).
@@ -454,7 +455,9 @@ export function chooseTrailing<T extends TrailingTransaction>(
 ): { source: "relay-log" | "binlog"; trailing: T[] } {
   const n = options.count;
   const relay = relayTail.slice(-n);
-  if (relay.length >= n || binlogTail.length <= relay.length) {
+  // An equally short binary log is still worth taking: when it is the server's whole history,
+  // it proves a run shorter than the minimum (the relay log never can).
+  if (relay.length >= n || binlogTail.length < relay.length) {
     return { source: "relay-log", trailing: relay };
   }
   const own = binlogTail.slice(-n);

@@ -272,3 +272,96 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "resync in a young cluster: replicas holding fewer transactions than the minimum run",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const password = `${crypto.randomUUID()}"'#`;
+    const servers: (MariadbServer | undefined)[] = [];
+    const baseDir = await Deno.makeTempDir({ prefix: "prm-resync-young-test-" });
+    try {
+      const settled = await Promise.allSettled(
+        [1, 2, 3, 4].map((id) =>
+          startMariadb({ serverId: id, baseDir, logSlaveUpdates: id > 1, binlogFormat: "ROW" })
+        ),
+      );
+      for (const r of settled) if (r.status === "fulfilled") servers.push(r.value);
+      for (const r of settled) if (r.status === "rejected") throw r.reason;
+      const [m, a, b, c] = servers as MariadbServer[];
+      await m.query("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY ?", [password]);
+      await m.query("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'");
+      const first = m.binlogFiles()[0].split("/").pop()!;
+      for (const r of [a, b, c]) {
+        await r.query(
+          "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER='repl', " +
+            "MASTER_PASSWORD=?, MASTER_LOG_FILE=?, MASTER_LOG_POS=4, MASTER_USE_GTID=no",
+          [m.port, password, first],
+        );
+        await r.query("START SLAVE");
+      }
+      // What a freshly converged cluster holds when its master dies: a handful of transactions.
+      await m.query("CREATE DATABASE d");
+      await m.query("CREATE TABLE d.t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB");
+      await received(c, m);
+      await c.query("STOP SLAVE IO_THREAD");
+      await m.query("INSERT INTO d.t VALUES (1, 1)");
+      for (const r of [a, b]) await received(r, m);
+      Deno.kill(m.pid, "SIGKILL");
+      await m.status;
+
+      await until("A to apply", async () => {
+        const st = await slaveStatus(a);
+        return st.Exec_Master_Log_Pos === st.Read_Master_Log_Pos;
+      });
+      await a.query("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0");
+      const published = await position(a);
+      await a.query("INSERT INTO d.t VALUES (2, 2)");
+      const source = {
+        host: "127.0.0.1",
+        port: a.port,
+        user: "repl",
+        password,
+        newestFile: published.file,
+      };
+      const opts = { log, deadline: Date.now() + 60_000, node: "B", resource: "r" };
+      // B holds all 3 transactions, C the first 2: both are their servers' whole history.
+      const want = { b: published, c: undefined as { file: string; pos: number } | undefined };
+      for (const [name, r] of [["b", b], ["c", c]] as const) {
+        const cl = await client(r);
+        try {
+          const out = await resyncReplica(cl, source, opts);
+          assert.equal(out.kind, "resume", `${name}: ${JSON.stringify(out)}`);
+          if (out.kind !== "resume") return;
+          console.log(`${name.toUpperCase()}: ${out.detail}`);
+          if (name === "b") assert.deepEqual({ file: out.file, pos: out.position }, want.b);
+          else assert.ok(out.position < published.pos, "C resumes before A's last transaction");
+          await r.query("STOP SLAVE; RESET SLAVE ALL");
+          await r.query(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER='repl', " +
+              "MASTER_PASSWORD=?, MASTER_LOG_FILE=?, MASTER_LOG_POS=?, MASTER_USE_GTID=no",
+            [a.port, password, out.file, out.position],
+          );
+          await r.query("START SLAVE");
+        } finally {
+          await cl.close();
+        }
+      }
+      const rows = async (s: MariadbServer) =>
+        (await s.query<{ id: number }[]>("SELECT id FROM d.t ORDER BY id")).map((x) => x.id);
+      for (const r of [b, c]) {
+        await received(r, a);
+        await until(`server ${r.serverId} to hold rows 1 and 2`, async () => {
+          return JSON.stringify(await rows(r)) === "[1,2]";
+        });
+      }
+    } catch (e) {
+      console.log(lines.join("\n"));
+      throw e;
+    } finally {
+      await stopAll(servers);
+      await Deno.remove(baseDir, { recursive: true }).catch(() => {});
+    }
+  },
+});

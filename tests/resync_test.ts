@@ -342,6 +342,12 @@ Deno.test("trailing: relay log first, own binlog when the relay log is short and
   // A local write after the last replicated transaction: the binlog does not end like the relay.
   const withLocal = [...own, ...trailingOf(["local-write"])];
   assert.equal(chooseTrailing(relayShort, withLocal, { count: 64 }).source, "relay-log");
+  // A young cluster: relay log and binary log hold the same 3 transactions. The binary log is
+  // taken, since only it can prove that those 3 are the replica's whole history.
+  const young = trailingOf(distinct(0, 3));
+  const same = chooseTrailing(trailingOf(distinct(0, 3)), young, { count: 64 });
+  assert.equal(same.source, "binlog");
+  assert.deepEqual(same.trailing, young);
   // Nothing in the relay log (purged): the binlog tail as is.
   assert.equal(chooseTrailing([], own, { count: 64 }).source, "binlog");
   assert.equal(chooseTrailing([], [], { count: 64 }).trailing.length, 0);
