@@ -85,6 +85,13 @@ const USAGE =
   "       mysql_prm status [--json] [--help]\n" +
   "       mysql_prm config [FLAGS] [--help]";
 
+/**
+ * The notifications (`type-operation`) the agent acts on. It answers every other one with
+ * success and nothing else, and so do the launchers, without starting Deno: a failover runs
+ * several rounds of them on every node, and each round waits for the slowest node.
+ */
+export const NOTIFICATIONS_ACTED_ON: readonly string[] = ["pre-promote", "post-promote"];
+
 /** Value published in pre-promote by a node that replicates from nobody. */
 const IDLE_MARK = "idle";
 
@@ -972,8 +979,12 @@ async function heartbeatHook(
  * cluster re-plans without delay.
  */
 async function actionPromote(run: Run): Promise<OcfCode> {
-  if (run.ctx.promotable) await run.cib.setPrivate(refusedAttr(run), undefined);
+  // Cleared while the promote runs: peers read it only after the promote returned.
+  const clearing = run.ctx.promotable
+    ? run.cib.setPrivate(refusedAttr(run), undefined)
+    : Promise.resolve(true);
   const code = await promote(run);
+  await clearing;
   if (code !== OCF.SUCCESS && run.ctx.promotable) {
     await run.cib.setPrivate(refusedAttr(run), String(code)).catch(() => false);
   }
@@ -1091,9 +1102,12 @@ async function promote(run: Run): Promise<OcfCode> {
     // With semi-sync, the writer's first statements may wait semi_sync_timeout for a replica that
     // is not repointed yet: the first promoted monitor starts it instead, off the failover path.
     if (run.params.heartbeat && !run.params.semiSync) await heartbeatHook(run, client, "start");
-    await run.cib.setPromotionScore(SCORE.PROMOTED);
-    await run.cib.setNodeAttribute(run.params.readerAttribute, "1");
-    await run.cib.setPrivate(posAttr(run), undefined);
+    // Writable already: these three are bookkeeping, done together (each a tool call).
+    await Promise.all([
+      run.cib.setPromotionScore(SCORE.PROMOTED),
+      run.cib.setNodeAttribute(run.params.readerAttribute, "1"),
+      run.cib.setPrivate(posAttr(run), undefined),
+    ]);
     run.cib.save();
     await runPostPromoteScript(run);
     return OCF.SUCCESS;
@@ -1229,6 +1243,7 @@ async function actionNotify(run: Run): Promise<OcfCode> {
   const n = run.ctx.notify;
   if (n === undefined || !run.ctx.promotable) return OCF.SUCCESS;
   const what = `${n.type}-${n.operation}`;
+  if (!NOTIFICATIONS_ACTED_ON.includes(what)) return OCF.SUCCESS;
   run.log.debug(
     `Notify ${what}: promote=${n.promote.map((e) => e.uname)} demote=${
       n.demote.map((e) => e.uname)

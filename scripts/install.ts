@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     } else {
       const bundle = `${libDir}/${program.name}.js`;
       await installFile(`${dist}/lib/${program.name}.js`, bundle, 0o644);
-      await installText(launcherScript(deno, bundle), target, 0o755);
+      await installText(launcherScript(deno, bundle, program.prelude), target, 0o755);
     }
     console.log(`install: ${target}${compiled ? " (compiled binary)" : " (launcher)"}`);
   }

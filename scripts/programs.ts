@@ -4,17 +4,36 @@
  * @module
  */
 
+import { NOTIFICATIONS_ACTED_ON } from "../agent.ts";
+
 /** One shipped program: its installed name and its entry module. */
 export interface Program {
   /** Installed name, e.g. `mysql_prm`. */
   name: string;
   /** Entry module, relative to the repository root. */
   entry: string;
+  /** Shell lines a launcher runs before it starts Deno (may answer and exit). */
+  prelude?: string;
+}
+
+/**
+ * The agent's launcher answers the notifications the agent does not act on itself: starting
+ * Deno costs about 150 ms a call, and a failover waits for several rounds of them.
+ */
+function agentPrelude(): string {
+  return [
+    'if [ "${1:-}" = notify ]; then',
+    '  case "${OCF_RESKEY_CRM_meta_notify_type:-}-${OCF_RESKEY_CRM_meta_notify_operation:-}" in',
+    `  ${NOTIFICATIONS_ACTED_ON.join("|")}) ;;`,
+    "  *) exit 0 ;;",
+    "  esac",
+    "fi",
+  ].join("\n");
 }
 
 /** Every shipped program. */
 export const PROGRAMS: readonly Program[] = [
-  { name: "mysql_prm", entry: "agent.ts" },
+  { name: "mysql_prm", entry: "agent.ts", prelude: agentPrelude() },
   { name: "prm_binlog_parser", entry: "binlog.ts" },
 ];
 

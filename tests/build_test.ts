@@ -57,6 +57,31 @@ Deno.test("build: launchers run the bundled programs", async () => {
   assert.match(help.stdout, /END_POS/);
 });
 
+Deno.test("build: the agent's launcher answers the notifications the agent ignores", async () => {
+  await ensureBuilt();
+  const env = (type: string, operation: string) => ({
+    OCF_RESOURCE_INSTANCE: "p_mysql",
+    OCF_RESKEY_CRM_meta_notify: "true",
+    OCF_RESKEY_CRM_meta_notify_type: type,
+    OCF_RESKEY_CRM_meta_notify_operation: operation,
+    OCF_RESKEY_CRM_meta_promoted_max: "1",
+    OCF_RESKEY_CRM_meta_clone_max: "3",
+  });
+  // Answered by the shell: success and not a word from the agent (which logs every action).
+  for (const [type, op] of [["pre", "stop"], ["post", "demote"], ["pre", "start"]]) {
+    const r = await run("bash", [`${dist}/mysql_prm`, "notify"], { env: env(type, op) });
+    assert.equal(r.code, 0, `${type}-${op}: ${r.stderr}`);
+    assert.equal(r.stderr, "", `${type}-${op} is answered without starting the agent`);
+  }
+  // The two the agent acts on reach it (here it cannot reach a cluster, and says so; a
+  // notification still never fails).
+  for (const op of ["pre", "post"]) {
+    const r = await run("bash", [`${dist}/mysql_prm`, "notify"], { env: env(op, "promote") });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /mysql_prm\(p_mysql\)\[notify\]/, `${op}-promote reaches the agent`);
+  }
+});
+
 Deno.test("build: the bundles carry no reference to the source tree", async () => {
   await ensureBuilt();
   for (const name of ["mysql_prm", "prm_binlog_parser"]) {
