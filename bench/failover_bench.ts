@@ -43,12 +43,17 @@ const FIGURES: Figure[] = [
   ],
   ["**mysqld kill → writable**", (r) => r.killToWritableMs],
   ["mysqld kill → every replica replicates from the new master", (r) => r.killReplicasFollowMs],
+  ["power cut → node lost (corosync)", (r) => r.powerCutLostMs],
+  [
+    "node lost → writable",
+    (r) => r.powerCutLostMs < 0 ? -1 : r.powerCutToWritableMs - r.powerCutLostMs,
+  ],
   ["**power cut → writable**", (r) => r.powerCutToWritableMs],
   [
     "power cut → every replica replicates from the new master",
     (r) => r.powerCutReplicasFollowMs,
   ],
-  ["rejoin (boot → replicating)", (r) => r.rejoinMs],
+  ["rejoin (boot → replicating; runs where it rejoined)", (r) => r.rejoinMs],
 ];
 
 async function main(): Promise<void> {
@@ -89,6 +94,11 @@ async function main(): Promise<void> {
   const count = (f: (r: FailoverRun) => boolean) =>
     agents.map((a) => results.get(a)!.filter(f).length).join(" | ");
   console.log(`| runs with acknowledged rows lost | ${count((r) => r.rowsLost.length > 0)} |`);
+  console.log(
+    `| runs where the old master came back with errant transactions and was kept out | ${
+      count((r) => r.keptOut !== "")
+    } |`,
+  );
   console.log(
     `| runs with diverged data or broken replication | ${
       count((r) => !r.dataEqual || r.replicationErrors.length > 0)

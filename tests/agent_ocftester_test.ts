@@ -7,23 +7,14 @@
  * source through a small launcher.
  */
 import assert from "node:assert/strict";
+import { exists } from "../scripts/fs.ts";
 import { freePort } from "./mariadb_server.ts";
 
 const INSTALLED = "/usr/lib/ocf/resource.d/prm/mysql_prm";
 const ROOT = new URL("..", import.meta.url).pathname;
 
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 Deno.test({
   name: "ocf-tester passes",
-  ignore: !exists("/usr/sbin/ocf-tester"),
 }, async () => {
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "prm-ocft-" });
   await Deno.chmod(dir, 0o755);
@@ -40,7 +31,7 @@ Deno.test({
     );
     await Deno.chmod(`${dir}/creds.cnf`, 0o600);
     let agent = INSTALLED;
-    if (!exists(INSTALLED)) {
+    if (!(await exists(INSTALLED))) {
       agent = `${dir}/mysql_prm`;
       await Deno.writeTextFile(
         agent,

@@ -18,7 +18,6 @@ import {
   exec,
   exhaustConnections,
   killMysqld,
-  labIsUp,
   loadAgent,
   nodeAddress,
   powerCut,
@@ -159,7 +158,6 @@ async function score(node: string): Promise<string> {
 Deno.test({
   name:
     "mysql_prm on the lab: converge, failovers, rejoin, switchover, busy master, broken replica",
-  ignore: labIsUp() || Deno.env.get("PRM_SKIP_LAB") === "1",
   sanitizeOps: false,
   sanitizeResources: false,
 }, async (t) => {

@@ -216,6 +216,7 @@ async function main(args: string[]): Promise<number> {
       const lab = await up({
         nodes: Number(values.nodes),
         waitFreeMs: Number(values.wait) * 1000,
+        persistent: true,
       });
       console.log(`lab up: ${lab.nodes.join(" ")} online in ${lab.bringUpMs} ms`);
       return 0;

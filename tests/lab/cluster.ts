@@ -124,6 +124,26 @@ export async function crmMon(node?: string): Promise<MonStatus> {
   };
 }
 
+/** Options of {@linkcode exitReasons}. */
+export interface ExitReasonsOptions {
+  /** Resource id the failures belong to (default "p_mysql"). */
+  resource?: string;
+  /** Node that runs crm_mon (default: the first running node). */
+  viewer?: string;
+}
+
+/** Exit reasons crm_mon shows for the failed operations of a resource on `node`. */
+export async function exitReasons(node: string, opts: ExitReasonsOptions = {}): Promise<string[]> {
+  const resource = opts.resource ?? "p_mysql";
+  const out: string[] = [];
+  for (const m of (await crmMon(opts.viewer)).xml.matchAll(/<failure [^>]*>/g)) {
+    if (!m[0].includes(`node="${node}"`) || !m[0].includes(resource)) continue;
+    const r = /exitreason="([^"]*)"/.exec(m[0]);
+    if (r) out.push(r[1].replaceAll("&apos;", "'").replaceAll("&quot;", '"'));
+  }
+  return out;
+}
+
 /** Names of the nodes crm_mon (on `viewer`) reports online. */
 export async function onlineNodes(viewer?: string): Promise<string[]> {
   const mon = await crmMon(viewer);

@@ -10,7 +10,15 @@
 
 import mysql from "mysql2/promise";
 import { type AgentName, loadAgent, type LoadAgentOptions } from "./agent.ts";
-import { compareData, crmMon, replicaStatus, resolveUser, sqlAt, waitFor } from "./cluster.ts";
+import {
+  compareData,
+  crmMon,
+  exitReasons,
+  replicaStatus,
+  resolveUser,
+  sqlAt,
+  waitFor,
+} from "./cluster.ts";
 import { boot, killMysqld } from "./faults.ts";
 import { down, type Lab, up } from "./lifecycle.ts";
 import { exec, nodeDir, nodeRunning, powerCut, WRITER_VIP } from "./nodes.ts";
@@ -50,14 +58,28 @@ export interface FailoverRun {
   recoverAfterKillMs: number;
   /** Power cut of the master node → a write through the writer VIP accepted. */
   powerCutToWritableMs: number;
+  /**
+   * Power cut → the new master's node logged the cut node lost (corosync's detection, the same
+   * for every agent); -1 if unseen.
+   */
+  powerCutLostMs: number;
   /** Power cut → every other running node replicates from the new master. */
   powerCutReplicasFollowMs: number;
   /** Node promoted after the power cut. */
   masterAfterPowerCut: string;
   /** The agent's "Election: ..." line on the new master after the power cut ("" when none). */
   electionAfterPowerCut: string;
-  /** Boot of the cut node (after its fencing completed) → it replicates again, cluster converged. */
+  /**
+   * Boot of the cut node (after its fencing completed) → it replicates again, cluster converged;
+   * -1 when it was kept out instead (see `keptOut`).
+   */
   rejoinMs: number;
+  /**
+   * The exit reason that kept the cut node out when it came back holding transactions the new
+   * master never received (acknowledged writes an asynchronous power cut lost); "" when it
+   * rejoined. Data checks then leave that node out.
+   */
+  keptOut: string;
   /** Masters in order: initial, after kill, after power cut. */
   masters: string[];
   /** Rows the writer (and the probes) got acknowledged through the writer VIP. */
@@ -315,6 +337,18 @@ export function failureDetectedAt(
   return undefined;
 }
 
+/**
+ * When (epoch ms) `viewer` saw `lost` leave the cluster membership at or after `since` (the
+ * power cut detected by corosync); undefined when not logged (yet).
+ */
+export function nodeLostAt(viewer: string, lost: string, since: number): number | undefined {
+  const re = new RegExp(`Node ${lost} state is now lost`);
+  for (const line of pacemakerLogSince(viewer, since)) {
+    if (re.test(line)) return logLineTime(line);
+  }
+  return undefined;
+}
+
 /** When (epoch ms) `node` logged a successful promote of `rsc` at or after `since`. */
 export function promotedAt(node: string, since: number, rsc = "p_mysql"): number | undefined {
   const re = new RegExp(`Result of promote operation for ${rsc} on ${node}: ok`);
@@ -476,6 +510,8 @@ export async function measureFailoverRun(
     const w2 = await writable("a writable master after the power cut");
     const powerCutToWritableMs = w2 - t2;
     const master2 = await waitFollow("replicas following after the power cut", [cut]);
+    const lostAt = nodeLostAt(master2, cut, t2 - 1000);
+    const powerCutLostMs = lostAt === undefined ? -1 : Math.max(0, lostAt - t2);
     const powerCutReplicasFollowMs = Date.now() - t2;
     const afterCut = await waitConverged("convergence after the power cut");
     const electionAfterPowerCut = electionLine(master2, t2 - 1000);
@@ -487,17 +523,27 @@ export async function measureFailoverRun(
     // The rejoin starts once fencing of the cut node is complete (boot waits for that first).
     await boot(cut, { waitOnline: false, timeoutMs });
     const t3 = Date.now();
-    const rejoined = await waitFor(async () => {
+    const fate = await waitFor(async () => {
       const c = await converged(lab.nodes);
-      return c && c.replicas.includes(cut) ? c : null;
-    }, { timeoutMs, what: `${cut} replicating again after boot`, intervalMs: 250 });
-    const rejoinMs = Date.now() - t3;
-    log(`rejoin of ${cut}: ${rejoinMs} ms`);
+      if (c && c.replicas.includes(cut)) return { rejoined: c, keptOut: "" };
+      const reason = (await exitReasons(cut, { resource: ID })).find((r) => /errant/i.test(r));
+      return reason ? { rejoined: null, keptOut: reason } : null;
+    }, { timeoutMs, what: `${cut} replicating again after boot, or kept out`, intervalMs: 250 });
+    const rejoinMs = fate.rejoined ? Date.now() - t3 : -1;
+    const keptOut = fate.keptOut;
+    log(keptOut ? `${cut} kept out: ${keptOut}` : `rejoin of ${cut}: ${rejoinMs} ms`);
+    const members = keptOut ? lab.nodes.filter((n) => n !== cut) : lab.nodes;
 
     await writer.stop();
-    const final = await waitConverged("final convergence");
+    const final = await waitFor(() => converged(members), {
+      timeoutMs,
+      what: "final convergence",
+      intervalMs: 250,
+    });
     const replicationErrors = [
-      ...new Set([first, afterKill, afterCut, rejoined, final].flatMap((c) => c.broken)),
+      ...new Set(
+        [first, afterKill, afterCut, fate.rejoined ?? final, final].flatMap((c) => c.broken),
+      ),
     ];
     const rows = await sqlAt(vip, `SELECT seq FROM ${FAILOVER_TABLE}`);
     const present = new Set(rows.map((r) => Number(r.seq)));
@@ -506,7 +552,7 @@ export async function measureFailoverRun(
     let dataEqual = false;
     try {
       await waitFor(
-        async () => (await compareData(lab.nodes, [FAILOVER_TABLE])).equal,
+        async () => (await compareData(members, [FAILOVER_TABLE])).equal,
         { timeoutMs: 10_000, what: "equal data", onTimeout: null },
       );
       dataEqual = true;
@@ -522,10 +568,12 @@ export async function measureFailoverRun(
       electionAfterKill,
       recoverAfterKillMs,
       powerCutToWritableMs,
+      powerCutLostMs,
       powerCutReplicasFollowMs,
       masterAfterPowerCut: afterCut.master,
       electionAfterPowerCut,
       rejoinMs,
+      keptOut,
       masters: [first.master, afterKill.master, final.master],
       rowsAcknowledged: acked.length,
       rowsOnMaster: present.size,

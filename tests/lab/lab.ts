@@ -32,15 +32,18 @@
  * - CLI for people: `deno task lab up|down|status|dump|exec NODE CMD...|fault ... NODE` (cli.ts).
  *
  * ## API (all exported from here)
- * Lifecycle: `up(opts?: UpOptions): Promise<Lab>` ({nodes?, dataSizeMb?, waitFreeMs?, log?};
- * throws `LabBusyError` if a lab is up; `Lab` = {nodes, addresses, stateDir, credentials,
- * bringUpMs}), `down(opts?)` (always safe, also after a crash), `labIsUp()`, `readState()`,
+ * Lifecycle: `up(opts?: UpOptions): Promise<Lab>` ({nodes?, dataSizeMb?, waitFreeMs?, log?,
+ * persistent?}; throws `LabBusyError` if a lab is up; a lab belongs to the process that brought it
+ * up unless `persistent` (the CLI), and is a leftover for the next `up` to clear once that process
+ * is gone; `Lab` = {nodes, addresses, stateDir, credentials, bringUpMs}), `down(opts?)` (always
+ * safe, also after a crash), `labIsUp()`, `readState()`,
  * `recordedPids()`, `isLabProcess(pid)`.
  * Nodes: `nodeName(i)`, `nodeAddress(node)`, `nodeDir(node)`, `holderPid(node)`, `nodeRunning(node)`,
  * `exec(node, cmd: string | string[], opts?) → {code, stdout, stderr}` (string = bash -c),
  * `run(argv, opts?)` / `sh(script, opts?)` on the host, `credentials()`.
  * Faults: `killMysqld(node, {withSafe?})`, `freezeMysqld(node)`, `thawMysqld(node)`,
- * `powerCut(node)`, `boot(node, {waitOnline?, timeoutMs?})`, `isolate(node)`, `heal(node)`,
+ * `powerCut(node)` (link down, then SIGKILL of the holder), `boot(node, {waitOnline?,
+ * timeoutMs?})`, `isolate(node)`, `heal(node)`,
  * `fillDisk(node)`, `unfillDisk(node)`, `exhaustConnections(node) → {count, refusedWith, release()}`,
  * `fenceNode(node, {via?}) → {via, ms}`, `startMysqld(node)`, `stopMysqld(node)`, `mysqldPids(node)`.
  * Cluster: `crmMon(node?) → MonStatus`, `onlineNodes(viewer?)`, `promotedNode(id = "p_mysql")`,

@@ -339,3 +339,59 @@ Deno.test({
     assert.equal(existsSync(STATE_DIR), false);
   },
 });
+
+Deno.test({
+  name: "lab: a lab whose owning run was killed is a leftover, cleared by the next up",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await waitFor(() => !labIsUp(), {
+      timeoutMs: LAB_WAIT_MS + 1,
+      what: "no lab up",
+      onTimeout: null,
+    });
+    const lifecycle = new URL("./lifecycle.ts", import.meta.url).href;
+    const owner = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { up } from ${JSON.stringify(lifecycle)}; await up({ nodes: 2 }); ` +
+        `console.log("up"); await new Promise(() => {});`,
+      ],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    let killed = false;
+    try {
+      const reader = owner.stdout.getReader();
+      let out = "";
+      const deadline = Date.now() + 120_000;
+      while (!out.includes("up") && Date.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += new TextDecoder().decode(value);
+      }
+      reader.releaseLock();
+      assert.ok(labIsUp(), "the lab is up while its owner runs");
+      const left = recordedPids().filter(pidAlive);
+      owner.kill("SIGKILL");
+      await owner.status;
+      killed = true;
+      // The owner is gone, its nodes still run: a leftover, not a lab in use.
+      assert.ok(left.some(pidAlive), "the killed run's lab processes still run");
+      assert.equal(labIsUp(), false);
+      const lab = await up({ nodes: 2 });
+      try {
+        for (const pid of left) assert.equal(pidAlive(pid), false, `leftover PID ${pid}`);
+        assert.deepEqual((await onlineNodes(lab.nodes[0])).sort(), lab.nodes);
+      } finally {
+        await down();
+      }
+    } finally {
+      if (!killed) {
+        owner.kill("SIGKILL");
+        await owner.status;
+      }
+      await down().catch(() => {});
+    }
+  },
+});

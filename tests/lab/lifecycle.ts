@@ -22,6 +22,7 @@ import {
   nodeAddress,
   nodeDir,
   nodeName,
+  processStart,
   readPid,
   readState,
   run,
@@ -51,6 +52,11 @@ export interface UpOptions {
   log?: (msg: string) => void;
   /** When a lab is already up, wait up to this many ms for it to go down (default 0: refuse). */
   waitFreeMs?: number;
+  /**
+   * Keep the lab after this process ends, until `down` (default false: the lab belongs to this
+   * process, and once it is gone, killed or crashed, the next `up` clears what it left).
+   */
+  persistent?: boolean;
 }
 
 /** What {@linkcode up} returns. */
@@ -87,9 +93,14 @@ export function recordedPids(): number[] {
   return pids;
 }
 
-/** True when a lab is up: a state file and at least one live recorded process of the lab. */
+/**
+ * True when a lab is up: a state file, at least one live recorded process of the lab, and its
+ * owner (when it has one) still running. A lab whose owning test run was killed is a leftover.
+ */
 export function labIsUp(): boolean {
-  return readState() !== null && recordedPids().some(isLabProcess);
+  const state = readState();
+  if (state === null || !recordedPids().some(isLabProcess)) return false;
+  return state.owner === undefined || processStart(state.owner.pid) === state.owner.start;
 }
 
 /**
@@ -149,13 +160,15 @@ function upOnce(opts: UpOptions): Promise<Lab> {
     await cleanupLocked(log);
     const nodes = Array.from({ length: count }, (_, i) => nodeName(i + 1));
     const dataSizeMb = opts.dataSizeMb ?? 512;
+    const start = processStart(Deno.pid);
+    const owner = opts.persistent || start === null ? undefined : { pid: Deno.pid, start };
     const creds: Credentials = {
       admin: { user: "prm", password: randomPassword() },
       repl: { user: "repl", password: randomPassword() },
       app: { user: "app", password: randomPassword() },
     };
     try {
-      await prepareHost(nodes, creds, dataSizeMb);
+      await prepareHost({ nodes, createdAt: new Date().toISOString(), dataSizeMb, owner }, creds);
       log(`host prepared in ${Math.round(performance.now() - t0)} ms; booting ${count} nodes`);
       await Promise.all(nodes.map((n) => bootNode(n)));
       if (opts.waitOnline !== false) {
@@ -192,13 +205,13 @@ async function must(argv: string[]): Promise<string> {
   return r.stdout;
 }
 
-async function prepareHost(nodes: string[], creds: Credentials, dataSizeMb: number) {
+async function prepareHost(state: LabState, creds: Credentials) {
+  const { nodes, dataSizeMb } = state;
   for (const d of ["/var/log/mysql", "/var/lib/mysql", "/etc/mysql", "/var/log/pacemaker"]) {
     if (!existsSync(d)) Deno.mkdirSync(d, { recursive: true });
   }
   Deno.mkdirSync(`${STATE_DIR}/nodes`, { recursive: true, mode: 0o755 });
   Deno.mkdirSync(`${STATE_DIR}/fence`, { recursive: true });
-  const state: LabState = { nodes, createdAt: new Date().toISOString(), dataSizeMb };
   Deno.writeTextFileSync(`${STATE_DIR}/state.json`, JSON.stringify(state, null, 2) + "\n");
   Deno.writeTextFileSync(`${STATE_DIR}/credentials.json`, JSON.stringify(creds) + "\n", {
     mode: 0o600,

@@ -54,6 +54,12 @@ export interface LabState {
   createdAt: string;
   /** Size of every node's datadir filesystem in MiB. */
   dataSizeMb: number;
+  /**
+   * The process that owns the lab (a test run), with its start time: once it is gone, the lab
+   * is a leftover that the next `up` clears. Absent for a lab a person brought up (`lab up`),
+   * which stays until `lab down`.
+   */
+  owner?: { pid: number; start: string };
 }
 
 /** MariaDB accounts created on every node. */
@@ -229,6 +235,17 @@ export function isLabProcess(pid: number): boolean {
       cmd.includes("_hold-connections");
   } catch {
     return false;
+  }
+}
+
+/** The start time of a process (field 22 of /proc/PID/stat), or null when it is gone. */
+export function processStart(pid: number): string | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // The command name (field 2) may hold spaces and parentheses: count from its closing one.
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
   }
 }
 

@@ -25,9 +25,9 @@ import {
   crmMon,
   down,
   exec,
+  exitReasons,
   heal,
   isolate,
-  labIsUp,
   loadAgent,
   mysqldPids,
   nodeDir,
@@ -219,19 +219,6 @@ function resyncMark(node: string): number {
   return agentLines(node, /Resync in \d+ ms/).length;
 }
 
-/** Exit reasons crm_mon shows for failed operations of the resource on `node`. */
-async function exitReasons(node: string): Promise<string[]> {
-  const xml = (await crmMon(viewer())).xml;
-  const out: string[] = [];
-  for (const m of xml.matchAll(/<failure [^>]*>/g)) {
-    const el = m[0];
-    if (!el.includes(`node="${node}"`) || !el.includes(RSC)) continue;
-    const r = /exitreason="([^"]*)"/.exec(el);
-    if (r) out.push(r[1].replaceAll("&apos;", "'").replaceAll("&quot;", '"'));
-  }
-  return out;
-}
-
 async function readable(node: string): Promise<string | undefined> {
   return (await crmMon(viewer())).nodes.find((n) => n.name === node)?.attributes.readable;
 }
@@ -288,7 +275,9 @@ async function repair(node: string, keys: number[], resume: string): Promise<voi
 
 /** The errant-transactions exit reason crm_mon shows for `node`, if any. */
 async function errantReason(node: string): Promise<string | undefined> {
-  return (await exitReasons(node)).find((x) => /^Errant transactions/.test(x));
+  return (await exitReasons(node, { resource: RSC, viewer: viewer() })).find((x) =>
+    /^Errant transactions/.test(x)
+  );
 }
 
 /**
@@ -324,7 +313,6 @@ async function bootAndRejoin(old: string, replicas: string[], report: string[], 
 
 Deno.test({
   name: "mysql_prm resync on the lab: positions, identical runs, 100k behind, down replica, errant",
-  ignore: (labIsUp() && LAB_WAIT_MS === 0) || Deno.env.get("PRM_SKIP_LAB") === "1",
   sanitizeOps: false,
   sanitizeResources: false,
 }, async (t) => {
@@ -624,7 +612,9 @@ Deno.test({
       });
       master = await converged([p, v]);
       const reason = await waitFor(async () => {
-        return (await exitReasons(u)).find((x) => /^Resync refused/.test(x));
+        return (await exitReasons(u, { resource: RSC, viewer: viewer() })).find((x) =>
+          /^Resync refused/.test(x)
+        );
       }, { timeoutMs: 90_000, what: `a resync exit reason for ${u} in crm_mon` });
       const refusedMs = Date.now() - t0.at;
       console.log(`  crm_mon exit reason on ${u}: ${reason}`);

@@ -23,6 +23,7 @@ import {
   down,
   dump,
   exec,
+  exitReasons,
   loadAgent,
   nodeAddress,
   powerCut,
@@ -168,17 +169,6 @@ async function unthrottle(nodes: string[]): Promise<void> {
   for (const n of nodes) await run(["tc", "qdisc", "del", "dev", vethName(n), "root"]);
 }
 
-/** Exit reasons crm_mon shows for failed operations of the resource on `node`. */
-async function exitReasons(node: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const m of (await crmMon()).xml.matchAll(/<failure [^>]*>/g)) {
-    if (!m[0].includes(`node="${node}"`) || !m[0].includes(RSC)) continue;
-    const r = /exitreason="([^"]*)"/.exec(m[0]);
-    if (r) out.push(r[1].replaceAll("&apos;", "'").replaceAll("&quot;", '"'));
-  }
-  return out;
-}
-
 /**
  * Boots a power-cut old master and waits for its fate: rejoined (replicating from `master` by
  * GTID) or kept out (an exit reason naming errant GTIDs).
@@ -190,7 +180,9 @@ async function bootAndJudge(
   const t0 = Date.now();
   await boot(old);
   return await waitFor(async () => {
-    const reasons = (await exitReasons(old)).filter((r) => /errant GTIDs/.test(r));
+    const reasons = (await exitReasons(old, { resource: RSC })).filter((r) =>
+      /errant GTIDs/.test(r)
+    );
     if (reasons.length) return { rejoined: false, reason: reasons[0], ms: Date.now() - t0 };
     const s = await replicaStatus(old).catch(() => null);
     if (
