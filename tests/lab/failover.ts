@@ -125,8 +125,8 @@ export interface WriterOptions {
  * dropped and reopened after any error. Records when each row was acknowledged.
  */
 export class ContinuousWriter {
-  /** Acknowledged keys and when (Date.now()). */
-  readonly acked: { seq: number; at: number }[] = [];
+  /** Acknowledged keys, when each write was sent and when acknowledged (Date.now()). */
+  readonly acked: { seq: number; sent: number; at: number }[] = [];
   /** Writes that failed (refused, timed out, connection lost). */
   failures = 0;
   /** The last error text seen. */
@@ -163,9 +163,12 @@ export class ContinuousWriter {
     this.#conn = undefined;
   }
 
-  /** First acknowledgement at or after `t` (Date.now() ms), if any. */
-  firstAckAfter(t: number): { seq: number; at: number } | undefined {
-    return this.acked.find((a) => a.at >= t);
+  /**
+   * The first write sent at or after `t` (Date.now() ms) that was acknowledged, if any: one sent
+   * before a fault may still be acknowledged just after it, by the old master.
+   */
+  firstAckAfter(t: number): { seq: number; sent: number; at: number } | undefined {
+    return this.acked.find((a) => a.sent >= t);
   }
 
   /** The next key the writer will use. */
@@ -177,6 +180,7 @@ export class ContinuousWriter {
     const acct = resolveUser("app");
     while (!this.#stop) {
       const seq = this.#next++;
+      const sent = Date.now();
       try {
         this.#conn ??= await mysql.createConnection({
           host: this.#opts.host,
@@ -190,7 +194,7 @@ export class ContinuousWriter {
           values: [seq],
           timeout: this.#opts.queryTimeoutMs,
         });
-        this.acked.push({ seq, at: Date.now() });
+        this.acked.push({ seq, sent, at: Date.now() });
         if (this.#opts.pauseMs > 0) await new Promise((r) => setTimeout(r, this.#opts.pauseMs));
       } catch (e) {
         this.failures++;
