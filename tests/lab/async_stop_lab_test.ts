@@ -22,7 +22,6 @@ import {
   loadAgent,
   mysqldPids,
   nodeAddress,
-  nodeDir,
   promotedNode,
   replicaStatus,
   sql,
@@ -32,46 +31,9 @@ import {
   WRITER_VIP,
 } from "./lab.ts";
 
+import { agentLines, RSC, standby, TABLE, Writer } from "./scenario.ts";
+
 const LAB_WAIT_MS = Number(Deno.env.get("PRM_LAB_WAIT_MS") ?? "0");
-const TABLE = "test.acked";
-const RSC = "p_mysql";
-
-/** A writer through the writer VIP that records the acknowledged keys. */
-class Writer {
-  acked: number[] = [];
-  failures = 0;
-  #next: number;
-  #stop = false;
-  #done?: Promise<void>;
-
-  constructor(firstKey: number) {
-    this.#next = firstKey;
-  }
-
-  start(): void {
-    this.#done = (async () => {
-      while (!this.#stop) {
-        const k = this.#next++;
-        try {
-          await sqlAt(WRITER_VIP, `INSERT INTO ${TABLE} (k) VALUES (?)`, {
-            params: [k],
-            timeoutMs: 2_000,
-          });
-          this.acked.push(k);
-        } catch {
-          this.failures++;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    })();
-  }
-
-  async stop(): Promise<number> {
-    this.#stop = true;
-    await this.#done;
-    return this.#next + 1;
-  }
-}
 
 async function onlineNodes(exclude: string[] = []): Promise<string[]> {
   return (await crmMon()).nodes.filter((n) => n.online && !exclude.includes(n.name))
@@ -149,27 +111,6 @@ async function fillDirty(master: string): Promise<{ figures: string; hold: mysql
   } finally {
     await conn.end().catch(() => {});
   }
-}
-
-function agentLog(node: string, pattern: RegExp): string[] {
-  try {
-    return Deno.readTextFileSync(`${nodeDir(node)}/log-pacemaker/pacemaker.log`).split("\n")
-      .filter((l) => /mysql_prm/.test(l) && pattern.test(l));
-  } catch {
-    return [];
-  }
-}
-
-async function standby(node: string, on: boolean): Promise<void> {
-  await exec(node, [
-    "crm_attribute",
-    "--node",
-    node,
-    "--name",
-    "standby",
-    "--update",
-    on ? "on" : "off",
-  ], { check: true });
 }
 
 interface RunFigures {
@@ -268,7 +209,7 @@ Deno.test({
         hold.destroy();
         nextKey = await w.stop();
       }
-      const stopLines = agentLog(old, /stop -> SUCCESS\(0\) in (\d+) ms/);
+      const stopLines = agentLines(old, /stop -> SUCCESS\(0\) in (\d+) ms/);
       const last = stopLines[stopLines.length - 1];
       const stopActionMs = last ? Number(/in (\d+) ms/.exec(last)![1]) : null;
       master = await converged(300_000);
@@ -284,7 +225,7 @@ Deno.test({
       assert.ok(cmp.equal);
       assert.equal(lost, 0, "a planned switch loses no acknowledged row");
       assert.equal(maxPids, 1, "never two mysqld on the node while the old one was stopping");
-      const waited = agentLog(old, /Waiting for server pid \d+ to finish its shutdown/);
+      const waited = agentLines(old, /Waiting for server pid \d+ to finish its shutdown/);
       if (asyncStop && stillStopping) {
         assert.ok(waited.length > 0, "the start waited for the stopping server");
       }
@@ -307,7 +248,9 @@ Deno.test({
             stillStopping ? "still stopping" : "already gone"
           }); ${w.acked.length} acked, ${lost} lost, data equal on ${nodes.join(", ")}`,
       );
-      for (const l of agentLog(old, /async_stop|shutting down|Waiting for server pid/).slice(-3)) {
+      for (
+        const l of agentLines(old, /async_stop|shutting down|Waiting for server pid/).slice(-3)
+      ) {
         console.log(`    ${old}: ${l.slice(0, 220)}`);
       }
     }

@@ -18,209 +18,41 @@
  */
 import assert from "node:assert/strict";
 import {
-  boot,
-  compareData,
   crmMon,
   down,
   dump,
-  exec,
-  exitReasons,
   loadAgent,
-  nodeAddress,
-  nodeDir,
   powerCut,
   promotedNode,
   replicaStatus,
-  run,
-  sql,
   sqlAt,
   up,
-  vethName,
   waitFor,
   WRITER_VIP,
 } from "./lab.ts";
 
+import {
+  agentLines,
+  bootAndJudge,
+  consistent,
+  converged,
+  liveNodes,
+  lostAcked,
+  RSC,
+  standby,
+  TABLE,
+  throttle,
+  unthrottle,
+  writableAgain,
+  Writer,
+} from "./scenario.ts";
+
 const LAB_WAIT_MS = Number(Deno.env.get("PRM_LAB_WAIT_MS") ?? "0");
-const TABLE = "test.acked";
-const RSC = "p_mysql";
-
-/** A writer through the writer VIP that records the acknowledged keys. */
-class Writer {
-  acked: number[] = [];
-  failures = 0;
-  #next: number;
-  #stop = false;
-  #done?: Promise<void>;
-
-  constructor(firstKey: number) {
-    this.#next = firstKey;
-  }
-
-  start(): this {
-    this.#done = (async () => {
-      while (!this.#stop) {
-        const k = this.#next++;
-        try {
-          await sqlAt(WRITER_VIP, `INSERT INTO ${TABLE} (k) VALUES (?)`, {
-            params: [k],
-            timeoutMs: 2_000,
-          });
-          this.acked.push(k);
-        } catch {
-          this.failures++;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    })();
-    return this;
-  }
-
-  async stop(): Promise<number> {
-    this.#stop = true;
-    await this.#done;
-    return this.#next + 1;
-  }
-}
-
-async function liveNodes(exclude: string[] = []): Promise<string[]> {
-  return (await crmMon()).nodes.filter((n) => n.online && !exclude.includes(n.name))
-    .map((n) => n.name).sort();
-}
-
-/** One writable promoted node and every node of `replicas` replicating from it by GTID. */
-async function converged(replicas: string[], timeoutMs = 120_000): Promise<string> {
-  return await waitFor(async () => {
-    const master = await promotedNode(RSC);
-    if (master === null) return null;
-    const [ro] = await sql(master, "SELECT @@global.read_only AS ro", { timeoutMs: 2_000 });
-    if (Number(ro.ro) !== 0) return null;
-    for (const n of replicas.filter((x) => x !== master)) {
-      const s = await replicaStatus(n);
-      if (s === null || s.Master_Host !== master || s.Using_Gtid !== "Slave_Pos") return null;
-      if (s.Slave_IO_Running !== "Yes" || s.Slave_SQL_Running !== "Yes") return null;
-    }
-    return master;
-  }, { timeoutMs, what: `a master and ${replicas.join(", ")} replicating from it by GTID` });
-}
-
-async function writableAgain(old: string, t0: number): Promise<number> {
-  await waitFor(async () => {
-    const rows = await sqlAt(WRITER_VIP, "SELECT @@hostname AS h, @@global.read_only AS ro", {
-      timeoutMs: 1_000,
-    });
-    return rows[0] && Number(rows[0].ro) === 0 && rows[0].h !== old;
-  }, { timeoutMs: 120_000, what: "a writable master behind the writer VIP", intervalMs: 100 });
-  return Date.now() - t0;
-}
-
-/** Waits until `nodes` hold identical data; returns the time it took. */
-async function consistent(nodes: string[], t0: number): Promise<number> {
-  await waitFor(async () => (await compareData(nodes, [TABLE])).equal ? true : null, {
-    timeoutMs: 60_000,
-    what: `identical ${TABLE} on ${nodes.join(", ")}`,
-  });
-  return Date.now() - t0;
-}
-
-async function lostAcked(master: string, w: Writer): Promise<number[]> {
-  const have = new Set((await sql(master, `SELECT k FROM ${TABLE}`)).map((r) => Number(r.k)));
-  return w.acked.filter((k) => !have.has(k));
-}
-
-/** Slows what `node` receives from `from`'s MySQL (the replication stream) to `kbit`. */
-async function throttle(node: string, from: string, kbit: number): Promise<void> {
-  const dev = vethName(node);
-  await run(["tc", "qdisc", "del", "dev", dev, "root"]);
-  for (
-    const argv of [
-      ["qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
-      ["class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", "1gbit"],
-      ["class", "add", "dev", dev, "parent", "1:", "classid", "1:20", "htb", "rate", `${kbit}kbit`],
-      [
-        "filter",
-        "add",
-        "dev",
-        dev,
-        "parent",
-        "1:",
-        "protocol",
-        "ip",
-        "prio",
-        "1",
-        "u32",
-        "match",
-        "ip",
-        "src",
-        `${nodeAddress(from)}/32`,
-        "match",
-        "ip",
-        "sport",
-        "3306",
-        "0xffff",
-        "flowid",
-        "1:20",
-      ],
-    ]
-  ) {
-    const r = await run(["tc", ...argv]);
-    if (r.code !== 0) throw new Error(`tc ${argv.join(" ")}: ${r.stderr}`);
-  }
-}
-
-async function unthrottle(nodes: string[]): Promise<void> {
-  for (const n of nodes) await run(["tc", "qdisc", "del", "dev", vethName(n), "root"]);
-}
-
 /** The sequence number of domain 0 a replica received (Gtid_IO_Pos), or -1. */
 async function receivedSeq(node: string): Promise<number> {
   const s = await replicaStatus(node);
   const m = /(?:^|,)0-\d+-(\d+)/.exec(String(s?.Gtid_IO_Pos ?? ""));
   return m ? Number(m[1]) : -1;
-}
-
-function agentLines(node: string, pattern: RegExp): string[] {
-  try {
-    return Deno.readTextFileSync(`${nodeDir(node)}/log-pacemaker/pacemaker.log`).split("\n")
-      .filter((l) => /mysql_prm/.test(l) && pattern.test(l));
-  } catch {
-    return [];
-  }
-}
-
-async function standby(node: string, on: boolean): Promise<void> {
-  await exec(node, [
-    "crm_attribute",
-    "--node",
-    node,
-    "--name",
-    "standby",
-    "--update",
-    on ? "on" : "off",
-  ], { check: true });
-}
-
-/**
- * Boots a power-cut old master and waits for its fate: rejoined (replicating from `master` by
- * GTID) or kept out (an exit reason naming errant GTIDs).
- */
-async function bootAndJudge(
-  old: string,
-  master: string,
-): Promise<{ rejoined: boolean; reason: string; ms: number }> {
-  const t0 = Date.now();
-  await boot(old);
-  return await waitFor(async () => {
-    const reasons = (await exitReasons(old, { resource: RSC })).filter((r) =>
-      /errant GTIDs/.test(r)
-    );
-    if (reasons.length) return { rejoined: false, reason: reasons[0], ms: Date.now() - t0 };
-    const s = await replicaStatus(old).catch(() => null);
-    if (
-      s !== null && s.Master_Host === master && s.Using_Gtid === "Slave_Pos" &&
-      s.Slave_IO_Running === "Yes" && s.Slave_SQL_Running === "Yes"
-    ) return { rejoined: true, reason: "", ms: Date.now() - t0 };
-    return null;
-  }, { timeoutMs: 120_000, what: `${old} rejoined or kept out` });
 }
 
 Deno.test({

@@ -30,7 +30,6 @@ import {
   isolate,
   loadAgent,
   mysqldPids,
-  nodeDir,
   nodeRunning,
   powerCut,
   promotedNode,
@@ -49,6 +48,8 @@ const CLONE = "ms_mysql";
 const TABLES = ["test.acked", "test.same", "test.bulk"];
 const RESUME_ATTR = `prm-${RSC}-resume`;
 /** How long to wait for a lab of someone else to go down (PRM_LAB_WAIT_MS, default 0). */
+import { agentLines } from "./scenario.ts";
+
 const LAB_WAIT_MS = Number(Deno.env.get("PRM_LAB_WAIT_MS") ?? "0");
 
 /** Writes one row per transaction through the writer VIP; remembers what was acknowledged. */
@@ -180,15 +181,6 @@ async function diagnose(nodes: string[]): Promise<void> {
   }
   const mon = await crmMon(viewer()).catch(() => undefined);
   console.log(mon?.xml.split("\n").filter((l) => /failure|role=|<node /.test(l)).join("\n"));
-}
-
-function agentLines(node: string, re: RegExp): string[] {
-  try {
-    return Deno.readTextFileSync(`${nodeDir(node)}/log-pacemaker/pacemaker.log`).split("\n")
-      .filter((l) => l.includes("mysql_prm") && re.test(l));
-  } catch {
-    return [];
-  }
 }
 
 async function score(node: string): Promise<string> {
