@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { readTransactions } from "../binlog.ts";
 
-const FIXTURES_DIR = new URL("../../shared/fixtures/mysql", import.meta.url).pathname;
+const FIXTURES_DIR = new URL("./fixtures/mysql", import.meta.url).pathname;
 const SCRIPT = new URL("../binlog.ts", import.meta.url).pathname;
 const DIST = new URL("../dist/prm_binlog_parser", import.meta.url).pathname;
 

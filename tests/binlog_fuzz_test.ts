@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { BinlogError, type BinlogTransaction, readTransactions } from "../binlog.ts";
 
-const FIXTURES_DIR = new URL("../../shared/fixtures/mysql", import.meta.url).pathname;
+const FIXTURES_DIR = new URL("./fixtures/mysql", import.meta.url).pathname;
 const ITERATIONS = 10000;
 const PER_CASE_TIMEOUT_MS = 5000;
 

@@ -10,7 +10,7 @@ import {
   tailTransactions,
 } from "../binlog.ts";
 
-const FIXTURES_DIR = new URL("../../shared/fixtures/mysql", import.meta.url).pathname;
+const FIXTURES_DIR = new URL("./fixtures/mysql", import.meta.url).pathname;
 
 function fixturePath(name: string): string {
   return `${FIXTURES_DIR}/${name}`;
