@@ -6,9 +6,11 @@
  *    by GTID and end with the new master's data; the standby one rejoins later; the old master
  *    boots and either rejoins (it held nothing extra) or is kept out (errant GTIDs): both are
  *    checked against what the writer saw acknowledged.
- * 2. an old master with errant transactions (every replica throttled while it keeps writing): kept
+ * 2. a replica 100,000 transactions behind (its IO thread stopped while the master writes them),
+ *    master power-cut: a current replica is promoted, the lagging one catches up by GTID.
+ * 3. an old master with errant transactions (every replica throttled while it keeps writing): kept
  *    out with an exit reason naming the errant GTIDs, never readable.
- * 3. an old master without errant transactions (writer paused until the replicas caught up, so
+ * 4. an old master without errant transactions (writer paused until the replicas caught up, so
  *    that it holds nothing extra; writes resume during the failover): rejoins by itself.
  *
  * Replicas are slowed with a tc htb class on the host side of their veth matching the master's
@@ -18,6 +20,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  compareData,
   crmMon,
   down,
   dump,
@@ -25,6 +28,7 @@ import {
   powerCut,
   promotedNode,
   replicaStatus,
+  sql,
   sqlAt,
   up,
   waitFor,
@@ -126,6 +130,55 @@ Deno.test({
       }
       // Acknowledged rows the new master lacks were on the old master only: it must be kept out.
       if (lost.length > 0) assert.equal(fate.rejoined, false, "an old master with lost rows");
+    });
+
+    await t.step("a replica 100,000 transactions behind: master power-cut", async () => {
+      const old = master;
+      const [x, ...current] = await liveNodes([...out, old]);
+      await sqlAt(WRITER_VIP, "CREATE TABLE test.bulk (id INT AUTO_INCREMENT PRIMARY KEY, v INT)");
+      await sqlAt(
+        WRITER_VIP,
+        "CREATE PROCEDURE test.fill(n INT) BEGIN DECLARE i INT DEFAULT 0; " +
+          "WHILE i < n DO INSERT INTO test.bulk (v) VALUES (i); SET i = i + 1; END WHILE; END",
+      );
+      await consistent([old, x, ...current], Date.now());
+      await sql(x, "STOP SLAVE IO_THREAD");
+      const g0 = Date.now();
+      await sqlAt(WRITER_VIP, "CALL test.fill(100000)", { timeoutMs: 300_000 });
+      const genMs = Date.now() - g0;
+      await consistent([old, ...current], Date.now());
+      const [pos] = await sql(old, "SELECT @@global.gtid_binlog_pos AS p");
+      const top = Number(/(?:^|,)0-\d+-(\d+)/.exec(String(pos.p))?.[1] ?? -1);
+      const behind = top - (await receivedSeq(x));
+      assert.ok(behind >= 100_000, `${x} is ${behind} transactions behind`);
+      const t0 = Date.now();
+      await powerCut(old);
+      const w = new Writer(nextKey).start();
+      let writableMs = 0;
+      try {
+        writableMs = await writableAgain(old, t0);
+        await waitFor(() => w.acked.length >= 20, { timeoutMs: 20_000, what: "writes" });
+      } finally {
+        nextKey = await w.stop();
+      }
+      master = await converged([x, ...current]);
+      assert.notEqual(master, x, "the lagging replica is not promoted");
+      await waitFor(async () => {
+        const have = await compareData([master, x], ["test.bulk", TABLE]);
+        return have.equal ? true : null;
+      }, { timeoutMs: 120_000, what: `${x} caught up with ${master}` });
+      const consistentMs = Date.now() - t0;
+      assert.deepEqual(await lostAcked(master, w), []);
+      console.log(
+        `  100,000 transactions written in ${genMs} ms while ${x} received nothing ` +
+          `(${behind} GTIDs behind ${old}); power cut of ${old}: writable on ${master} after ` +
+          `${writableMs} ms; ${x} caught up by GTID, consistent ${consistentMs} ms after the cut`,
+      );
+      const fate = await bootAndJudge(old, master);
+      if (!fate.rejoined) out.add(old);
+      console.log(
+        `  old master ${old}: ${fate.rejoined ? "rejoined" : `kept out: ${fate.reason}`}`,
+      );
     });
 
     await t.step("old master with errant transactions: kept out, not readable", async () => {
