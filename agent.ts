@@ -791,9 +791,12 @@ function writeInitFile(run: Run): string | undefined {
 
 async function actionStop(run: Run): Promise<OcfCode> {
   if (run.ctx.promotable) {
-    await run.cib.setPromotionScore(undefined);
-    await run.cib.setNodeAttribute(run.params.readerAttribute, undefined);
-    await run.cib.setPrivate(posAttr(run), undefined);
+    // Independent tool calls: together, since a stop lies on a failover's path.
+    await Promise.all([
+      run.cib.setPromotionScore(undefined),
+      run.cib.setNodeAttribute(run.params.readerAttribute, undefined),
+      run.cib.setPrivate(posAttr(run), undefined),
+    ]);
   }
   const state = loadState(run);
   const t0 = Date.now();

@@ -5,7 +5,15 @@
  * @module
  */
 
-import mysql from "mysql2/promise";
+import type mysql from "mysql2/promise";
+
+/**
+ * The mysql2 client, loaded on first use: loading it is most of the agent's start-up (about
+ * 50 ms of 140), and the actions on a stopped server (stop, demote, a probe) never need it.
+ */
+export async function loadMysql2(): Promise<typeof mysql> {
+  return (await import("mysql2/promise")).default;
+}
 import {
   type BinlogStatus,
   binlogStatusSql,
@@ -142,7 +150,7 @@ export class MysqlClient {
 
   /** Connects over the socket and detects the flavour. Throws mysql2 errors (see classifyError). */
   static async connect(options: ConnectOptions): Promise<MysqlClient> {
-    const conn = await mysql.createConnection({
+    const conn = await (await loadMysql2()).createConnection({
       socketPath: options.socket,
       user: options.user,
       password: options.password,

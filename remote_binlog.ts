@@ -16,7 +16,8 @@
  *
  * @module
  */
-import mysql from "mysql2/promise";
+import type mysql from "mysql2/promise";
+import { loadMysql2 } from "./mysql.ts";
 import { readTransactions } from "./binlog.ts";
 import {
   BackwardResumeSearch,
@@ -131,7 +132,7 @@ export function previousBinlogName(name: string): string | undefined {
 export async function listBinaryLogs(
   options: RemoteBinlogOptions,
 ): Promise<{ name: string; size: number }[]> {
-  const conn = await mysql.createConnection({
+  const conn = await (await loadMysql2()).createConnection({
     host: options.host,
     port: options.port ?? 3306,
     user: options.user,

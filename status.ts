@@ -12,7 +12,8 @@
  */
 
 import { parseArgs } from "node:util";
-import mysql from "mysql2/promise";
+import type mysql from "mysql2/promise";
+import { loadMysql2 } from "./mysql.ts";
 import { type ReplInfo, runTool, type ToolRunner } from "./cib.ts";
 import { parseReplInfo } from "./cib.ts";
 import { heartbeatLagSeconds, heartbeatReadSql } from "./heartbeat.ts";
@@ -552,7 +553,7 @@ async function probeNode(
 ): Promise<NodeProbe> {
   let conn: mysql.Connection;
   try {
-    conn = await mysql.createConnection({
+    conn = await (await loadMysql2()).createConnection({
       host,
       port: opts.port,
       user: opts.user,
