@@ -16,7 +16,6 @@
  *
  * @module
  */
-import type mysql from "mysql2/promise";
 import { loadMysql2 } from "./mysql.ts";
 import { readTransactions } from "./binlog.ts";
 import {
