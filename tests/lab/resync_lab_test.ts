@@ -29,26 +29,21 @@ import {
   heal,
   isolate,
   loadAgent,
-  mysqldPids,
   nodeRunning,
   powerCut,
   promotedNode,
   replicaStatus,
   sql,
   sqlAt,
-  startMysqld,
-  stopMysqld,
   up,
   waitFor,
   WRITER_VIP,
 } from "./lab.ts";
 
 const RSC = "p_mysql";
-const CLONE = "ms_mysql";
 const TABLES = ["test.acked", "test.same", "test.bulk"];
-const RESUME_ATTR = `prm-${RSC}-resume`;
 /** How long to wait for a lab of someone else to go down (PRM_LAB_WAIT_MS, default 0). */
-import { agentLines } from "./scenario.ts";
+import { agentLines, checkSalvage, repair } from "./scenario.ts";
 
 const LAB_WAIT_MS = Number(Deno.env.get("PRM_LAB_WAIT_MS") ?? "0");
 
@@ -213,56 +208,6 @@ function resyncMark(node: string): number {
 
 async function readable(node: string): Promise<string | undefined> {
   return (await crmMon(viewer())).nodes.find((n) => n.name === node)?.attributes.readable;
-}
-
-const INSERT_ACKED = /### INSERT INTO `test`\.`acked`\n### SET\n###\s+@1=(-?\d+)/g;
-
-/**
- * Checks a salvage file on `node`: mode 0600, one `errant` line per transaction, each a row of
- * test.acked that the master does not have. Returns the keys and the new master's position of
- * the last common transaction.
- */
-async function checkSalvage(node: string, file: string, master: string) {
-  const mode = await exec(node, ["stat", "-c", "%a", file], { check: true });
-  assert.equal(mode.stdout.trim(), "600", `${file} mode`);
-  const text = (await exec(node, ["cat", file], { check: true })).stdout;
-  const errant = text.split("\n").filter((l) => l.startsWith("errant "));
-  const keys = [...text.matchAll(INSERT_ACKED)].map((m) => Number(m[1]));
-  assert.equal(keys.length, errant.length, `every errant transaction is one row:\n${text}`);
-  assert.ok(errant.length > 0, text);
-  for (const k of keys) {
-    const rows = await sql(master, "SELECT k FROM test.acked WHERE k = ?", { params: [k] });
-    assert.equal(rows.length, 0, `salvaged row ${k} exists on the new master ${master}`);
-  }
-  const at = /\(new master ([A-Za-z0-9_.-]+):(\d+)\)/.exec(text);
-  assert.ok(at, `the salvage file names the new master's position:\n${text.slice(0, 1500)}`);
-  return { keys, text, resume: `${at[1]}:${at[2]}` };
-}
-
-/**
- * What a DBA does with a kept-out old master (README): save/discard the salvaged rows (here:
- * delete them, unlogged, on a server started by hand), tell the agent where it resumes, clean up.
- */
-async function repair(node: string, keys: number[], resume: string): Promise<void> {
-  // Pacemaker stops the instance after the hard failure; the DBA works once it is down.
-  await waitFor(() => mysqldPids(node).length === 0 || null, {
-    timeoutMs: 60_000,
-    what: `Pacemaker to stop the kept-out instance on ${node}`,
-  });
-  await startMysqld(node);
-  try {
-    await exec(node, [
-      "mariadb",
-      "-e",
-      `SET sql_log_bin = 0; DELETE FROM test.acked WHERE k IN (${keys.map(Number).join(",")})`,
-    ], { check: true });
-  } finally {
-    await stopMysqld(node);
-  }
-  await exec(node, ["crm_attribute", "-N", node, "-l", "reboot", "-n", RESUME_ATTR, "-v", resume], {
-    check: true,
-  });
-  await exec(node, ["crm_resource", "--cleanup", "-r", CLONE, "-N", node], { check: true });
 }
 
 /** The errant-transactions exit reason crm_mon shows for `node`, if any. */

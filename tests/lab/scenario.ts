@@ -5,12 +5,14 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import {
   boot,
   compareData,
   crmMon,
   exec,
   exitReasons,
+  mysqldPids,
   nodeAddress,
   nodeDir,
   promotedNode,
@@ -18,6 +20,8 @@ import {
   run,
   sql,
   sqlAt,
+  startMysqld,
+  stopMysqld,
   vethName,
   waitFor,
   WRITER_VIP,
@@ -200,4 +204,64 @@ export async function standby(node: string, on: boolean): Promise<void> {
     "--update",
     on ? "on" : "off",
   ], { check: true });
+}
+
+const INSERT_ACKED = /### INSERT INTO `test`\.`acked`\n### SET\n###\s+@1=(-?\d+)/g;
+
+/**
+ * Checks a salvage file on `node`: mode 0600, one `errant` line per transaction, each a row of
+ * test.acked that the master does not have. Returns the keys and the new master's position of
+ * the last common transaction.
+ */
+export async function checkSalvage(node: string, file: string, master: string) {
+  const mode = await exec(node, ["stat", "-c", "%a", file], { check: true });
+  assert.equal(mode.stdout.trim(), "600", `${file} mode`);
+  const text = (await exec(node, ["cat", file], { check: true })).stdout;
+  const errant = text.split("\n").filter((l) => l.startsWith("errant "));
+  const keys = [...text.matchAll(INSERT_ACKED)].map((m) => Number(m[1]));
+  assert.equal(keys.length, errant.length, `every errant transaction is one row:\n${text}`);
+  assert.ok(errant.length > 0, text);
+  for (const k of keys) {
+    const rows = await sql(master, "SELECT k FROM test.acked WHERE k = ?", { params: [k] });
+    assert.equal(rows.length, 0, `salvaged row ${k} exists on the new master ${master}`);
+  }
+  const at = /\(new master ([A-Za-z0-9_.-]+):(\d+)\)/.exec(text);
+  assert.ok(at, `the salvage file names the new master's position:\n${text.slice(0, 1500)}`);
+  return { keys, text, resume: `${at[1]}:${at[2]}` };
+}
+
+/**
+ * What a DBA does with a kept-out old master (README): save/discard the salvaged rows (here:
+ * delete them, unlogged, on a server started by hand), tell the agent where it resumes, clean up.
+ */
+export async function repair(node: string, keys: number[], resume: string): Promise<void> {
+  // Pacemaker stops the instance after the hard failure; the DBA works once it is down.
+  await waitFor(() => mysqldPids(node).length === 0 || null, {
+    timeoutMs: 60_000,
+    what: `Pacemaker to stop the kept-out instance on ${node}`,
+  });
+  await startMysqld(node);
+  try {
+    await exec(node, [
+      "mariadb",
+      "-e",
+      `SET sql_log_bin = 0; DELETE FROM test.acked WHERE k IN (${keys.map(Number).join(",")})`,
+    ], { check: true });
+  } finally {
+    await stopMysqld(node);
+  }
+  await exec(node, [
+    "crm_attribute",
+    "-N",
+    node,
+    "-l",
+    "reboot",
+    "-n",
+    `prm-${RSC}-resume`,
+    "-v",
+    resume,
+  ], {
+    check: true,
+  });
+  await exec(node, ["crm_resource", "--cleanup", "-r", "ms_mysql", "-N", node], { check: true });
 }
