@@ -55,6 +55,7 @@ import {
 import { quoteString, type ReplicaStatus, testTableSql } from "./sql.ts";
 import {
   checkReturningNode,
+  markHistoryStart,
   parseResumeOverride,
   readBlock,
   type ResyncOutcome,
@@ -551,6 +552,10 @@ async function followPublishedMaster(run: Run, client: MysqlClient, info: ReplIn
       ? info
       : { host: info.host, file: override.file, pos: override.pos };
     run.log.warn(`Operator set ${resumeAttr(run)}: resuming at ${target.file}:${target.pos}`);
+    // What the person removed by hand is still in the binary logs written so far.
+    await client.stopReplica();
+    const mark = await markHistoryStart(client);
+    if (mark !== undefined) run.log.info(`Own binary log history for resync starts at ${mark}`);
     await replicateFrom(run, client, target);
     return;
   }

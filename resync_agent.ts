@@ -98,8 +98,10 @@ export interface LocalLogs {
   datadir: string;
   /** Relay log files in index order. */
   relayFiles: string[];
-  /** Binary log files in index order. */
+  /** Binary log files in index order, from the history-start mark on. */
   binlogFiles: string[];
+  /** True when older binary logs were left out because of the history-start mark. */
+  historyCut: boolean;
 }
 
 function readIndex(index: string, datadir: string): string[] {
@@ -118,7 +120,37 @@ function resolve(path: string, datadir: string): string {
   return path.startsWith("/") ? path : `${datadir.replace(/\/$/, "")}/${path}`;
 }
 
-/** Lists the local relay logs and binary logs through their index files. */
+/**
+ * The file in the datadir that names the first binary log holding only history this node shares
+ * with the cluster (see {@link markHistoryStart}).
+ */
+export const HISTORY_START_FILE = "prm_history_start";
+
+/**
+ * The binary logs from the one named by the history-start mark on. A mark that names no listed
+ * file (RESET MASTER, a re-clone, a malformed mark) is ignored: the mark belongs to the binary
+ * logs it was written beside, and a later history without that file never had a repair in it.
+ */
+export function binlogsSinceMark(files: string[], mark: string | undefined): string[] {
+  if (mark === undefined || !LOG_NAME.test(mark)) return files;
+  const at = files.findIndex((f) => f.slice(f.lastIndexOf("/") + 1) === mark);
+  return at < 0 ? files : files.slice(at);
+}
+
+const LOG_NAME = /^[A-Za-z0-9._-]+$/;
+
+function readMark(datadir: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(`${datadir.replace(/\/$/, "")}/${HISTORY_START_FILE}`).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Lists the local relay logs and binary logs through their index files. Binary logs older than
+ * the history-start mark are left out: they hold transactions a person removed by hand.
+ */
 export async function localLogs(client: MysqlClient): Promise<LocalLogs> {
   const [row] = await client.query(
     "SELECT @@global.datadir AS d, @@global.relay_log_index AS r, @@global.log_bin_index AS b, " +
@@ -127,11 +159,34 @@ export async function localLogs(client: MysqlClient): Promise<LocalLogs> {
   const datadir = String(row.d ?? "");
   const relayIndex = row.r ? resolve(String(row.r), datadir) : "";
   const binlogIndex = row.b && Number(row.on_) === 1 ? resolve(String(row.b), datadir) : "";
+  const binlogs = binlogIndex ? readIndex(binlogIndex, datadir) : [];
+  const binlogFiles = binlogsSinceMark(binlogs, readMark(datadir));
   return {
     datadir,
     relayFiles: relayIndex ? readIndex(relayIndex, datadir) : [],
-    binlogFiles: binlogIndex ? readIndex(binlogIndex, datadir) : [],
+    binlogFiles,
+    historyCut: binlogFiles.length < binlogs.length,
   };
+}
+
+/**
+ * Starts this node's trusted binary log history now. Called when a person repointed a kept-out
+ * node with the resume override: they removed its errant transactions by hand, unlogged, but its
+ * binary logs still hold them, and a later resync or rejoin taking its trailing transactions from
+ * there would look for transactions no other server has and be refused. The binary log is
+ * rotated and the new file's name written to the datadir ({@link HISTORY_START_FILE}); returns
+ * that name, or undefined when binary logging is off.
+ */
+export async function markHistoryStart(client: MysqlClient): Promise<string | undefined> {
+  const [row] = await client.query("SELECT @@global.datadir AS d, @@global.log_bin AS on_");
+  if (Number(row.on_) !== 1) return undefined;
+  await client.query("FLUSH BINARY LOGS");
+  const status = await client.binlogStatus();
+  if (status === undefined || !LOG_NAME.test(status.file)) return undefined;
+  const path = `${String(row.d ?? "").replace(/\/$/, "")}/${HISTORY_START_FILE}`;
+  Deno.writeTextFileSync(`${path}.tmp`, `${status.file}\n`, { mode: 0o644 });
+  Deno.renameSync(`${path}.tmp`, path);
+  return status.file;
 }
 
 /**
@@ -180,9 +235,10 @@ async function lookup(
   });
 }
 
-/** True when `files` is a whole history: its first file is number 1 (nothing purged). */
-function wholeHistory(files: string[]): boolean {
-  return files.length > 0 && /\.0*1$/.test(files[0]);
+/** True when the binary logs are a whole history: the first is number 1, nothing purged or cut. */
+function wholeHistory(logs: LocalLogs): boolean {
+  const files = logs.binlogFiles;
+  return !logs.historyCut && files.length > 0 && /\.0*1$/.test(files[0]);
 }
 
 /**
@@ -234,7 +290,7 @@ export async function resyncReplica(
     return { kind: "nothing", detail: "no transaction in the relay log or the binary log" };
   }
   const complete = chosen.source === "binlog" && chosen.trailing.length < n &&
-    wholeHistory(logs.binlogFiles);
+    wholeHistory(logs);
   const search = await lookup(chosen.trailing, source, options, complete);
   const last = chosen.trailing[chosen.trailing.length - 1];
   const d = search.decision;
@@ -275,7 +331,7 @@ export async function checkReturningNode(
   const n = options.trailingCount ?? TRAILING_COUNT;
   const own = await tailOf(logs.binlogFiles, n);
   if (own.length === 0) return { kind: "nothing", detail: "its binary log holds no transaction" };
-  const complete = own.length < n && wholeHistory(logs.binlogFiles);
+  const complete = own.length < n && wholeHistory(logs);
   const search = await lookup(own, source, options, complete);
   const d = search.decision;
   if (d.ok) {
@@ -298,7 +354,7 @@ export async function checkReturningNode(
   });
   const analysis = await analyseErrant(tail, master.transactions, {
     fromHistoryStart: master.reachedStart,
-    historyComplete: wholeHistory(logs.binlogFiles) && tail.length < 2_000,
+    historyComplete: wholeHistory(logs) && tail.length < 2_000,
   });
   const file = await writeSalvage(analysis, {
     dir: options.salvageDir ?? SALVAGE_DIR,

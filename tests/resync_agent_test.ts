@@ -13,7 +13,10 @@ import assert from "node:assert/strict";
 import { tailTransactions } from "../binlog.ts";
 import { MysqlClient } from "../mysql.ts";
 import {
+  binlogsSinceMark,
   checkReturningNode,
+  HISTORY_START_FILE,
+  markHistoryStart,
   parseResumeOverride,
   readBlock,
   resyncReplica,
@@ -65,6 +68,11 @@ Deno.test("override and block helpers", () => {
   assert.equal(parseResumeOverride("mysql-bin.000003:2"), undefined);
   assert.equal(parseResumeOverride("x';DROP:5"), undefined);
   assert.equal(parseResumeOverride(undefined), undefined);
+  const files = ["/b/mysql-bin.000001", "/b/mysql-bin.000002", "/b/mysql-bin.000003"];
+  assert.deepEqual(binlogsSinceMark(files, "mysql-bin.000002"), files.slice(1));
+  assert.deepEqual(binlogsSinceMark(files, undefined), files);
+  assert.deepEqual(binlogsSinceMark(files, "mysql-bin.000009"), files, "a stale mark is ignored");
+  assert.deepEqual(binlogsSinceMark(files, "../x"), files, "a malformed mark is ignored");
   const dir = Deno.makeTempDirSync();
   try {
     const path = `${dir}/sub/block.json`;
@@ -232,6 +240,44 @@ Deno.test({
       }
       const [h] = await b.query<{ n: string }[]>("SELECT n FROM d.h WHERE id = 1");
       assert.equal(Number(h.n), 15);
+
+      // D repaired the way the README says: its errant changes undone unlogged, then the resume
+      // override, which marks its history start. Its binary logs still hold the errant
+      // transactions and its relay log is short after CHANGE MASTER, so a later resync takes its
+      // trailing transactions from its binary log: from the mark on, they are found; across the
+      // mark (the mark removed), the errant ones come with them and the lookup refuses.
+      await d.query(
+        "SET sql_log_bin = 0; DELETE FROM d.t WHERE v = -1; UPDATE d.h SET n = 15 WHERE id = 1; " +
+          "INSERT INTO d.t VALUES (3, 2); SET sql_log_bin = 1",
+      );
+      const cr = await client(d);
+      try {
+        const mark = await markHistoryStart(cr);
+        assert.ok(mark, "binary logging is on: a mark is written");
+        const markFile = `${d.datadir}/${HISTORY_START_FILE}`;
+        assert.equal(Deno.readTextFileSync(markFile).trim(), mark);
+        await d.query(
+          "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER='repl', " +
+            "MASTER_PASSWORD=?, MASTER_LOG_FILE=?, MASTER_LOG_POS=?, MASTER_USE_GTID=no",
+          [a.port, password, published.file, published.pos],
+        );
+        await d.query("START SLAVE");
+        await a.query("CALL d.fill(12)");
+        await received(d, a);
+        const end = await position(a);
+        const out = await resyncReplica(cr, { ...source, newestFile: end.file }, opts);
+        assert.equal(out.kind, "resume", JSON.stringify(out));
+        if (out.kind === "resume") {
+          console.log(`D repaired: ${out.detail}`);
+          assert.deepEqual({ file: out.file, pos: out.position }, end);
+          assert.match(out.detail, /of 32 transactions from the binlog/);
+        }
+        Deno.removeSync(markFile);
+        const across = await resyncReplica(cr, { ...source, newestFile: end.file }, opts);
+        assert.equal(across.kind, "refused", JSON.stringify(across));
+      } finally {
+        await cr.close();
+      }
 
       // F is as far behind as B was, but A no longer has the binlogs that hold its last
       // transactions: refused, never pointed anywhere.
