@@ -467,8 +467,17 @@ async function waitReceived(
   throw new Error("Replication was reset while waiting for the old master's last events");
 }
 
-async function replicateFrom(run: Run, client: MysqlClient, info: ReplInfo): Promise<void> {
+async function replicateFrom(
+  run: Run,
+  client: MysqlClient,
+  info: ReplInfo,
+  options: { newHistory?: boolean } = {},
+): Promise<void> {
   await client.stopReplica();
+  if (options.newHistory) {
+    const mark = await markHistoryStart(client);
+    if (mark !== undefined) run.log.info(`Own binary log history for resync starts at ${mark}`);
+  }
   if (run.params.semiSync) {
     // Before START SLAVE: the replica side is read when the IO thread starts.
     await client.configureSemiSync("replica", run.params.semiSyncTimeoutMs);
@@ -553,10 +562,7 @@ async function followPublishedMaster(run: Run, client: MysqlClient, info: ReplIn
       : { host: info.host, file: override.file, pos: override.pos };
     run.log.warn(`Operator set ${resumeAttr(run)}: resuming at ${target.file}:${target.pos}`);
     // What the person removed by hand is still in the binary logs written so far.
-    await client.stopReplica();
-    const mark = await markHistoryStart(client);
-    if (mark !== undefined) run.log.info(`Own binary log history for resync starts at ${mark}`);
-    await replicateFrom(run, client, target);
+    await replicateFrom(run, client, target, { newHistory: true });
     return;
   }
   if (run.params.replicationMode === "gtid") {

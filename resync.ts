@@ -476,6 +476,11 @@ export interface BinlogPosition {
 
 const LOG_FILE = /^[A-Za-z0-9._-]+$/;
 
+/** True when `name` can be a binary or relay log file's base name (no path, no odd characters). */
+export function isLogFileName(name: string): boolean {
+  return LOG_FILE.test(name);
+}
+
 /**
  * What a replica has *received* from the (old) master, in the old master's coordinates, from its
  * `SHOW SLAVE STATUS` row: `Master_Log_File` / `Read_Master_Log_Pos`. The election promotes the

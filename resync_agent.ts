@@ -19,7 +19,7 @@
 import { BinlogError, type BinlogTransaction, tailTransactions } from "./binlog.ts";
 import { type MysqlClient } from "./mysql.ts";
 import { findResumePoint, type ResumeSearch } from "./remote_binlog.ts";
-import { chooseTrailing } from "./resync.ts";
+import { chooseTrailing, isLogFileName } from "./resync.ts";
 import { analyseErrant, fetchMasterTransactions, writeSalvage } from "./salvage.ts";
 
 /** How many trailing transactions a node looks for (ten must match at least, see resync.ts). */
@@ -132,16 +132,14 @@ export const HISTORY_START_FILE = "prm_history_start";
  * logs it was written beside, and a later history without that file never had a repair in it.
  */
 export function binlogsSinceMark(files: string[], mark: string | undefined): string[] {
-  if (mark === undefined || !LOG_NAME.test(mark)) return files;
+  if (mark === undefined || !isLogFileName(mark)) return files;
   const at = files.findIndex((f) => f.slice(f.lastIndexOf("/") + 1) === mark);
   return at < 0 ? files : files.slice(at);
 }
 
-const LOG_NAME = /^[A-Za-z0-9._-]+$/;
-
 function readMark(datadir: string): string | undefined {
   try {
-    return Deno.readTextFileSync(`${datadir.replace(/\/$/, "")}/${HISTORY_START_FILE}`).trim();
+    return Deno.readTextFileSync(resolve(HISTORY_START_FILE, datadir)).trim();
   } catch {
     return undefined;
   }
@@ -182,8 +180,8 @@ export async function markHistoryStart(client: MysqlClient): Promise<string | un
   if (Number(row.on_) !== 1) return undefined;
   await client.query("FLUSH BINARY LOGS");
   const status = await client.binlogStatus();
-  if (status === undefined || !LOG_NAME.test(status.file)) return undefined;
-  const path = `${String(row.d ?? "").replace(/\/$/, "")}/${HISTORY_START_FILE}`;
+  if (status === undefined || !isLogFileName(status.file)) return undefined;
+  const path = resolve(HISTORY_START_FILE, String(row.d ?? ""));
   Deno.writeTextFileSync(`${path}.tmp`, `${status.file}\n`, { mode: 0o644 });
   Deno.renameSync(`${path}.tmp`, path);
   return status.file;

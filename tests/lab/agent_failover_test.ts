@@ -17,7 +17,6 @@ import {
   down,
   exec,
   exhaustConnections,
-  exitReasons,
   killMysqld,
   loadAgent,
   nodeAddress,
@@ -30,7 +29,7 @@ import {
   waitFor,
   WRITER_VIP,
 } from "./lab.ts";
-import { checkSalvage, repair } from "./scenario.ts";
+import { rejoinedOrKeptOut, repairKeptOut } from "./scenario.ts";
 
 const TABLE = "test.acked";
 const CLONE = "ms_mysql";
@@ -252,24 +251,18 @@ Deno.test({
       await boot(old);
       // It rejoins, or (asynchronous replication: a transaction it committed never left it) is
       // kept out with a salvage file, and a DBA repairs it as the README says.
-      const fate = await waitFor(async () => {
-        const reason = (await exitReasons(old, { resource: RSC }))
-          .find((r) => /^Errant transactions/.test(r));
-        if (reason) return { reason };
-        return await converged(1_000).then(() => ({ reason: "" }), () => null);
-      }, { timeoutMs: 120_000, what: `${old} replicating again, or kept out` });
+      const reason = await rejoinedOrKeptOut(
+        old,
+        () => converged(1_000).then(() => true, () => false),
+      );
       let salvaged: number[] = [];
-      if (fate.reason === "") {
+      if (reason === "") {
         console.log(`  ${old} booted and replicating from ${master} after ${Date.now() - tb} ms`);
       } else {
-        const file = /saved in (\S+)/.exec(fate.reason)?.[1];
-        assert.ok(file, fate.reason);
-        const salvage = await checkSalvage(old, file, master);
-        salvaged = salvage.keys;
-        await repair(old, salvage.keys, salvage.resume);
+        salvaged = (await repairKeptOut(old, reason, master)).keys;
         master = await converged(120_000);
         console.log(
-          `  ${old} kept out after ${Date.now() - tb} ms: ${fate.reason} (rows ${salvaged}); ` +
+          `  ${old} kept out after ${Date.now() - tb} ms: ${reason} (rows ${salvaged}); ` +
             "repaired as documented, replicating again",
         );
       }

@@ -43,7 +43,14 @@ import {
 const RSC = "p_mysql";
 const TABLES = ["test.acked", "test.same", "test.bulk"];
 /** How long to wait for a lab of someone else to go down (PRM_LAB_WAIT_MS, default 0). */
-import { agentLines, checkSalvage, repair } from "./scenario.ts";
+import {
+  agentLines,
+  checkSalvage,
+  errantReason,
+  rejoinedOrKeptOut,
+  repair,
+  repairKeptOut,
+} from "./scenario.ts";
 
 const LAB_WAIT_MS = Number(Deno.env.get("PRM_LAB_WAIT_MS") ?? "0");
 
@@ -222,13 +229,6 @@ async function readable(node: string): Promise<string | undefined> {
   return (await crmMon(viewer())).nodes.find((n) => n.name === node)?.attributes.readable;
 }
 
-/** The errant-transactions exit reason crm_mon shows for `node`, if any. */
-async function errantReason(node: string): Promise<string | undefined> {
-  return (await exitReasons(node, { resource: RSC, viewer: viewer() })).find((x) =>
-    /^Errant transactions/.test(x)
-  );
-}
-
 /**
  * Boots a power-cut old master and waits until it either replicates again by itself, or is kept
  * out for errant transactions (a transaction it committed and never sent before the cut): then
@@ -237,25 +237,22 @@ async function errantReason(node: string): Promise<string | undefined> {
 async function bootAndRejoin(old: string, replicas: string[], report: string[], what: string) {
   const t0 = Date.now();
   await boot(old);
-  const first = await waitFor(async () => {
-    const reason = await errantReason(old);
-    if (reason) return { reason };
-    return (await isConverged([...replicas, old])) ? { reason: "" } : null;
-  }, { timeoutMs: 120_000, what: `${old} rejoined or kept out`, onTimeout: () => diagnose([old]) });
-  if (first.reason === "") {
+  const reason = await rejoinedOrKeptOut(
+    old,
+    async () => (await isConverged([...replicas, old])) !== null,
+    { viewer, onTimeout: () => diagnose([old]) },
+  );
+  if (reason === "") {
     report.push(`${what}: old master ${old} rejoined by itself ${Date.now() - t0} ms after boot`);
     return;
   }
   const master = await converged(replicas);
-  const file = /saved in (\S+)/.exec(first.reason)?.[1];
-  assert.ok(file, first.reason);
-  const salvage = await checkSalvage(old, file!, master);
   const t1 = Date.now();
-  await repair(old, salvage.keys, salvage.resume);
+  const salvage = await repairKeptOut(old, reason, master);
   repaired.add(old);
   await converged([...replicas, old]);
   report.push(
-    `${what}: old master ${old} kept out ${t1 - t0} ms after boot: ${first.reason}; ` +
+    `${what}: old master ${old} kept out ${t1 - t0} ms after boot: ${reason}; ` +
       `rows ${salvage.keys.join(",")} (unacknowledged, committed before the cut); repaired and ` +
       `rejoined ${Date.now() - t1} ms after the DBA's fix`,
   );
@@ -509,7 +506,7 @@ Deno.test({
         avoid = "";
         const tb = Date.now();
         await boot(old);
-        const reason = await waitFor(() => errantReason(old), {
+        const reason = await waitFor(() => errantReason(old, viewer()), {
           timeoutMs: 120_000,
           what: `an errant-transactions exit reason for ${old} in crm_mon`,
         });

@@ -230,6 +230,43 @@ export async function checkSalvage(node: string, file: string, master: string) {
   return { keys, text, resume: `${at[1]}:${at[2]}` };
 }
 
+/** The errant-transactions exit reason crm_mon shows for `node`, if any. */
+export async function errantReason(node: string, viewer?: string): Promise<string | undefined> {
+  return (await exitReasons(node, { resource: RSC, viewer })).find((x) =>
+    /^Errant transactions/.test(x)
+  );
+}
+
+/**
+ * Waits until a booted old master either replicates again by itself (`rejoined` says so) or is
+ * kept out for errant transactions (a transaction it committed and never sent before a power
+ * cut). Returns the exit reason, or "" when it rejoined.
+ */
+export async function rejoinedOrKeptOut(
+  old: string,
+  rejoined: () => Promise<boolean>,
+  options: { viewer?: () => string | undefined; onTimeout?: () => Promise<void> } = {},
+): Promise<string> {
+  const fate = await waitFor(async () => {
+    const reason = await errantReason(old, options.viewer?.());
+    if (reason) return { reason };
+    return (await rejoined()) ? { reason: "" } : null;
+  }, { timeoutMs: 120_000, what: `${old} rejoined or kept out`, onTimeout: options.onTimeout });
+  return fate.reason;
+}
+
+/**
+ * A node kept out with `reason`: checks the salvage file the reason names against `master`, then
+ * repairs the node the documented way. Returns what {@link checkSalvage} found.
+ */
+export async function repairKeptOut(old: string, reason: string, master: string) {
+  const file = /saved in (\S+)/.exec(reason)?.[1];
+  assert.ok(file, reason);
+  const salvage = await checkSalvage(old, file, master);
+  await repair(old, salvage.keys, salvage.resume);
+  return salvage;
+}
+
 /**
  * What a DBA does with a kept-out old master (README): save/discard the salvaged rows (here:
  * delete them, unlogged, on a server started by hand), tell the agent where it resumes, clean up.
