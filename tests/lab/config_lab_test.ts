@@ -139,6 +139,10 @@ async function scenario(format: "crm" | "pcs"): Promise<void> {
       if (p.promoted.length !== 1 || p.unpromoted.length !== 2) return false;
       if (p.at.vip_writer?.[0] !== p.promoted[0]) return false;
       if (READERS.some((r) => p.at[r]?.length !== 1)) return false;
+      // Reader VIPs start on the master while it is the only readable node, and move once the
+      // replicas turn readable: a view from before that move is not the converged placement.
+      const readers = READERS.map((r) => p.at[r][0]).sort();
+      if (JSON.stringify(readers) !== JSON.stringify(p.unpromoted)) return false;
       return p;
     }, { timeoutMs: 180_000, what: `${format} form converged with every VIP placed` });
     console.log(`[${format}] converged in ${Date.now() - t0} ms: ${JSON.stringify(first)}`);
