@@ -64,8 +64,7 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
-import { crc32, inflateSync, zstdDecompressSync } from "node:zlib";
+import type { Hash } from "node:crypto";
 import { parseArgs } from "node:util";
 
 /** Name used in messages. */
@@ -283,8 +282,28 @@ function crcKernel(
   };
 }
 
+type NodeCrypto = typeof import("node:crypto");
+type NodeZlib = typeof import("node:zlib");
+let createHash: NodeCrypto["createHash"];
+let crc32: NodeZlib["crc32"];
+let inflateSync: NodeZlib["inflateSync"];
+let zstdDecompressSync: NodeZlib["zstdDecompressSync"];
 /** CRC-32 of b[from, to). */
-const crcRange = crcKernel(crc32);
+let crcRange: (b: Uint8Array, from: number, to: number) => number;
+
+/**
+ * Loads node:crypto and node:zlib on the first read, not at import: the agent imports this module
+ * for resync, and loading them at start-up would cost every agent action about 30 ms.
+ */
+async function loadNative(): Promise<void> {
+  if (crcRange !== undefined) return;
+  const [c, z] = await Promise.all([import("node:crypto"), import("node:zlib")]);
+  createHash = c.createHash;
+  crc32 = z.crc32;
+  inflateSync = z.inflateSync;
+  zstdDecompressSync = z.zstdDecompressSync;
+  crcRange = crcKernel(z.crc32);
+}
 
 /** Checksum and post-header lengths in force, from the latest FORMAT_DESCRIPTION event. */
 interface Format {
@@ -2465,6 +2484,7 @@ async function* readBatches(
   hashing: boolean,
   recordStartFile = false,
 ): AsyncGenerator<BinlogTransaction[]> {
+  await loadNative();
   const warn = options.onWarning ?? (() => {});
   const start = options.startPosition ?? 4;
   if (!Number.isSafeInteger(start) || start < 4) {
@@ -2525,6 +2545,7 @@ export async function tailTransactions(
   options: ReadOptions = {},
 ): Promise<BinlogTransaction[]> {
   if (n <= 0) return [];
+  await loadNative();
   // Pass 1: positions of complete transactions' starts, kept for the last n.
   const starts: Array<[number, number]> = [];
   const silent = () => {};

@@ -18,7 +18,6 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { isIP } from "node:net";
 import { SCORE } from "./election.ts";
 import { PARAMS } from "./params.ts";
 
@@ -368,6 +367,33 @@ export function parseConfigArgs(args: string[]): ConfigOptions {
   };
 }
 
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+/**
+ * 4 or 6 for an IPv4 or IPv6 address, else 0 (node:net's isIP without its zone ids: the agent
+ * bundles this module, and loading node:net would slow every agent action's start-up).
+ */
+export function ipFamily(address: string): 0 | 4 | 6 {
+  if (IPV4.test(address)) return 4;
+  if (!/^[0-9A-Fa-f:.]+$/.test(address)) return 0;
+  const halves = address.split("::");
+  if (halves.length > 2) return 0;
+  const groups = (part: string) => part === "" ? [] : part.split(":");
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  const all = [...head, ...tail];
+  let count = all.length;
+  // An IPv4 tail (::ffff:1.2.3.4) stands for two groups.
+  if (all.length > 0 && all[all.length - 1].includes(".")) {
+    if (!IPV4.test(all[all.length - 1])) return 0;
+    all.pop();
+    count++;
+  }
+  if (!all.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g))) return 0;
+  if (halves.length === 2 ? count > 7 : count !== 8) return 0;
+  return 6;
+}
+
 function parseNode(text: string): NodeSpec {
   const eq = text.indexOf("=");
   if (eq < 0) throw new ConfigError(`--node ${text}: expected NAME=ADDRESS, e.g. db1=10.0.0.11`);
@@ -376,7 +402,7 @@ function parseNode(text: string): NodeSpec {
   if (!NAME_PATTERN.test(name)) {
     throw new ConfigError(`--node ${text}: ${JSON.stringify(name)} is not a valid node name`);
   }
-  if (isIP(address) === 0) {
+  if (ipFamily(address) === 0) {
     throw new ConfigError(
       `--node ${text}: ${JSON.stringify(address)} is not an IPv4 or IPv6 address`,
     );
@@ -387,7 +413,7 @@ function parseNode(text: string): NodeSpec {
 function parseVip(text: string, flag: string): VipSpec {
   const slash = text.indexOf("/");
   const address = slash < 0 ? text : text.slice(0, slash);
-  const family = isIP(address);
+  const family = ipFamily(address);
   if (family === 0) {
     throw new ConfigError(
       `${flag} ${text}: ${JSON.stringify(address)} is not an IPv4 or IPv6 address`,
@@ -404,7 +430,7 @@ function parseVip(text: string, flag: string): VipSpec {
 
 /** Canonical text of an address, so that differently written equal IPv6 addresses compare equal. */
 function canonicalAddress(address: string): string {
-  if (isIP(address) !== 6) return address;
+  if (ipFamily(address) !== 6) return address;
   let text = address.toLowerCase();
   // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
   const v4 = text.match(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/);
