@@ -544,6 +544,8 @@ async function followPublishedMaster(run: Run, client: MysqlClient, info: ReplIn
     run.log.info(`${run.cib.replInfoName} names this node: waiting unpromoted for the cluster`);
     return;
   }
+  // Read alongside the server (a tool call): on the failover path every step counts.
+  const overrideValue = run.cib.nodeAttribute(resumeAttr(run)).catch(() => undefined);
   const status = await client.replicaStatus();
   if (status !== undefined && status.masterHost === info.host) {
     if (status.ioRunning !== "Yes" || !status.sqlRunning) await client.startReplica();
@@ -552,7 +554,7 @@ async function followPublishedMaster(run: Run, client: MysqlClient, info: ReplIn
     );
     return;
   }
-  const override = parseResumeOverride(await run.cib.nodeAttribute(resumeAttr(run)));
+  const override = parseResumeOverride(await overrideValue);
   if (override !== undefined) {
     // A person decided where this node resumes (after a resync refusal): no check.
     await run.cib.setNodeAttribute(resumeAttr(run), undefined);
@@ -1006,6 +1008,9 @@ async function actionPromote(run: Run): Promise<OcfCode> {
 }
 
 async function promote(run: Run): Promise<OcfCode> {
+  // Tool calls started while connecting to the server: both answers are needed below.
+  const finals = run.ctx.promotable ? prefetch(run.cib.privateAll(finalAttr(run))) : undefined;
+  const positions = run.ctx.promotable ? prefetch(run.cib.privateAll(posAttr(run))) : undefined;
   const obs = await observe(run);
   if (obs.kind !== "up") {
     return failWith(run, OCF.ERR_GENERIC, `Cannot promote: ${obs.detail}`);
@@ -1025,7 +1030,7 @@ async function promote(run: Run): Promise<OcfCode> {
     // Let the SQL thread apply everything received; if the old master published its final
     // position when it was demoted (switchover), wait until that is applied too.
     let status = await client.replicaStatus();
-    const final = status ? await finalPositionOf(run, status.masterHost) : undefined;
+    const final = status ? await finalPositionOf(run, status.masterHost, finals) : undefined;
     if (status !== undefined && final !== undefined) {
       status = await waitReceived(
         run,
@@ -1049,7 +1054,7 @@ async function promote(run: Run): Promise<OcfCode> {
     const mine = status && received
       ? { node: run.node, masterHost: status.masterHost, position: received }
       : undefined;
-    const peers = await peerPositions(run);
+    const peers = await peerPositions(run, positions);
     const check = checkPromotee({ self: run.node, mine, peers });
     run.log.info(`Election: ${check.reason}`);
     if (!check.proceed && check.better !== undefined) {
@@ -1102,8 +1107,11 @@ async function promote(run: Run): Promise<OcfCode> {
         "Binary logging is off: replicas cannot follow this node",
       );
     }
-    // Publish the coordinates taken after everything was applied and before any write.
-    await run.cib.setReplInfo({ host: run.node, file: binlog.file, pos: binlog.pos });
+    // Publish the coordinates taken after everything was applied and before any write. The
+    // replicas read them in post-promote, after this action: the tool call runs meanwhile.
+    const publishing = prefetch(
+      run.cib.setReplInfo({ host: run.node, file: binlog.file, pos: binlog.pos }),
+    );
     if (run.params.replicationMode === "gtid") {
       await publishGtidFork(client, run.cib, { resource: run.ctx.resource, log: run.log });
     }
@@ -1118,6 +1126,7 @@ async function promote(run: Run): Promise<OcfCode> {
     if (run.params.heartbeat && !run.params.semiSync) await heartbeatHook(run, client, "start");
     // Writable already: these three are bookkeeping, done together (each a tool call).
     await Promise.all([
+      publishing,
       run.cib.setPromotionScore(SCORE.PROMOTED),
       run.cib.setNodeAttribute(run.params.readerAttribute, "1"),
       run.cib.setPrivate(posAttr(run), undefined),
@@ -1132,9 +1141,22 @@ async function promote(run: Run): Promise<OcfCode> {
   }
 }
 
+/**
+ * A tool call started early, awaited later: its failure must not become an unhandled rejection
+ * (which would end the action) while it waits.
+ */
+function prefetch<T>(p: Promise<T>): Promise<T | undefined> {
+  // Where it is awaited, a failed call is a missing value, as when the tool answers nothing.
+  return p.catch(() => undefined);
+}
+
 /** The final position an old master published when demoted, if it is `host`. */
-async function finalPositionOf(run: Run, host: string): Promise<LogPosition | undefined> {
-  const values = await run.cib.privateAll(finalAttr(run));
+async function finalPositionOf(
+  run: Run,
+  host: string,
+  prefetched?: Promise<Map<string, string> | undefined>,
+): Promise<LogPosition | undefined> {
+  const values = (await prefetched) ?? await run.cib.privateAll(finalAttr(run));
   const raw = values.get(host);
   const p = raw === undefined ? undefined : decodePeerPosition(host, raw);
   if (p !== undefined) {
@@ -1144,10 +1166,13 @@ async function finalPositionOf(run: Run, host: string): Promise<LogPosition | un
 }
 
 /** Peer positions published in pre-promote, waiting briefly for the expected peers. */
-async function peerPositions(run: Run): Promise<PeerPosition[]> {
+async function peerPositions(
+  run: Run,
+  prefetched?: Promise<Map<string, string> | undefined>,
+): Promise<PeerPosition[]> {
   const expected = (loadState(run).expectedPeers ?? []).filter((n) => n !== run.node);
   const until = Date.now() + Math.min(10_000, (run.deadline - Date.now()) / 4);
-  let values = await run.cib.privateAll(posAttr(run));
+  let values = (await prefetched) ?? await run.cib.privateAll(posAttr(run));
   while (expected.some((n) => !values.has(n)) && Date.now() < until && !run.cib.unavailable) {
     await delay(200);
     values = await run.cib.privateAll(posAttr(run));
@@ -1268,8 +1293,9 @@ async function actionNotify(run: Run): Promise<OcfCode> {
     else if (what === "post-promote") {
       // The demoted master's final position must outlive post-demote: pre-promote and promote
       // wait for it. Once a new master is up it has served its purpose.
-      await run.cib.setPrivate(finalAttr(run), undefined).catch(() => false);
+      const clearing = prefetch(run.cib.setPrivate(finalAttr(run), undefined));
       await notifyPostPromote(run);
+      await clearing;
     }
   } catch (err) {
     run.log.warn(`Notify ${what} could not finish: ${describeError(err)}`);
@@ -1294,11 +1320,12 @@ async function notifyPrePromote(run: Run): Promise<void> {
     state.expectedPeers = [...peers].filter((u) => u !== run.node && !stopping.has(u) && u !== "");
     saveState(run, state);
   }
+  const finals = prefetch(run.cib.privateAll(finalAttr(run)));
   const value = await withClient(run, async (c) => {
     const before = await c.replicaStatus();
     if (before === undefined) return IDLE_MARK;
     // Switchover: the demoted master published where it stopped; let the IO thread get there.
-    const final = await finalPositionOf(run, before.masterHost);
+    const final = await finalPositionOf(run, before.masterHost, finals);
     const status = final === undefined ? before : await waitReceived(
       run,
       c,
@@ -1338,10 +1365,22 @@ async function notifyPrePromote(run: Run): Promise<void> {
  */
 async function notifyPostPromote(run: Run): Promise<void> {
   const promotee = run.ctx.notify!.promote[0]?.uname;
-  await run.cib.setPrivate(posAttr(run), undefined);
-  if (run.params.replicationMode === "gtid") {
-    await run.cib.setPrivate(gtidAttr(run.ctx.resource), undefined);
+  // The election is over: its attributes go while this node repoints.
+  const clearing = Promise.all([
+    prefetch(run.cib.setPrivate(posAttr(run), undefined)),
+    run.params.replicationMode === "gtid"
+      ? prefetch(run.cib.setPrivate(gtidAttr(run.ctx.resource), undefined))
+      : undefined,
+  ]);
+  try {
+    await repointToPromotee(run, promotee);
+  } finally {
+    await clearing;
   }
+}
+
+/** Waits for the promotee's published coordinates, then replicates from it (or resyncs). */
+async function repointToPromotee(run: Run, promotee: string | undefined): Promise<void> {
   if (promotee === undefined || promotee === run.node) return;
   if (serverPid(run.layout) === undefined) return;
   let info = await run.cib.replInfo();

@@ -1,19 +1,12 @@
 /**
- * The only place that talks to mysqld: a connection over the unix socket (npm:mysql2), typed
- * results, and error classification (busy is not dead). SQL text comes from sql.ts.
+ * The only place that talks to the local mysqld: a connection over the unix socket (the protocol
+ * client of mysql_wire.ts), typed results, and error classification (busy is not dead). SQL text
+ * comes from sql.ts.
  *
  * @module
  */
 
-import type mysql from "mysql2/promise";
-
-/**
- * The mysql2 client, loaded on first use: loading it is most of the agent's start-up (about
- * 50 ms of 140), and the actions on a stopped server (stop, demote, a probe) never need it.
- */
-export async function loadMysql2(): Promise<typeof mysql> {
-  return (await import("mysql2/promise")).default;
-}
+import { WireConnection } from "./mysql_wire.ts";
 import {
   type BinlogStatus,
   binlogStatusSql,
@@ -72,7 +65,7 @@ const DOWN_CODES = new Set([
   "ER_SERVER_SHUTDOWN",
 ]);
 
-/** Classifies an error thrown by mysql2 (or by our own timeouts). */
+/** Classifies an error of mysql_wire.ts (or mysql2: the fields are the same). */
 export function classifyError(err: unknown): FailureKind {
   const e = err as { errno?: number; code?: string; message?: string } | undefined;
   if (e?.errno !== undefined && BUSY_ERRNOS.has(e.errno)) return "busy";
@@ -139,33 +132,29 @@ export interface GtidState {
 export class MysqlClient {
   /** The server's flavour and version. */
   readonly flavour: Flavour;
-  #conn: mysql.Connection;
+  #conn: WireConnection;
   #queryTimeoutMs: number;
 
-  private constructor(conn: mysql.Connection, flavour: Flavour, queryTimeoutMs: number) {
+  private constructor(conn: WireConnection, flavour: Flavour, queryTimeoutMs: number) {
     this.#conn = conn;
     this.flavour = flavour;
     this.#queryTimeoutMs = queryTimeoutMs;
   }
 
-  /** Connects over the socket and detects the flavour. Throws mysql2 errors (see classifyError). */
+  /** Connects over the socket and detects the flavour. Throws MysqlError (see classifyError). */
   static async connect(options: ConnectOptions): Promise<MysqlClient> {
-    const conn = await (await loadMysql2()).createConnection({
-      socketPath: options.socket,
+    const conn = await WireConnection.connect({
+      socket: options.socket,
       user: options.user,
       password: options.password,
-      connectTimeout: options.connectTimeoutMs ?? 5_000,
-      multipleStatements: false,
-      supportBigNumbers: true,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
     });
-    conn.on("error", () => {});
     const timeout = options.queryTimeoutMs ?? 10_000;
     try {
-      const [rows] = await conn.query({
-        sql: "SELECT VERSION() AS v, @@version_comment AS c, CONNECTION_ID() AS id",
+      const [row] = await conn.query(
+        "SELECT VERSION() AS v, @@version_comment AS c, CONNECTION_ID() AS id",
         timeout,
-      });
-      const row = (rows as Record<string, unknown>[])[0];
+      );
       return new MysqlClient(conn, parseFlavour(String(row.v), String(row.c ?? "")), timeout);
     } catch (err) {
       conn.destroy();
@@ -173,28 +162,17 @@ export class MysqlClient {
     }
   }
 
-  /** Runs one statement with the query timeout; returns rows (or the OK packet). */
-  async query(sql: string, timeoutMs?: number): Promise<Record<string, unknown>[]> {
-    const [rows] = await this.#conn.query({ sql, timeout: timeoutMs ?? this.#queryTimeoutMs });
-    return Array.isArray(rows) ? rows as Record<string, unknown>[] : [];
+  /** Runs one statement with the query timeout; returns its rows (none for other statements). */
+  query(sql: string, timeoutMs?: number): Promise<Record<string, unknown>[]> {
+    return this.#conn.query(sql, timeoutMs ?? this.#queryTimeoutMs);
   }
 
   /**
-   * Closes the connection (never throws, never hangs). A graceful end waits for the server to
-   * answer the statement in flight, which never comes when that statement timed out while blocked
-   * on a lock, so after a short grace the socket is destroyed.
+   * Closes the connection (never throws, never hangs). A statement that timed out while blocked
+   * on a lock has destroyed the connection already.
    */
-  async close(graceMs = 1_000): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const graceful = this.#conn.end().then(() => true, () => false);
-    const expired = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), graceMs);
-    });
-    try {
-      if (!(await Promise.race([graceful, expired]))) this.#conn.destroy();
-    } finally {
-      clearTimeout(timer);
-    }
+  async close(): Promise<void> {
+    await this.#conn.close();
   }
 
   /** Replica status, or undefined when replication is not configured. */

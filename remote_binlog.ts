@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { loadMysql2 } from "./mysql.ts";
+import { WireConnection } from "./mysql_wire.ts";
 import { readTransactions } from "./binlog.ts";
 import {
   BackwardResumeSearch,
@@ -131,16 +131,16 @@ export function previousBinlogName(name: string): string | undefined {
 export async function listBinaryLogs(
   options: RemoteBinlogOptions,
 ): Promise<{ name: string; size: number }[]> {
-  const conn = await (await loadMysql2()).createConnection({
+  const conn = await WireConnection.connect({
     host: options.host,
     port: options.port ?? 3306,
     user: options.user,
     password: options.password,
-    connectTimeout: 10_000,
+    connectTimeoutMs: 10_000,
   });
   try {
-    const [rows] = await conn.query("SHOW BINARY LOGS");
-    return (rows as Record<string, unknown>[]).map((r) => {
+    const rows = await conn.query("SHOW BINARY LOGS");
+    return rows.map((r) => {
       const name = r.Log_name;
       const size = Number(r.File_size);
       if (!validBinlogName(name) || !Number.isSafeInteger(size) || size < 0) {
@@ -149,7 +149,7 @@ export async function listBinaryLogs(
       return { name, size };
     });
   } finally {
-    await conn.end().catch(() => conn.destroy());
+    await conn.close();
   }
 }
 

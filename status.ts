@@ -12,8 +12,7 @@
  */
 
 import { parseArgs } from "node:util";
-import type mysql from "mysql2/promise";
-import { loadMysql2 } from "./mysql.ts";
+import { WireConnection } from "./mysql_wire.ts";
 import { type ReplInfo, runTool, type ToolRunner } from "./cib.ts";
 import { parseReplInfo } from "./cib.ts";
 import { heartbeatLagSeconds, heartbeatReadSql } from "./heartbeat.ts";
@@ -551,25 +550,20 @@ async function probeNode(
     heartbeatTable?: string;
   },
 ): Promise<NodeProbe> {
-  let conn: mysql.Connection;
+  let conn: WireConnection;
   try {
-    conn = await (await loadMysql2()).createConnection({
+    conn = await WireConnection.connect({
       host,
       port: opts.port,
       user: opts.user,
       password: opts.password,
-      connectTimeout: opts.timeoutMs,
-      supportBigNumbers: true,
+      connectTimeoutMs: opts.timeoutMs,
     });
   } catch (err) {
     const e = err as { code?: string; message?: string };
     return { unreachable: `${e.code ?? ""} ${e.message ?? err}`.trim() };
   }
-  conn.on("error", () => {});
-  const q = async (sql: string) => {
-    const [rows] = await conn.query({ sql, timeout: opts.timeoutMs });
-    return Array.isArray(rows) ? rows as Record<string, unknown>[] : [];
-  };
+  const q = (sql: string) => conn.query(sql, opts.timeoutMs);
   try {
     const [v] = await q(
       "SELECT VERSION() AS v, @@version_comment AS c, @@global.server_id AS id, " +
@@ -621,11 +615,7 @@ async function probeNode(
   } catch (err) {
     return { unreachable: `query failed: ${(err as Error).message}` };
   } finally {
-    try {
-      await conn.end();
-    } catch {
-      conn.destroy();
-    }
+    await conn.close();
   }
 }
 

@@ -1,0 +1,688 @@
+/**
+ * A small client of the MySQL/MariaDB client/server protocol: connect (unix socket or TCP), log
+ * in (mysql_native_password, caching_sha2_password), run text-protocol statements, read their
+ * rows. It is what the agent talks to mysqld with.
+ *
+ * Why not npm:mysql2: every agent action starts a fresh process, and loading mysql2 (with the
+ * Node compatibility modules it needs) was most of the agent's start-up, on every monitor and on
+ * each of the three actions of a failover. This client uses only Deno's own sockets and Web
+ * Crypto. It covers what the agent needs and no more: no prepared statements, no TLS, no LOAD
+ * DATA LOCAL, one statement per call.
+ *
+ * Values come back as mysql2 gives them by default (supportBigNumbers): integers and floats as
+ * numbers (BIGINTs beyond 2^53 as strings), DECIMAL and every other type as strings, NULL as
+ * null. Errors carry mysql2's `errno`, `code` and `sqlState` fields, so callers classify them the
+ * same way.
+ *
+ * The packet encoding and decoding functions are pure and exported for tests.
+ *
+ * @module
+ */
+
+/** Client capability flags (protocol constants). */
+const CLIENT = {
+  LONG_PASSWORD: 0x1,
+  LONG_FLAG: 0x4,
+  CONNECT_WITH_DB: 0x8,
+  PROTOCOL_41: 0x200,
+  TRANSACTIONS: 0x2000,
+  SECURE_CONNECTION: 0x8000,
+  MULTI_RESULTS: 0x20000,
+  PLUGIN_AUTH: 0x80000,
+} as const;
+
+const SERVER_MORE_RESULTS_EXISTS = 0x8;
+/** utf8mb4_general_ci: known to MariaDB 10.x/11.x and MySQL 5.6-9.x. */
+const CHARSET_UTF8MB4 = 45;
+const MAX_PACKET = 0xffffff;
+
+/** mysql2's names of the server errors the agent looks at (others get `ER_<errno>`). */
+const ERROR_CODES: Record<number, string> = {
+  1040: "ER_CON_COUNT_ERROR",
+  1044: "ER_DBACCESS_DENIED_ERROR",
+  1045: "ER_ACCESS_DENIED_ERROR",
+  1053: "ER_SERVER_SHUTDOWN",
+  1094: "ER_NO_SUCH_THREAD",
+  1146: "ER_NO_SUCH_TABLE",
+  1193: "ER_UNKNOWN_SYSTEM_VARIABLE",
+  1203: "ER_TOO_MANY_USER_CONNECTIONS",
+  1205: "ER_LOCK_WAIT_TIMEOUT",
+  1226: "ER_USER_LIMIT_REACHED",
+  1927: "ER_CONNECTION_KILLED",
+  1969: "ER_STATEMENT_TIMEOUT",
+  3024: "ER_QUERY_TIMEOUT",
+};
+
+/** An error from the server (errno set) or from the connection (code set). */
+export class MysqlError extends Error {
+  /** Server error number, when the server sent an error packet. */
+  errno?: number;
+  /** mysql2-style code: `ER_...` for server errors, `ECONNREFUSED`, `PROTOCOL_...`, ... */
+  code?: string;
+  /** SQLSTATE of a server error. */
+  sqlState?: string;
+
+  constructor(message: string, fields: { errno?: number; code?: string; sqlState?: string } = {}) {
+    super(message);
+    this.name = "MysqlError";
+    this.errno = fields.errno;
+    this.code = fields.code;
+    this.sqlState = fields.sqlState;
+  }
+}
+
+const utf8 = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** A length-encoded integer at b[o]: [value, offset after it]; null for the NULL marker 0xfb. */
+export function readLenencInt(b: Uint8Array, o: number): [number | null, number] {
+  const first = b[o];
+  if (first === undefined) throw new MysqlError("Malformed packet: truncated length", PROTO);
+  if (first < 0xfb) return [first, o + 1];
+  if (first === 0xfb) return [null, o + 1];
+  const n = first === 0xfc ? 2 : first === 0xfd ? 3 : first === 0xfe ? 8 : -1;
+  if (n < 0 || o + 1 + n > b.length) {
+    throw new MysqlError("Malformed packet: bad length-encoded integer", PROTO);
+  }
+  let v = 0;
+  for (let k = n - 1; k >= 0; k--) v = v * 256 + b[o + 1 + k];
+  return [v, o + 1 + n];
+}
+
+const PROTO = { code: "PROTOCOL_MALFORMED" };
+
+/** A length-encoded string at b[o] as bytes: [bytes or null, offset after it]. */
+function readLenencBytes(b: Uint8Array, o: number): [Uint8Array | null, number] {
+  const [len, at] = readLenencInt(b, o);
+  if (len === null) return [null, at];
+  if (at + len > b.length) throw new MysqlError("Malformed packet: truncated string", PROTO);
+  return [b.subarray(at, at + len), at + len];
+}
+
+function readNulString(b: Uint8Array, o: number): [string, number] {
+  let end = b.indexOf(0, o);
+  if (end < 0) end = b.length;
+  return [utf8.decode(b.subarray(o, end)), Math.min(end + 1, b.length)];
+}
+
+function u16(b: Uint8Array, o: number): number {
+  return b[o] | (b[o + 1] << 8);
+}
+
+function u32(b: Uint8Array, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+}
+
+/** The error an ERR packet (first byte 0xff) describes. */
+export function parseErrPacket(p: Uint8Array): MysqlError {
+  const errno = u16(p, 1);
+  let o = 3;
+  let sqlState: string | undefined;
+  // The SQLSTATE marker is absent in errors sent before the handshake (too many connections).
+  if (p[o] === 0x23) {
+    sqlState = utf8.decode(p.subarray(o + 1, o + 6));
+    o += 6;
+  }
+  const message = utf8.decode(p.subarray(o));
+  return new MysqlError(message, { errno, code: ERROR_CODES[errno] ?? `ER_${errno}`, sqlState });
+}
+
+/** What the server's initial handshake packet (protocol 10) says. */
+export interface Handshake {
+  /** Server version string (e.g. `10.11.6-MariaDB-0+deb12u1-log`). */
+  serverVersion: string;
+  /** Connection id. */
+  connectionId: number;
+  /** Server capability flags. */
+  capabilities: number;
+  /** The 20-byte scramble (auth plugin data). */
+  scramble: Uint8Array;
+  /** Default auth plugin ("" when the server has no plugin auth). */
+  authPlugin: string;
+}
+
+/** Parses the server's first packet; an ERR packet (e.g. too many connections) is thrown. */
+export function parseHandshake(p: Uint8Array): Handshake {
+  if (p[0] === 0xff) throw parseErrPacket(p);
+  if (p[0] !== 10) {
+    throw new MysqlError(`Unsupported protocol version ${p[0]}`, { code: "PROTOCOL_VERSION" });
+  }
+  const [serverVersion, o1] = readNulString(p, 1);
+  if (o1 + 4 + 8 + 1 + 2 > p.length) {
+    throw new MysqlError("Malformed handshake packet", PROTO);
+  }
+  const connectionId = u32(p, o1);
+  const part1 = p.subarray(o1 + 4, o1 + 12);
+  let o = o1 + 13;
+  let capabilities = u16(p, o);
+  o += 2;
+  let authLen = 0;
+  let part2 = new Uint8Array(0);
+  let authPlugin = "";
+  if (o < p.length) {
+    o += 1 + 2; // charset, status
+    capabilities = (capabilities | (u16(p, o) << 16)) >>> 0;
+    o += 2;
+    authLen = p[o];
+    o += 1 + 10;
+    if (capabilities & CLIENT.SECURE_CONNECTION) {
+      const n = Math.max(13, authLen - 8);
+      // The last byte of this part is a NUL that is not part of the scramble.
+      part2 = p.slice(o, o + n - 1);
+      o += n;
+    }
+    if (capabilities & CLIENT.PLUGIN_AUTH) authPlugin = readNulString(p, o)[0];
+  }
+  const scramble = new Uint8Array(part1.length + part2.length);
+  scramble.set(part1);
+  scramble.set(part2, part1.length);
+  return { serverVersion, connectionId, capabilities, scramble, authPlugin };
+}
+
+async function sha(algorithm: "SHA-1" | "SHA-256", ...parts: Uint8Array[]): Promise<Uint8Array> {
+  const n = parts.reduce((a, p) => a + p.length, 0);
+  const all = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
+  return new Uint8Array(await crypto.subtle.digest(algorithm, all));
+}
+
+function xor(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i % b.length];
+  return out;
+}
+
+/**
+ * The auth response of a plugin for a password and scramble: mysql_native_password is
+ * SHA1(pw) XOR SHA1(scramble, SHA1(SHA1(pw))), caching_sha2_password is SHA256(pw) XOR
+ * SHA256(SHA256(SHA256(pw)), scramble); both are empty for an empty password. Undefined for a
+ * plugin this client does not speak.
+ */
+export async function authResponse(
+  plugin: string,
+  password: string,
+  scramble: Uint8Array,
+): Promise<Uint8Array | undefined> {
+  const pw = encoder.encode(password);
+  const salt = scramble.subarray(0, 20);
+  if (plugin === "mysql_native_password" || plugin === "") {
+    if (pw.length === 0) return new Uint8Array(0);
+    const h1 = await sha("SHA-1", pw);
+    return xor(h1, await sha("SHA-1", salt, await sha("SHA-1", h1)));
+  }
+  if (plugin === "caching_sha2_password") {
+    if (pw.length === 0) return new Uint8Array(0);
+    const h1 = await sha("SHA-256", pw);
+    return xor(h1, await sha("SHA-256", await sha("SHA-256", h1), salt));
+  }
+  return undefined;
+}
+
+/** The client's HandshakeResponse41 payload. */
+export function handshakeResponse(
+  opts: { user: string; auth: Uint8Array; plugin: string; serverCapabilities: number },
+): Uint8Array {
+  const wanted = CLIENT.LONG_PASSWORD | CLIENT.LONG_FLAG | CLIENT.PROTOCOL_41 |
+    CLIENT.TRANSACTIONS | CLIENT.SECURE_CONNECTION | CLIENT.MULTI_RESULTS | CLIENT.PLUGIN_AUTH;
+  const caps = (wanted & (opts.serverCapabilities | CLIENT.PROTOCOL_41)) >>> 0;
+  if (!(caps & CLIENT.SECURE_CONNECTION) || opts.auth.length > 255) {
+    throw new MysqlError("The server does not offer secure password authentication", {
+      code: "HANDSHAKE_NO_SECURE_CONNECTION",
+    });
+  }
+  const user = encoder.encode(opts.user);
+  const plugin = encoder.encode(opts.plugin);
+  const out = new Uint8Array(32 + user.length + 1 + 1 + opts.auth.length + plugin.length + 1);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, caps, true);
+  dv.setUint32(4, MAX_PACKET + 1, true);
+  out[8] = CHARSET_UTF8MB4;
+  let o = 32;
+  out.set(user, o);
+  o += user.length + 1;
+  out[o++] = opts.auth.length;
+  out.set(opts.auth, o);
+  o += opts.auth.length;
+  if (caps & CLIENT.PLUGIN_AUTH) {
+    out.set(plugin, o);
+    o += plugin.length + 1;
+  }
+  return out.subarray(0, o);
+}
+
+/** One column of a result set: what decoding its values needs. */
+export interface Column {
+  /** Column name (alias). */
+  name: string;
+  /** Field type (protocol constant). */
+  type: number;
+  /** Column flags (UNSIGNED 0x20, ...). */
+  flags: number;
+}
+
+/** Parses a ColumnDefinition41 packet. */
+export function parseColumnDefinition(p: Uint8Array): Column {
+  let o = 0;
+  let name: Uint8Array | null = null;
+  // catalog, schema, table, org_table, name, org_name
+  for (let k = 0; k < 6; k++) {
+    const [s, next] = readLenencBytes(p, o);
+    if (k === 4) name = s;
+    o = next;
+  }
+  const [, fixed] = readLenencInt(p, o);
+  if (fixed + 10 > p.length) throw new MysqlError("Malformed column definition", PROTO);
+  return {
+    name: utf8.decode(name ?? new Uint8Array(0)),
+    type: p[fixed + 6],
+    flags: u16(p, fixed + 7),
+  };
+}
+
+const INTEGER_TYPES = new Set([1, 2, 3, 9, 13]); // TINY, SHORT, LONG, INT24, YEAR
+const LONGLONG = 8;
+const FLOAT_TYPES = new Set([4, 5]); // FLOAT, DOUBLE
+
+/** A text-protocol row as an object keyed by column name (later duplicates win, as mysql2's). */
+export function decodeRow(p: Uint8Array, columns: readonly Column[]): Record<string, unknown> {
+  const row: Record<string, unknown> = {};
+  let o = 0;
+  for (const c of columns) {
+    const [bytes, next] = readLenencBytes(p, o);
+    o = next;
+    if (bytes === null) {
+      row[c.name] = null;
+      continue;
+    }
+    const text = utf8.decode(bytes);
+    if (INTEGER_TYPES.has(c.type) || FLOAT_TYPES.has(c.type)) row[c.name] = Number(text);
+    else if (c.type === LONGLONG) {
+      const n = Number(text);
+      row[c.name] = Number.isSafeInteger(n) ? n : text;
+    } else row[c.name] = text;
+  }
+  return row;
+}
+
+/** Status flags of an OK packet (first byte 0x00). */
+function okStatus(p: Uint8Array): number {
+  const [, o1] = readLenencInt(p, 1); // affected rows
+  const [, o2] = readLenencInt(p, o1); // last insert id
+  return o2 + 2 <= p.length ? u16(p, o2) : 0;
+}
+
+/** Status flags of an EOF packet (0xfe, shorter than 9 bytes). */
+function eofStatus(p: Uint8Array): number {
+  return p.length >= 5 ? u16(p, 3) : 0;
+}
+
+function isEof(p: Uint8Array): boolean {
+  return p[0] === 0xfe && p.length < 9;
+}
+
+/** How to reach and log in to a server. */
+export interface WireConnectOptions {
+  /** Unix socket path (used when set). */
+  socket?: string;
+  /** Host name or address (TCP), when no socket is given. */
+  host?: string;
+  /** TCP port. Default 3306. */
+  port?: number;
+  /** Login. */
+  user: string;
+  /** Password ("" for none). Never logged. */
+  password: string;
+  /** Deadline for connecting and logging in, in ms. Default 10 000. */
+  connectTimeoutMs?: number;
+}
+
+/** Reads whole packets from a socket. */
+class PacketReader {
+  #conn: Deno.Conn;
+  #buf = new Uint8Array(16 * 1024);
+  #lo = 0;
+  #hi = 0;
+  /** Sequence id of the last packet read. */
+  seq = 0;
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  async #fill(n: number): Promise<void> {
+    if (this.#hi - this.#lo >= n) return;
+    if (this.#buf.length - this.#lo < n) {
+      const bigger = new Uint8Array(Math.max(this.#buf.length, 2 * n));
+      bigger.set(this.#buf.subarray(this.#lo, this.#hi));
+      this.#hi -= this.#lo;
+      this.#lo = 0;
+      this.#buf = bigger;
+    } else if (this.#buf.length - this.#hi < n - (this.#hi - this.#lo)) {
+      this.#buf.copyWithin(0, this.#lo, this.#hi);
+      this.#hi -= this.#lo;
+      this.#lo = 0;
+    }
+    while (this.#hi - this.#lo < n) {
+      const got = await this.#conn.read(this.#buf.subarray(this.#hi));
+      if (got === null || got === 0) {
+        throw new MysqlError("Connection lost: The server closed the connection.", {
+          code: "PROTOCOL_CONNECTION_LOST",
+        });
+      }
+      this.#hi += got;
+    }
+  }
+
+  /** The next packet's payload (packets of 2^24-1 bytes are joined with what follows). */
+  async next(): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    while (true) {
+      await this.#fill(4);
+      const b = this.#buf;
+      const len = b[this.#lo] | (b[this.#lo + 1] << 8) | (b[this.#lo + 2] << 16);
+      this.seq = b[this.#lo + 3];
+      this.#lo += 4;
+      await this.#fill(len);
+      parts.push(this.#buf.slice(this.#lo, this.#lo + len));
+      this.#lo += len;
+      if (len < MAX_PACKET) break;
+    }
+    if (parts.length === 1) return parts[0];
+    const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  }
+}
+
+/** The packets of one payload with sequence ids from `seq` (split at 2^24-1 bytes). */
+export function framePackets(payload: Uint8Array, seq: number): Uint8Array {
+  const chunks = Math.floor(payload.length / MAX_PACKET) + 1;
+  const out = new Uint8Array(payload.length + 4 * chunks);
+  let o = 0;
+  for (let k = 0; k < chunks; k++) {
+    const part = payload.subarray(k * MAX_PACKET, Math.min(payload.length, (k + 1) * MAX_PACKET));
+    out[o] = part.length & 255;
+    out[o + 1] = (part.length >> 8) & 255;
+    out[o + 2] = (part.length >> 16) & 255;
+    out[o + 3] = (seq + k) & 255;
+    out.set(part, o + 4);
+    o += 4 + part.length;
+  }
+  return out;
+}
+
+function socketError(err: unknown, where: string): MysqlError {
+  const codes: Array<[new (...a: never[]) => Error, string]> = [
+    [Deno.errors.NotFound, "ENOENT"],
+    [Deno.errors.ConnectionRefused, "ECONNREFUSED"],
+    [Deno.errors.ConnectionReset, "ECONNRESET"],
+    [Deno.errors.BrokenPipe, "EPIPE"],
+    [Deno.errors.PermissionDenied, "EACCES"],
+    [Deno.errors.TimedOut, "ETIMEDOUT"],
+  ];
+  for (const [cls, code] of codes) {
+    if (err instanceof cls) return new MysqlError(`${where}: ${code} ${err.message}`, { code });
+  }
+  if (err instanceof MysqlError) return err;
+  return new MysqlError(`${where}: ${(err as Error)?.message ?? err}`, { code: "ECONNECTION" });
+}
+
+/** One logged-in connection. Statements run one at a time, in call order. */
+export class WireConnection {
+  /** What the server said in its handshake. */
+  readonly handshake: Handshake;
+  #conn: Deno.Conn;
+  #reader: PacketReader;
+  #closed = false;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(conn: Deno.Conn, reader: PacketReader, handshake: Handshake) {
+    this.#conn = conn;
+    this.#reader = reader;
+    this.handshake = handshake;
+  }
+
+  /** Connects and logs in, within `connectTimeoutMs` (an expired deadline is `ETIMEDOUT`). */
+  static async connect(opts: WireConnectOptions): Promise<WireConnection> {
+    const where = opts.socket !== undefined
+      ? `connect ${opts.socket}`
+      : `connect ${opts.host}:${opts.port ?? 3306}`;
+    let conn: Deno.Conn | undefined;
+    let expired = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        expired = true;
+        try {
+          conn?.close();
+        } catch {
+          // already closed
+        }
+        reject(new MysqlError(`${where}: ETIMEDOUT`, { code: "ETIMEDOUT" }));
+      }, opts.connectTimeoutMs ?? 10_000);
+    });
+    const login = (async () => {
+      try {
+        conn = opts.socket !== undefined
+          ? await Deno.connect({ transport: "unix", path: opts.socket })
+          : await Deno.connect({ hostname: opts.host ?? "localhost", port: opts.port ?? 3306 });
+      } catch (err) {
+        throw socketError(err, where);
+      }
+      if (expired) {
+        conn.close();
+        throw new MysqlError(`${where}: ETIMEDOUT`, { code: "ETIMEDOUT" });
+      }
+      const reader = new PacketReader(conn);
+      try {
+        const handshake = parseHandshake(await reader.next());
+        await logIn(conn, reader, handshake, opts);
+        return new WireConnection(conn, reader, handshake);
+      } catch (err) {
+        try {
+          conn.close();
+        } catch {
+          // closed by the deadline
+        }
+        throw expired
+          ? new MysqlError(`${where}: ETIMEDOUT`, { code: "ETIMEDOUT" })
+          : socketError(err, where);
+      }
+    })();
+    // Whichever loses the race must not become an unhandled rejection.
+    login.catch(() => {});
+    deadline.catch(() => {});
+    try {
+      return await Promise.race([login, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** True once closed (by close, a timeout, or a lost connection). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Runs one statement and returns its rows (none for a statement without a result set). Past
+   * `timeoutMs` the connection is destroyed and the call fails with `PROTOCOL_SEQUENCE_TIMEOUT`,
+   * as mysql2's query timeout does.
+   */
+  query(sql: string, timeoutMs = 10_000): Promise<Record<string, unknown>[]> {
+    const run = this.#queue.then(() => this.#query(sql, timeoutMs));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #query(sql: string, timeoutMs: number): Promise<Record<string, unknown>[]> {
+    if (this.#closed) {
+      throw new MysqlError("Can't add new command when connection is in closed state", {
+        code: "PROTOCOL_CONNECTION_CLOSED",
+      });
+    }
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.destroy();
+    }, timeoutMs);
+    try {
+      const text = encoder.encode(sql);
+      const payload = new Uint8Array(1 + text.length);
+      payload[0] = 0x03; // COM_QUERY
+      payload.set(text, 1);
+      await writeAll(this.#conn, framePackets(payload, 0));
+      return await this.#readResult();
+    } catch (err) {
+      if (timedOut) {
+        throw new MysqlError(`Query inactivity timeout (${timeoutMs} ms)`, {
+          code: "PROTOCOL_SEQUENCE_TIMEOUT",
+        });
+      }
+      if (err instanceof MysqlError && err.errno !== undefined) throw err;
+      // Anything but a server error leaves the connection in an unknown state.
+      this.destroy();
+      throw err instanceof MysqlError && err.code === "PROTOCOL_CONNECTION_LOST"
+        ? err
+        : socketError(err, "query");
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Reads one statement's response: its first result set's rows; later ones are drained. */
+  async #readResult(): Promise<Record<string, unknown>[]> {
+    let rows: Record<string, unknown>[] | undefined;
+    while (true) {
+      const first = await this.#reader.next();
+      let status: number;
+      if (first[0] === 0x00) status = okStatus(first);
+      // An error ends the response, also after earlier result sets.
+      else if (first[0] === 0xff) throw parseErrPacket(first);
+      else if (first[0] === 0xfb) {
+        throw new MysqlError("LOAD DATA LOCAL is not supported", { code: "PROTOCOL_UNSUPPORTED" });
+      } else {
+        const [count] = readLenencInt(first, 0);
+        const columns: Column[] = [];
+        for (let k = 0; k < (count ?? 0); k++) {
+          columns.push(parseColumnDefinition(await this.#reader.next()));
+        }
+        const eof = await this.#reader.next();
+        if (!isEof(eof)) throw new MysqlError("Expected EOF after column definitions", PROTO);
+        const set: Record<string, unknown>[] = [];
+        while (true) {
+          const p = await this.#reader.next();
+          if (isEof(p)) {
+            status = eofStatus(p);
+            break;
+          }
+          if (p[0] === 0xff) throw parseErrPacket(p);
+          set.push(decodeRow(p, columns));
+        }
+        rows ??= set;
+      }
+      if (!(status & SERVER_MORE_RESULTS_EXISTS)) return rows ?? [];
+    }
+  }
+
+  /** Ends the session (COM_QUIT) and closes the socket; never throws, never waits long. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    // A statement in flight (there is none unless a caller did not await) keeps the socket.
+    const quit = writeAll(this.#conn, framePackets(new Uint8Array([0x01]), 0)).catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([quit, new Promise((r) => timer = setTimeout(r, 500))]);
+    clearTimeout(timer);
+    this.destroy();
+  }
+
+  /** Closes the socket at once. */
+  destroy(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  let o = 0;
+  while (o < data.length) o += await conn.write(data.subarray(o));
+}
+
+/** The login exchange after the handshake, up to the server's OK. */
+async function logIn(
+  conn: Deno.Conn,
+  reader: PacketReader,
+  handshake: Handshake,
+  opts: WireConnectOptions,
+): Promise<void> {
+  let plugin = handshake.authPlugin || "mysql_native_password";
+  let scramble = handshake.scramble;
+  let auth = await authResponse(plugin, opts.password, scramble);
+  if (auth === undefined) {
+    // Offer the native plugin: the server switches us to the account's own if it differs.
+    plugin = "mysql_native_password";
+    auth = (await authResponse(plugin, opts.password, scramble))!;
+  }
+  await writeAll(
+    conn,
+    framePackets(
+      handshakeResponse({
+        user: opts.user,
+        auth,
+        plugin,
+        serverCapabilities: handshake.capabilities,
+      }),
+      reader.seq + 1,
+    ),
+  );
+  const viaSocket = opts.socket !== undefined;
+  for (let round = 0; round < 8; round++) {
+    const p = await reader.next();
+    if (p[0] === 0x00) return;
+    if (p[0] === 0xff) throw parseErrPacket(p);
+    let reply: Uint8Array;
+    if (p[0] === 0xfe) {
+      // Auth switch: another plugin, a new scramble.
+      const [name, o] = readNulString(p, 1);
+      plugin = name;
+      scramble = p.slice(o, p[p.length - 1] === 0 ? p.length - 1 : p.length);
+      const r = await authResponse(plugin, opts.password, scramble);
+      if (r === undefined) {
+        throw new MysqlError(`The server asks for the auth plugin ${name}, not supported here`, {
+          code: "AUTH_PLUGIN_UNSUPPORTED",
+        });
+      }
+      reply = r;
+    } else if (p[0] === 0x01 && plugin === "caching_sha2_password") {
+      if (p[1] === 3) continue; // fast auth done: the OK follows
+      if (p[1] !== 4) throw new MysqlError("Unexpected caching_sha2_password reply", PROTO);
+      // Full authentication: the password itself, which only a unix socket may carry in clear.
+      if (!viaSocket) {
+        throw new MysqlError(
+          "caching_sha2_password full authentication over TCP needs TLS, not supported here",
+          { code: "AUTH_PLUGIN_UNSUPPORTED" },
+        );
+      }
+      const pw = encoder.encode(opts.password);
+      reply = new Uint8Array(pw.length + 1);
+      reply.set(pw);
+    } else {
+      throw new MysqlError(`Unexpected packet 0x${p[0]?.toString(16)} during login`, PROTO);
+    }
+    await writeAll(conn, framePackets(reply, reader.seq + 1));
+  }
+  throw new MysqlError("Login did not finish", PROTO);
+}
