@@ -366,6 +366,9 @@ interface PoolLayout {
   txMax: number;
   /** Int32 words of metadata per slot. */
   stride: number;
+  /** Where in the read buffers' memory the scratch areas start (one per thread), their size. */
+  scratchAt: number;
+  scratchSize: number;
   /**
    * Offsets in a slot's metadata: counts of records, spans and checksummed events; the first
    * failed checksum (index, stored, computed); then the records (first span, span count), their
@@ -386,8 +389,8 @@ interface PoolLayout {
   };
 }
 
-/** The layout of `slots` slots. */
-function poolLayout(slots: number): PoolLayout {
+/** The layout of `slots` slots after read buffers of readBytes bytes (a multiple of 4). */
+function poolLayout(slots: number, readBytes: number): PoolLayout {
   const { recs, spans, crcs, inline } = BATCH_LIMITS;
   const rec = 8;
   const digest = rec + 2 * recs;
@@ -401,6 +404,8 @@ function poolLayout(slots: number): PoolLayout {
     inline,
     txMax: BATCH_TX_MAX,
     stride: crc + 2 * crcs,
+    scratchAt: readBytes,
+    scratchSize: BATCH_TX_MAX + 128,
     at: {
       recs: 0,
       spans: 1,
@@ -437,13 +442,16 @@ function batchKernel(
   meta: Int32Array,
   layout: PoolLayout,
   crcRange: (b: Uint8Array, from: number, to: number) => number,
+  thread: number,
 ): (slot: number) => void {
   const rb = new Uint8Array(read);
   const ib = new Uint8Array(inline);
-  // Whole blocks are read as little-endian words of the scratch copy.
+  // Whole blocks are read as little-endian words of the scratch copy. The scratch area is in
+  // the read buffers' memory, so that spans are copied with copyWithin (no view per span).
   const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-  const scratch = new Uint8Array(layout.txMax + 128);
-  const words = new Int32Array(scratch.buffer);
+  const scratchAt = layout.scratchAt + thread * layout.scratchSize;
+  const scratch = new Uint8Array(read, scratchAt, layout.scratchSize);
+  const words = new Int32Array(read, scratchAt, layout.scratchSize >> 2);
   const st = new Int32Array(4);
   const swap = new Int32Array(16);
   const at = layout.at;
@@ -733,6 +741,7 @@ function batchKernel(
         const from = src >= 0 ? src : -1 - src;
         const b = src >= 0 ? rb : ib;
         if (n <= 16) { for (let i = 0; i < n; i++) scratch[len + i] = b[from + i]; }
+        else if (src >= 0) rb.copyWithin(scratchAt + len, from, from + n);
         else scratch.set(b.subarray(from, from + n), len);
         len += n;
       }
@@ -760,7 +769,8 @@ function hashWorkerMain(
     close(): void;
   };
   scope.onmessage = (e: MessageEvent) => {
-    const { read, inline, meta, ctl, layout, idx } = e.data as {
+    const { read, inline, meta, ctl, layout, idx, thread } = e.data as {
+      thread: number;
       read: SharedArrayBuffer;
       inline: SharedArrayBuffer;
       meta: Int32Array;
@@ -775,7 +785,7 @@ function hashWorkerMain(
         queue: number;
       };
     };
-    const process = kernel(read, inline, meta, layout, crc(native));
+    const process = kernel(read, inline, meta, layout, crc(native), thread);
     while (Atomics.load(ctl, idx.stop) === 0) {
       const published = Atomics.load(ctl, idx.published);
       const claimed = Atomics.load(ctl, idx.claimed);
@@ -903,18 +913,19 @@ class HashPool {
   constructor(workers: number, bufferSize: number) {
     const slots = workers > 0 ? 4 + 4 * workers : 1;
     const readBuffers = workers > 0 ? READ_BUFFERS : 1;
-    const layout = poolLayout(slots);
+    const readBytes = Math.ceil((readBuffers * bufferSize) / 4) * 4;
+    const layout = poolLayout(slots, readBytes);
     this.layout = layout;
     this.bufferSize = bufferSize;
     const shared = workers > 0;
     const mk = (n: number) => shared ? new SharedArrayBuffer(n) : new ArrayBuffer(n);
-    const read = mk(readBuffers * bufferSize);
+    const read = mk(readBytes + (workers + 1) * layout.scratchSize);
     const inline = mk(slots * layout.inline);
     this.read = new Uint8Array(read);
     this.inline = new Uint8Array(inline);
     this.meta = new Int32Array(mk(slots * layout.stride * 4));
     this.ctl = new Int32Array(mk((C_QUEUE + 2 * slots) * 4));
-    this.process = batchKernel(read, inline, this.meta, layout, crcRange);
+    this.process = batchKernel(read, inline, this.meta, layout, crcRange, 0);
     for (let i = 0; i < readBuffers; i++) {
       this.readViews.push(this.read.subarray(i * bufferSize, (i + 1) * bufferSize));
       this.readFree.push(readBuffers - 1 - i);
@@ -935,6 +946,7 @@ class HashPool {
         // must not end the process.
         wk.onerror = (e) => e.preventDefault();
         wk.postMessage({
+          thread: k + 1,
           read,
           inline,
           meta: this.meta,
