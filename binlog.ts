@@ -55,7 +55,11 @@
  * copy) and the events to checksum, in batches that worker threads process while it reads on
  * (HashPool): one worker per CPU beyond the first, at most 3, for inputs of 32 MiB or more. The
  * main thread processes batches itself when it has no worker or would otherwise wait. Output is
- * in file order and identical whatever the number of threads.
+ * in file order and identical whatever the number of threads. The CRC32s of a run of adjacent
+ * events are checked with one node:zlib call and a table look-up per event (see batchKernel):
+ * a call per event cost more than its bytes. Reads are of 1 MiB (READ_BUFFER_SIZE), small
+ * enough that the workers find the bytes in the CPU caches, and the workers start while the
+ * native modules load.
  *
  * ## Exit codes (see EXIT_CODES)
  * 0 ok (warnings possible), 1 internal error, 2 usage, 3 cannot open or read a file, 4 not a
@@ -938,7 +942,9 @@ class HashPool {
     this.inline = new Uint8Array(inline);
     this.meta = new Int32Array(mk(slots * layout.stride * 4));
     this.ctl = new Int32Array(mk((C_QUEUE + 2 * slots) * 4));
-    this.process = batchKernel(read, inline, this.meta, layout, crcRange, 0);
+    // crcRange is set once node:zlib is loaded, after the pool is made (see readBatches).
+    const crc = (b: Uint8Array, from: number, to: number) => crcRange(b, from, to);
+    this.process = batchKernel(read, inline, this.meta, layout, crc, 0);
     for (let i = 0; i < readBuffers; i++) {
       this.readViews.push(this.read.subarray(i * bufferSize, (i + 1) * bufferSize));
       this.readFree.push(readBuffers - 1 - i);
@@ -2574,7 +2580,9 @@ async function* readBatches(
   hashing: boolean,
   recordStartFile = false,
 ): AsyncGenerator<BinlogTransaction[]> {
-  await loadNative();
+  // The hashing workers start while node:crypto and node:zlib load (20-30 ms each).
+  const native = loadNative();
+  native.catch(() => {});
   const warn = options.onWarning ?? (() => {});
   const start = options.startPosition ?? 4;
   if (!Number.isSafeInteger(start) || start < 4) {
@@ -2588,6 +2596,12 @@ async function* readBatches(
   const workers = hashing ? options.workers ?? await defaultWorkers(source, start) : 0;
   const bufferSize = Math.max(options.bufferSize ?? READ_BUFFER_SIZE, 2 * PREFIX_MAX);
   const pool = hashing ? new HashPool(workers, bufferSize) : null;
+  try {
+    await native;
+  } catch (e) {
+    pool?.close();
+    throw e;
+  }
   const opts: ParserOptions = {
     verify: options.verifyChecksums ?? true,
     warn,
