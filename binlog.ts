@@ -55,11 +55,12 @@
  * copy) and the events to checksum, in batches that worker threads process while it reads on
  * (HashPool): one worker per CPU beyond the first, at most 3, for inputs of 32 MiB or more. The
  * main thread processes batches itself when it has no worker or would otherwise wait. Output is
- * in file order and identical whatever the number of threads. The CRC32s of a run of adjacent
- * events are checked with one node:zlib call and a table look-up per event (see batchKernel):
- * a call per event cost more than its bytes. Reads are of 1 MiB (READ_BUFFER_SIZE), small
- * enough that the workers find the bytes in the CPU caches, and the workers start while the
- * native modules load.
+ * in file order and identical whatever the number of threads. The MD5 kernel hashes whole
+ * blocks in the shared buffers where they are (copies out of shared memory are slow). The
+ * CRC32s of a run of adjacent events are checked with one node:zlib call and a table look-up
+ * per event (see batchKernel): a call per event cost more than its bytes. Reads are of 1 MiB
+ * (READ_BUFFER_SIZE), small enough that the workers find the bytes in the CPU caches, and the
+ * workers start while the native modules load.
  *
  * ## Exit codes (see EXIT_CODES)
  * 0 ok (warnings possible), 1 internal error, 2 usage, 3 cannot open or read a file, 4 not a
