@@ -95,6 +95,8 @@ export const NOTIFICATIONS_ACTED_ON: readonly string[] = ["pre-promote", "post-p
 
 /** Value published in pre-promote by a node that replicates from nobody. */
 const IDLE_MARK = "idle";
+/** Refused-promote mark of a promotee that stepped aside for a node holding more data. */
+const STEPPED_ASIDE_MARK = "stepped-aside";
 
 /** Everything one action works with (no globals). */
 interface Run {
@@ -108,6 +110,8 @@ interface Run {
   deadline: number;
   /** This node's name. */
   node: string;
+  /** Set when a promote stepped aside for a node holding more data (see actionPromote). */
+  steppedAside?: boolean;
 }
 
 /** Per-resource state this node keeps between actions (tmpfs: gone after a power cut). */
@@ -1002,7 +1006,10 @@ async function actionPromote(run: Run): Promise<OcfCode> {
   const code = await promote(run);
   await clearing;
   if (code !== OCF.SUCCESS && run.ctx.promotable) {
-    await run.cib.setPrivate(refusedAttr(run), String(code)).catch(() => false);
+    // Stepping aside fails the promote on purpose (so that Pacemaker re-plans): the new master
+    // clears that failure (clearSteppedAside), other failures stay for a person to see.
+    const mark = run.steppedAside ? STEPPED_ASIDE_MARK : String(code);
+    await run.cib.setPrivate(refusedAttr(run), mark).catch(() => false);
   }
   return code;
 }
@@ -1058,9 +1065,8 @@ async function promote(run: Run): Promise<OcfCode> {
     const check = checkPromotee({ self: run.node, mine, peers });
     run.log.info(`Election: ${check.reason}`);
     if (!check.proceed && check.better !== undefined) {
-      await run.cib.setPromotionScore(SCORE.REPLICA + 50, check.better.node);
-      await run.cib.setPromotionScore(1);
-      run.cib.save();
+      await moveScoresTo(run, check.better.node);
+      run.steppedAside = true;
       return failWith(
         run,
         OCF.ERR_GENERIC,
@@ -1076,9 +1082,8 @@ async function promote(run: Run): Promise<OcfCode> {
       });
       run.log.info(`GTID election: ${g.reason}`);
       if (!g.proceed && g.better !== undefined) {
-        await run.cib.setPromotionScore(SCORE.REPLICA + 50, g.better.node);
-        await run.cib.setPromotionScore(1);
-        run.cib.save();
+        await moveScoresTo(run, g.better.node);
+        run.steppedAside = true;
         return failWith(
           run,
           OCF.ERR_GENERIC,
@@ -1148,6 +1153,53 @@ async function promote(run: Run): Promise<OcfCode> {
 function prefetch<T>(p: Promise<T>): Promise<T | undefined> {
   // Where it is awaited, a failed call is a missing value, as when the tool answers nothing.
   return p.catch(() => undefined);
+}
+
+/** Puts `better` ahead of this node in the promotion scores, so that Pacemaker promotes it. */
+async function moveScoresTo(run: Run, better: string): Promise<void> {
+  await run.cib.setPromotionScore(SCORE.REPLICA + 50, better);
+  await run.cib.setPromotionScore(1);
+  run.cib.save();
+}
+
+/**
+ * pre-promote, on the promotee: promote's comparison with the peers' positions, made before
+ * Pacemaker starts the promote. When a peer holds more, moving the scores now changes the CIB,
+ * which aborts the transition before the promote: the cluster re-plans on the better node with
+ * no failed action here (a failed promote counts toward migration-threshold and can keep this
+ * node's replica stopped). The promote checks again, for when it starts anyway.
+ */
+async function electBeforePromote(run: Run, mine: PeerPosition | undefined): Promise<void> {
+  const check = checkPromotee({ self: run.node, mine, peers: await peerPositions(run) });
+  if (check.proceed || check.better === undefined) return;
+  run.log.info(`Election before the promote: ${check.reason}; moving the scores to re-plan`);
+  await moveScoresTo(run, check.better.node);
+  // Until the CIB holds the new score: the abort it causes must reach the controller before
+  // the result of this notification does.
+  const until = Math.min(Date.now() + 3_000, run.deadline);
+  while (Date.now() < until && !run.cib.unavailable) {
+    if ((await run.cib.promotionScore(check.better.node)) === SCORE.REPLICA + 50) return;
+    await delay(50);
+  }
+}
+
+/**
+ * post-promote, on the new master: a node whose promote stepped aside for this one failed it on
+ * purpose; that failure counts toward migration-threshold and may keep its replica stopped, so
+ * it is cleaned up here and the node comes back as a replica of this one.
+ */
+async function clearSteppedAside(run: Run): Promise<void> {
+  const refused = await run.cib.privateAll(refusedAttr(run));
+  for (const [node, mark] of refused) {
+    if (node === run.node || mark !== STEPPED_ASIDE_MARK) continue;
+    const cleaned = await run.cib.cleanupFailures(node);
+    await run.cib.setPrivate(refusedAttr(run), undefined, node);
+    run.log.info(
+      `${node} stepped aside for this node: its failed promote ${
+        cleaned ? "is cleaned up" : "could not be cleaned up"
+      }, so that it comes back as a replica`,
+    );
+  }
 }
 
 /** The final position an old master published when demoted, if it is `host`. */
@@ -1356,6 +1408,12 @@ async function notifyPrePromote(run: Run): Promise<void> {
     return;
   }
   await run.cib.setPrivate(posAttr(run), value);
+  if (promotee === run.node) {
+    await electBeforePromote(
+      run,
+      value === IDLE_MARK ? undefined : decodePeerPosition(run.node, value),
+    );
+  }
 }
 
 /**
@@ -1381,7 +1439,8 @@ async function notifyPostPromote(run: Run): Promise<void> {
 
 /** Waits for the promotee's published coordinates, then replicates from it (or resyncs). */
 async function repointToPromotee(run: Run, promotee: string | undefined): Promise<void> {
-  if (promotee === undefined || promotee === run.node) return;
+  if (promotee === run.node) return await clearSteppedAside(run);
+  if (promotee === undefined) return;
   if (serverPid(run.layout) === undefined) return;
   let info = await run.cib.replInfo();
   const until = Date.now() + Math.min(10_000, (run.deadline - Date.now()) / 2);

@@ -269,9 +269,19 @@ export class Cib {
   }
 
   /** Sets a private attribute (attrd only, never in the CIB) on this node; undefined deletes. */
-  async setPrivate(name: string, value: string | undefined): Promise<boolean> {
+  async setPrivate(name: string, value: string | undefined, node?: string): Promise<boolean> {
     const args = value === undefined ? ["-p", "-n", name, "-D"] : ["-p", "-n", name, "-U", value];
+    if (node !== undefined) args.push("-N", node);
     const r = await this.#tool("attrd_updater", args);
+    return r.code === 0;
+  }
+
+  /**
+   * Clears this resource's failures and operation history on `node` (crm_resource --cleanup):
+   * Pacemaker probes it again and lifts what the failures caused (a migration-threshold ban).
+   */
+  async cleanupFailures(node: string): Promise<boolean> {
+    const r = await this.#tool("crm_resource", ["--cleanup", "-r", this.#rsc, "-N", node]);
     return r.code === 0;
   }
 

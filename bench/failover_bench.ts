@@ -71,13 +71,21 @@ async function main(): Promise<void> {
   if (!Number.isInteger(runs) || runs < 1) throw new Error("--runs must be a positive integer");
   const waitFreeMs = Number(Deno.env.get("PRM_LAB_WAIT_MS") ?? "0");
   const results = new Map<string, FailoverRun[]>(agents.map((a) => [a, []]));
+  // A run whose phase timed out is a finding too (the dump is printed): counted, not fatal.
+  const unfinished = new Map<string, string[]>(agents.map((a) => [a, []]));
   const t0 = Date.now();
   for (let i = 0; i < runs; i++) {
     for (const agent of agents) {
       const log = (m: string) => console.error(`[run ${i + 1}/${runs} ${agent}] ${m}`);
-      const run = await measureFailoverOnFreshLab({ agent, log, waitFreeMs });
-      log(JSON.stringify(run));
-      results.get(agent)!.push(run);
+      try {
+        const run = await measureFailoverOnFreshLab({ agent, log, waitFreeMs });
+        log(JSON.stringify(run));
+        results.get(agent)!.push(run);
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        log(`did not finish: ${why}`);
+        unfinished.get(agent)!.push(`run ${i + 1}: ${why}`);
+      }
     }
   }
   const minutes = ((Date.now() - t0) / 60_000).toFixed(1);
@@ -104,6 +112,12 @@ async function main(): Promise<void> {
       count((r) => !r.dataEqual || r.replicationErrors.length > 0)
     } |`,
   );
+  console.log(
+    `| runs that did not finish (a phase timed out) | ${
+      agents.map((a) => unfinished.get(a)!.length).join(" | ")
+    } |`,
+  );
+  for (const a of agents) for (const why of unfinished.get(a)!) console.log(`- ${a} ${why}`);
   if (values.json) {
     await Deno.writeTextFile(
       values.json,

@@ -42,11 +42,14 @@ case "$op" in
   del) rm -f "$f";;
 esac
 `,
+    crm_resource: common + `echo "$*" >> "$STORE/crm_resource.log"
+`,
     attrd_updater: common + `
-name=""; op=""; val=""; all=0
+name=""; op=""; val=""; all=0; node=nodeA
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) name="$2"; shift;;
+    -N) node="$2"; shift;;
     -U) op=set; val="$2"; shift;;
     -D) op=del;;
     -Q) op=get;;
@@ -55,8 +58,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 case "$op" in
-  set) printf '%s' "$val" > "$STORE/priv-$(key "$name")-nodeA";;
-  del) rm -f "$STORE/priv-$(key "$name")-nodeA";;
+  set) printf '%s' "$val" > "$STORE/priv-$(key "$name")-$node";;
+  del) rm -f "$STORE/priv-$(key "$name")-$node";;
   get) for f in "$STORE"/priv-$(key "$name")-*; do
          [ -f "$f" ] || continue
          echo "name=\\"$name\\" host=\\"\${f##*-}\\" value=\\"$(cat "$f")\\""
@@ -182,6 +185,11 @@ Deno.test("cluster paths with fake Pacemaker tools: scores, election re-check, p
       },
     );
     await t.step("pre-promote publishes this node's position as a private attribute", async () => {
+      // nodeB published more: the promotee steps aside before the promote starts.
+      Deno.writeTextFileSync(
+        `${s.store}/priv-prm-p_mysql-pos-nodeB`,
+        "127.0.0.1|mysql-bin.000003|900",
+      );
       const r = await agent(s, "notify", {
         [`${NOTIFY}type`]: "pre",
         [`${NOTIFY}operation`]: "promote",
@@ -191,6 +199,12 @@ Deno.test("cluster paths with fake Pacemaker tools: scores, election re-check, p
       });
       assert.equal(r.code, OCF.SUCCESS, r.stderr);
       assert.equal(read(s, "priv-prm-p_mysql-pos-nodeA"), "127.0.0.1|mysql-bin.000003|500");
+      assert.match(
+        r.stderr,
+        /Election before the promote: nodeB holds more of 127\.0\.0\.1: mysql-bin\.000003:900 > mysql-bin\.000003:500/,
+      );
+      assert.equal(read(s, "score-p_mysql-nodeB"), "150");
+      assert.equal(read(s, "score-p_mysql-local"), "1");
     });
     await t.step("promote refuses when a live peer holds more, and moves the scores", async () => {
       Deno.writeTextFileSync(
@@ -206,6 +220,7 @@ Deno.test("cluster paths with fake Pacemaker tools: scores, election re-check, p
       );
       assert.equal(read(s, "score-p_mysql-nodeB"), "150");
       assert.equal(read(s, "score-p_mysql-local"), "1");
+      assert.equal(read(s, "priv-prm-p_mysql-refused-nodeA"), "stepped-aside");
       assert.equal(
         Number((await query(s, "SELECT @@global.read_only AS ro"))[0].ro),
         1,
@@ -231,6 +246,29 @@ Deno.test("cluster paths with fake Pacemaker tools: scores, election re-check, p
           (await agent(s, "monitor", { OCF_RESKEY_CRM_meta_interval: "2000" })).code,
           OCF.RUNNING_PROMOTED,
         );
+      },
+    );
+    await t.step(
+      "post-promote on the new master cleans up the failed promote of a node that stepped aside",
+      async () => {
+        Deno.writeTextFileSync(`${s.store}/priv-prm-p_mysql-refused-nodeB`, "stepped-aside");
+        Deno.writeTextFileSync(`${s.store}/priv-prm-p_mysql-refused-nodeC`, "1");
+        const r = await agent(s, "notify", {
+          [`${NOTIFY}type`]: "post",
+          [`${NOTIFY}operation`]: "promote",
+          [`${NOTIFY}promote_uname`]: "nodeA",
+          [`${NOTIFY}active_uname`]: "nodeA nodeB nodeC",
+        });
+        assert.equal(r.code, OCF.SUCCESS, r.stderr);
+        assert.equal(read(s, "crm_resource.log"), "--cleanup -r p_mysql -N nodeB\n");
+        assert.equal(read(s, "priv-prm-p_mysql-refused-nodeB"), undefined);
+        // A real failure stays for a person to see.
+        assert.equal(read(s, "priv-prm-p_mysql-refused-nodeC"), "1");
+        assert.match(
+          r.stderr,
+          /nodeB stepped aside for this node: its failed promote is cleaned up/,
+        );
+        Deno.removeSync(`${s.store}/priv-prm-p_mysql-refused-nodeC`);
       },
     );
     await t.step(
