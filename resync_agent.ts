@@ -285,6 +285,7 @@ export async function resyncReplica(
   const binlogTail = relayTail.length >= n ? [] : await tailOf(logs.binlogFiles, n);
   const chosen = chooseTrailing(relayTail, binlogTail, { count: n });
   if (chosen.trailing.length === 0) {
+    if (logs.historyCut) return untraceableSinceRepair(source);
     return { kind: "nothing", detail: "no transaction in the relay log or the binary log" };
   }
   const complete = chosen.source === "binlog" && chosen.trailing.length < n &&
@@ -315,6 +316,22 @@ export async function resyncReplica(
 }
 
 /**
+ * A node repaired by hand (its history starts at the mark) that has received nothing since: its
+ * data ends where the person pointed it, which no transaction of its own can locate in the new
+ * master's binary log. The new master's published coordinates would skip whatever it gained
+ * since; so the node is kept out for a person to point again (or re-clone).
+ */
+function untraceableSinceRepair(source: ResyncSource): ResyncOutcome {
+  return {
+    kind: "refused",
+    reason:
+      `Resync refused (no-history): nothing since the repair locates this node in ${source.host}`,
+    detail: "its binary log history starts at the operator's repair and neither its relay log " +
+      "nor that history holds a transaction to look up",
+  };
+}
+
+/**
  * A node that replicates from nobody (the old master coming back, or an idle node) must follow
  * `source`: its own binary log's trailing transactions must be in the new master's binary log.
  * Found: resume right after the last one. Not found: the node holds transactions the new master
@@ -328,7 +345,10 @@ export async function checkReturningNode(
   const logs = await localLogs(client);
   const n = options.trailingCount ?? TRAILING_COUNT;
   const own = await tailOf(logs.binlogFiles, n);
-  if (own.length === 0) return { kind: "nothing", detail: "its binary log holds no transaction" };
+  if (own.length === 0) {
+    if (logs.historyCut) return untraceableSinceRepair(source);
+    return { kind: "nothing", detail: "its binary log holds no transaction" };
+  }
   const complete = own.length < n && wholeHistory(logs);
   const search = await lookup(own, source, options, complete);
   const d = search.decision;

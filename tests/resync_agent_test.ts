@@ -261,6 +261,11 @@ Deno.test({
             "MASTER_PASSWORD=?, MASTER_LOG_FILE=?, MASTER_LOG_POS=?, MASTER_USE_GTID=no",
           [a.port, password, published.file, published.pos],
         );
+        // Nothing received since the repair: no transaction of its own can locate it, and the
+        // published coordinates would skip what A gained meanwhile.
+        const untraceable = await resyncReplica(cr, source, opts);
+        assert.equal(untraceable.kind, "refused", JSON.stringify(untraceable));
+        if (untraceable.kind === "refused") assert.match(untraceable.reason, /\(no-history\)/);
         await d.query("START SLAVE");
         await a.query("CALL d.fill(12)");
         await received(d, a);
