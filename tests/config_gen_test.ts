@@ -16,12 +16,46 @@ import {
   configMain,
   type ConfigMainIo,
   generateConfig,
+  ipFamily,
   MODE_PARAMETER,
   parseConfigArgs,
   PROMOTED_SCORE,
   SEMI_SYNC_PARAMETER,
 } from "../config_gen.ts";
 import { exists } from "../scripts/fs.ts";
+import { isIP } from "node:net";
+
+Deno.test("ipFamily agrees with node:net's isIP on addresses and near misses", () => {
+  const cases = [
+    "1.2.3.4",
+    "255.255.255.255",
+    "256.1.1.1",
+    "01.2.3.4",
+    "1.2.3",
+    "1.2.3.4.5",
+    "::",
+    "::1",
+    "fe80::1",
+    "2001:db8::8a2e:370:7334",
+    "2001:0db8:0000:0000:0000:ff00:0042:8329",
+    "1::2::3",
+    "::ffff:1.2.3.4",
+    "1:2:3:4:5:6:7:8",
+    "1:2:3:4:5:6:7:8:9",
+    "1:2:3:4:5:6:7::",
+    "::1:2:3:4:5:6:7",
+    "1:2:3:4:5:6:1.2.3.4",
+    "1:2:3:4:5:6:7:1.2.3.4",
+    "12345::",
+    "g::1",
+    ":1",
+    "1:",
+    ":::",
+    "abc",
+    "",
+  ];
+  for (const c of cases) assert.equal(ipFamily(c), isIP(c), JSON.stringify(c));
+});
 
 const BASE_ARGS = [
   "--node",
