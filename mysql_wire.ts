@@ -179,15 +179,18 @@ export function parseHandshake(p: Uint8Array): Handshake {
   return { serverVersion, connectionId, capabilities, scramble, authPlugin };
 }
 
-async function sha(algorithm: "SHA-1" | "SHA-256", ...parts: Uint8Array[]): Promise<Uint8Array> {
-  const n = parts.reduce((a, p) => a + p.length, 0);
-  const all = new Uint8Array(n);
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
   for (const p of parts) {
-    all.set(p, o);
+    out.set(p, o);
     o += p.length;
   }
-  return new Uint8Array(await crypto.subtle.digest(algorithm, all));
+  return out;
+}
+
+async function sha(algorithm: "SHA-1" | "SHA-256", ...parts: Uint8Array[]): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest(algorithm, concat(parts)));
 }
 
 function xor(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -391,14 +394,7 @@ class PacketReader {
       this.#lo += len;
       if (len < MAX_PACKET) break;
     }
-    if (parts.length === 1) return parts[0];
-    const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
+    return parts.length === 1 ? parts[0] : concat(parts);
   }
 }
 
@@ -455,18 +451,15 @@ export class WireConnection {
     const where = opts.socket !== undefined
       ? `connect ${opts.socket}`
       : `connect ${opts.host}:${opts.port ?? 3306}`;
+    const timedOut = () => new MysqlError(`${where}: ETIMEDOUT`, { code: "ETIMEDOUT" });
     let conn: Deno.Conn | undefined;
     let expired = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         expired = true;
-        try {
-          conn?.close();
-        } catch {
-          // already closed
-        }
-        reject(new MysqlError(`${where}: ETIMEDOUT`, { code: "ETIMEDOUT" }));
+        if (conn !== undefined) closeQuietly(conn);
+        reject(timedOut());
       }, opts.connectTimeoutMs ?? 10_000);
     });
     const login = (async () => {
@@ -478,8 +471,8 @@ export class WireConnection {
         throw socketError(err, where);
       }
       if (expired) {
-        conn.close();
-        throw new MysqlError(`${where}: ETIMEDOUT`, { code: "ETIMEDOUT" });
+        closeQuietly(conn);
+        throw timedOut();
       }
       const reader = new PacketReader(conn);
       try {
@@ -487,14 +480,8 @@ export class WireConnection {
         await logIn(conn, reader, handshake, opts);
         return new WireConnection(conn, reader, handshake);
       } catch (err) {
-        try {
-          conn.close();
-        } catch {
-          // closed by the deadline
-        }
-        throw expired
-          ? new MysqlError(`${where}: ETIMEDOUT`, { code: "ETIMEDOUT" })
-          : socketError(err, where);
+        closeQuietly(conn);
+        throw expired ? timedOut() : socketError(err, where);
       }
     })();
     // Whichever loses the race must not become an unhandled rejection.
@@ -608,11 +595,16 @@ export class WireConnection {
   destroy(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(this.#conn);
+  }
+}
+
+/** Closes a socket that the other side, a deadline or an earlier error may have closed already. */
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
   }
 }
 

@@ -132,18 +132,17 @@ Deno.test({
   sanitizeOps: false,
   fn: async (t) => {
     const server = await startMariadb({ serverId: 71 });
+    const password = "sécret pw";
+    /** The test account over the socket. */
+    const wire = () => WireConnection.connect({ socket: server.socket, user: "wire", password });
     try {
-      await server.query("CREATE USER 'wire'@'localhost' IDENTIFIED BY 'sécret pw'");
-      await server.query("CREATE USER 'wire'@'127.0.0.1' IDENTIFIED BY 'sécret pw'");
+      await server.query("CREATE USER 'wire'@'localhost' IDENTIFIED BY ?", [password]);
+      await server.query("CREATE USER 'wire'@'127.0.0.1' IDENTIFIED BY ?", [password]);
       await server.query("CREATE USER 'nopw'@'localhost'");
       await server.query("GRANT ALL ON *.* TO 'wire'@'localhost', 'wire'@'127.0.0.1'");
 
       await t.step("socket login with a password, value types and NULL", async () => {
-        const c = await WireConnection.connect({
-          socket: server.socket,
-          user: "wire",
-          password: "sécret pw",
-        });
+        const c = await wire();
         const [r] = await c.query(
           "SELECT 1 AS one, CAST(18446744073709551615 AS UNSIGNED) AS big, 1.50 AS d, " +
             "'x' AS s, NULL AS n, @@global.server_id AS id, REPEAT('y', 70000) AS long_text",
@@ -165,11 +164,7 @@ Deno.test({
       });
 
       await t.step("a 20 MB value crosses the 16 MB packet limit", async () => {
-        const c = await WireConnection.connect({
-          socket: server.socket,
-          user: "wire",
-          password: "sécret pw",
-        });
+        const c = await wire();
         const [r] = await c.query("SELECT REPEAT('z', 20 * 1024 * 1024) AS v", 60_000);
         assert.equal((r.v as string).length, 20 * 1024 * 1024);
         const [e] = await c.query(`SELECT LENGTH('${"q".repeat(17 * 1024 * 1024)}') AS n`, 60_000);
@@ -182,7 +177,7 @@ Deno.test({
           host: "127.0.0.1",
           port: server.port,
           user: "wire",
-          password: "sécret pw",
+          password,
         });
         assert.equal((await c.query("SELECT CURRENT_USER() AS u"))[0].u, "wire@127.0.0.1");
         await c.close();
@@ -232,7 +227,7 @@ Deno.test({
         const c = await MysqlClient.connect({
           socket: server.socket,
           user: "wire",
-          password: "sécret pw",
+          password,
         });
         const err = await c.query("SELECT * FROM mysql.no_such_table").then(
           () => undefined,
@@ -245,11 +240,7 @@ Deno.test({
       });
 
       await t.step("a query past its timeout is busy and destroys the connection", async () => {
-        const c = await WireConnection.connect({
-          socket: server.socket,
-          user: "wire",
-          password: "sécret pw",
-        });
+        const c = await wire();
         const err = await c.query("SELECT SLEEP(5)", 300).then(() => undefined, (e) => e);
         assert.equal(err.code, "PROTOCOL_SEQUENCE_TIMEOUT");
         assert.equal(classifyError(err), "busy");
@@ -283,11 +274,7 @@ Deno.test({
       });
 
       await t.step("a killed session fails its next statement", async () => {
-        const c = await WireConnection.connect({
-          socket: server.socket,
-          user: "wire",
-          password: "sécret pw",
-        });
+        const c = await wire();
         await server.query(`KILL ${c.handshake.connectionId}`);
         const err = await c.query("SELECT 1").then(() => undefined, (e) => e);
         assert.ok(err instanceof MysqlError);
