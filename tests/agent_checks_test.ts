@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import mysql from "mysql2/promise";
 import { OCF } from "../ocf.ts";
 import { freePort } from "./mariadb_server.ts";
+import { trustedTempDir } from "./trusted_dir.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -23,7 +24,7 @@ interface Result {
 }
 
 async function makeSetup(): Promise<Setup> {
-  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "prm-agent-checks-" });
+  const dir = trustedTempDir("prm-agent-checks-", 0o755);
   await Deno.chmod(dir, 0o755);
   await Deno.writeTextFile(
     `${dir}/my.cnf`,

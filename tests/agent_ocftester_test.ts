@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { exists } from "../scripts/fs.ts";
 import { freePort } from "./mariadb_server.ts";
+import { trustedTempDir } from "./trusted_dir.ts";
 
 const INSTALLED = "/usr/lib/ocf/resource.d/prm/mysql_prm";
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -16,7 +17,7 @@ const ROOT = new URL("..", import.meta.url).pathname;
 Deno.test({
   name: "ocf-tester passes",
 }, async () => {
-  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "prm-ocft-" });
+  const dir = trustedTempDir("prm-ocft-", 0o755);
   await Deno.chmod(dir, 0o755);
   try {
     await Deno.writeTextFile(

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import mysql from "mysql2/promise";
 import { OCF } from "../ocf.ts";
 import { freePort } from "./mariadb_server.ts";
+import { trustedTempDir } from "./trusted_dir.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const PASSWORD = "pa'ss\\wo\"rd";
@@ -26,7 +27,7 @@ interface Setup {
 }
 
 async function makeSetup(): Promise<Setup> {
-  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "prm-agent-sa-" });
+  const dir = trustedTempDir("prm-agent-sa-", 0o755);
   await Deno.chmod(dir, 0o755);
   const port = freePort();
   await Deno.writeTextFile(

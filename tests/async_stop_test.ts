@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { OCF } from "../ocf.ts";
 import { freePort } from "./mariadb_server.ts";
+import { trustedTempDir } from "./trusted_dir.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -33,7 +34,7 @@ async function agent(env: Record<string, string>, action: string, timeoutMs = 60
 }
 
 Deno.test("async_stop: monitor says not running, start waits for the old server then fails or goes on", async () => {
-  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "prm-async-stop-" });
+  const dir = trustedTempDir("prm-async-stop-", 0o755);
   await Deno.chmod(dir, 0o755);
   const port = freePort();
   await Deno.writeTextFile(

@@ -1,32 +1,6 @@
 import assert from "node:assert/strict";
-import { Cib, formatReplInfo, parseAttrdQuery, parseReplInfo, type ToolResult } from "../cib.ts";
+import { Cib, parseAttrdQuery, type ToolResult } from "../cib.ts";
 import { Logger } from "../ocf.ts";
-
-Deno.test("REPL_INFO values read back from the CIB are validated", () => {
-  assert.deepEqual(parseReplInfo("prm1|mysql-bin.000002|1234"), {
-    host: "prm1",
-    file: "mysql-bin.000002",
-    pos: 1234,
-  });
-  assert.equal(
-    formatReplInfo({ host: "10.0.0.1", file: "b.000001", pos: 4 }),
-    "10.0.0.1|b.000001|4",
-  );
-  for (
-    const bad of [
-      "",
-      "prm1|f",
-      "prm1|f|x",
-      "pr m1|f|1",
-      "prm1|../f|1",
-      "prm1|f'x|1",
-      "a|b|1|2",
-      "-h|f|1",
-    ]
-  ) {
-    assert.equal(parseReplInfo(bad), undefined, bad);
-  }
-});
 
 Deno.test("attrd_updater -A output parses into node → value, skipping junk", () => {
   const m = parseAttrdQuery(

@@ -12,6 +12,7 @@ import { OCF } from "../ocf.ts";
 import { MysqlClient } from "../mysql.ts";
 import { heartbeatLagSeconds, heartbeatReadSql, startHeartbeat } from "../heartbeat.ts";
 import { freePort, type MariadbServer, startMariadb } from "./mariadb_server.ts";
+import { trustedTempDir } from "./trusted_dir.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -76,7 +77,7 @@ interface Setup {
 }
 
 async function makeSetup(): Promise<Setup> {
-  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "prm-lag-agent-" });
+  const dir = trustedTempDir("prm-lag-agent-", 0o755);
   await Deno.chmod(dir, 0o755);
   const store = `${dir}/cib`;
   await Deno.mkdir(store);

@@ -17,12 +17,13 @@ import {
   checkReturningNode,
   HISTORY_START_FILE,
   markHistoryStart,
-  parseResumeOverride,
   readBlock,
   resyncReplica,
   writeBlock,
 } from "../resync_agent.ts";
 import { type MariadbServer, slaveStatus, startMariadb, stopAll } from "./mariadb_server.ts";
+import { Budget } from "../budget.ts";
+import { trustedTempDir } from "./trusted_dir.ts";
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
@@ -59,23 +60,15 @@ function client(s: MariadbServer): Promise<MysqlClient> {
 const lines: string[] = [];
 const log = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(`W ${m}`) };
 
-Deno.test("override and block helpers", () => {
-  assert.deepEqual(parseResumeOverride("published"), { published: true });
-  assert.deepEqual(parseResumeOverride(" mysql-bin.000003:1234 "), {
-    file: "mysql-bin.000003",
-    pos: 1234,
-  });
-  assert.equal(parseResumeOverride("mysql-bin.000003:2"), undefined);
-  assert.equal(parseResumeOverride("x';DROP:5"), undefined);
-  assert.equal(parseResumeOverride(undefined), undefined);
+Deno.test("history mark and block helpers", () => {
   const files = ["/b/mysql-bin.000001", "/b/mysql-bin.000002", "/b/mysql-bin.000003"];
   assert.deepEqual(binlogsSinceMark(files, "mysql-bin.000002"), files.slice(1));
   assert.deepEqual(binlogsSinceMark(files, undefined), files);
   assert.deepEqual(binlogsSinceMark(files, "mysql-bin.000009"), files, "a stale mark is ignored");
   assert.deepEqual(binlogsSinceMark(files, "../x"), files, "a malformed mark is ignored");
-  const dir = Deno.makeTempDirSync();
+  const dir = trustedTempDir("block-");
   try {
-    const path = `${dir}/sub/block.json`;
+    const path = `${dir}/block.json`;
     assert.equal(readBlock(path), undefined);
     writeBlock(path, { reason: "Errant transactions", at: "now" });
     assert.equal(readBlock(path)?.reason, "Errant transactions");
@@ -94,7 +87,7 @@ Deno.test({
   fn: async () => {
     const password = `${crypto.randomUUID()}"'#`;
     const servers: (MariadbServer | undefined)[] = [];
-    const baseDir = await Deno.makeTempDir({ prefix: "prm-resync-agent-test-" });
+    const baseDir = trustedTempDir("ra-");
     const salvageDir = `${baseDir}/salvage`;
     try {
       const settled = await Promise.allSettled(
@@ -158,7 +151,7 @@ Deno.test({
         password,
         newestFile: published.file,
       };
-      const opts = { log, deadline: Date.now() + 60_000, salvageDir, node: "D", resource: "r" };
+      const opts = { log, budget: Budget.ofMs(60_000), salvageDir, node: "D", resource: "r" };
 
       // B: a replica of the dead master, 45 transactions behind A.
       const cb = await client(b);
@@ -169,12 +162,12 @@ Deno.test({
         if (out.kind !== "resume") return;
         console.log(`B: ${out.detail} (${(performance.now() - t0).toFixed(0)} ms)`);
         assert.equal(out.file, published.file);
-        assert.ok(out.position < published.pos);
+        assert.ok(out.pos < published.pos);
         await b.query("STOP SLAVE; RESET SLAVE ALL");
         await b.query(
           "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER='repl', " +
             "MASTER_PASSWORD=?, MASTER_LOG_FILE=?, MASTER_LOG_POS=?, MASTER_USE_GTID=no",
-          [a.port, password, out.file, out.position],
+          [a.port, password, out.file, out.pos],
         );
         await b.query("START SLAVE");
       } finally {
@@ -189,7 +182,7 @@ Deno.test({
         assert.equal(out.kind, "resume", JSON.stringify(out));
         if (out.kind === "resume") {
           console.log(`C: ${out.detail}`);
-          assert.deepEqual({ file: out.file, pos: out.position }, published);
+          assert.deepEqual({ file: out.file, pos: out.pos }, published);
         }
       } finally {
         await cc.close();
@@ -274,7 +267,7 @@ Deno.test({
         assert.equal(out.kind, "resume", JSON.stringify(out));
         if (out.kind === "resume") {
           console.log(`D repaired: ${out.detail}`);
-          assert.deepEqual({ file: out.file, pos: out.position }, end);
+          assert.deepEqual({ file: out.file, pos: out.pos }, end);
           assert.match(out.detail, /of 32 transactions from the binlog/);
         }
         Deno.removeSync(markFile);
@@ -376,7 +369,7 @@ Deno.test({
         password,
         newestFile: published.file,
       };
-      const opts = { log, deadline: Date.now() + 60_000, node: "B", resource: "r" };
+      const opts = { log, budget: Budget.ofMs(60_000), node: "B", resource: "r" };
       // B holds all 3 transactions, C the first 2: both are their servers' whole history.
       const want = { b: published, c: undefined as { file: string; pos: number } | undefined };
       for (const [name, r] of [["b", b], ["c", c]] as const) {
@@ -386,13 +379,13 @@ Deno.test({
           assert.equal(out.kind, "resume", `${name}: ${JSON.stringify(out)}`);
           if (out.kind !== "resume") return;
           console.log(`${name.toUpperCase()}: ${out.detail}`);
-          if (name === "b") assert.deepEqual({ file: out.file, pos: out.position }, want.b);
-          else assert.ok(out.position < published.pos, "C resumes before A's last transaction");
+          if (name === "b") assert.deepEqual({ file: out.file, pos: out.pos }, want.b);
+          else assert.ok(out.pos < published.pos, "C resumes before A's last transaction");
           await r.query("STOP SLAVE; RESET SLAVE ALL");
           await r.query(
             "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER='repl', " +
               "MASTER_PASSWORD=?, MASTER_LOG_FILE=?, MASTER_LOG_POS=?, MASTER_USE_GTID=no",
-            [a.port, password, out.file, out.position],
+            [a.port, password, out.file, out.pos],
           );
           await r.query("START SLAVE");
         } finally {
