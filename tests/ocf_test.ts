@@ -9,6 +9,7 @@ import {
   resolveCredentials,
   resolveParams,
 } from "../params.ts";
+import { piecesOf } from "./secret_pieces.ts";
 
 Deno.test("readContext reads the monitor context Pacemaker passes", () => {
   const ctx = readContext({
@@ -100,6 +101,20 @@ Deno.test("Logger redacts secrets and writes exit reasons", () => {
     "INFO: mysql_prm(p)[start]: connect with *** failed",
     "ocf-exit-reason:bad *** second line",
   ]);
+  // A server error quoting the tail of a password: every piece of 4+ characters goes, also in
+  // the escaped form a statement gave it.
+  const password = "Tr0ub4dor'and-SECRET-tail";
+  log.secret(password);
+  const errorText = "You have an error in your SQL syntax; check the manual that corresponds " +
+    "to your MariaDB server version for the right syntax to use near 'and-SECRET-tail', " +
+    "MASTER_LOG_FILE='mysql-bin.000001' at line 1 [ER_PARSE_ERROR 1064]";
+  log.error(`CHANGE MASTER failed: ${errorText}`);
+  log.exitReason(`CHANGE MASTER failed: ${errorText}`);
+  log.warn(`statement: MASTER_PASSWORD = 'Tr0ub4dor\\'and-SECRET-tail'`);
+  for (const line of lines.slice(2)) {
+    for (const piece of piecesOf(password)) assert.ok(!line.includes(piece), line);
+  }
+  assert.ok(lines[2].includes("near ***', MASTER_LOG_FILE='mysql-bin.000001'"), lines[2]);
   const dbg = new Logger("x", { sink: (l) => lines.push(l), debug: true });
   dbg.debug("shown");
   assert.equal(lines.at(-1), "DEBUG: x: shown");
