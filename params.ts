@@ -580,82 +580,13 @@ function spec(name: string): ParamSpec {
   return s;
 }
 
-/** A login read from the credentials file or the parameters. */
-export interface Login {
-  /** User name. */
-  user: string;
-  /** Password ("" for none). */
-  password: string;
-}
-
-/** The two logins the agent uses. */
-export interface Credentials {
-  /** The agent's own login over the socket. */
-  client: Login;
-  /** The replication login. */
-  replication: Login;
-}
-
-/**
- * Parses a my.cnf-style credentials file: `[section]` headers, `key = value` lines, `#`/`;`
- * comments, optional single or double quotes around values.
- */
-export function parseCredentialsFile(text: string): Record<string, Record<string, string>> {
-  const sections: Record<string, Record<string, string>> = {};
-  let current: Record<string, string> | undefined;
-  for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.trim();
-    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
-    const header = /^\[([^\]]+)\]$/.exec(line);
-    if (header) {
-      const name = header[1].trim().toLowerCase();
-      current = sections[name] ??= {};
-      continue;
-    }
-    if (current === undefined) continue;
-    const eq = line.indexOf("=");
-    const key = (eq < 0 ? line : line.slice(0, eq)).trim().toLowerCase().replaceAll("-", "_");
-    let value = eq < 0 ? "" : line.slice(eq + 1).trim();
-    if (value.length >= 2 && /^(['"]).*\1$/.test(value)) value = value.slice(1, -1);
-    current[key] = unescapeOption(value);
-  }
-  return sections;
-}
-
-const OPTION_ESCAPES: Record<string, string> = {
-  n: "\n",
-  t: "\t",
-  r: "\r",
-  b: "\b",
-  s: " ",
-  "\\": "\\",
-  '"': '"',
-  "'": "'",
-};
-
-/** Resolves the backslash escapes option files allow (\\n \\t \\r \\b \\s \\\\ \\" \\'). */
-function unescapeOption(value: string): string {
-  return value.replace(/\\(.)/g, (whole, ch: string) => OPTION_ESCAPES[ch] ?? whole);
-}
-
-/** Combines parameters and an optional parsed credentials file; the file wins. */
-export function resolveCredentials(
-  params: AgentParams,
-  file?: Record<string, Record<string, string>>,
-): Credentials {
-  const client = file?.client;
-  const repl = file?.replication;
-  return {
-    client: {
-      user: client?.user ?? params.testUser,
-      password: client?.password ?? params.testPasswd,
-    },
-    replication: {
-      user: repl?.user ?? params.replicationUser,
-      password: repl?.password ?? params.replicationPasswd,
-    },
-  };
-}
+// The credentials file has a module of its own; these names stay importable from here.
+export {
+  type Credentials,
+  type Login,
+  parseCredentialsFile,
+  resolveCredentials,
+} from "./credentials.ts";
 
 function xmlEscape(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")
