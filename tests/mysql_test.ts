@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { classifyError, describeError, MysqlClient, type MysqlClient as Client } from "../mysql.ts";
 import { MysqlError, WireLimitError } from "../mysql_wire.ts";
 import { Logger } from "../ocf.ts";
-import { changeSourceSql, type SourceTarget } from "../sql.ts";
+import { backslashEscapesSessionSql, changeSourceSql, type SourceTarget } from "../sql.ts";
 import { type MariadbServer, startMariadbServers, stopAll } from "./mariadb_server.ts";
 import { piecesOf } from "./secret_pieces.ts";
 
@@ -242,6 +242,12 @@ Deno.test({
           await replicate(r, fromStart(master, "repl_bs", PASSWORD_BACKSLASH));
           await r.stopReplica();
           await r.resetReplica();
+          // For SQL written ahead of time (an --init-file): backslash escapes back, the rest kept.
+          await q.query(backslashEscapesSessionSql());
+          assert.deepEqual(
+            await q.query(String.raw`SELECT @@SESSION.sql_mode AS m, 'a\'b' AS v`),
+            [{ m: "STRICT_TRANS_TABLES", v: "a'b" }],
+          );
         },
       );
 
