@@ -22,14 +22,18 @@
  * there later, while the two groups the agent needs fit in this file; lines of more than 4094
  * bytes (MariaDB reads a line in pieces of that size and takes the rest for another option); NUL
  * bytes (MariaDB ends the line there); and values that are not UTF-8 (they would reach the server
- * as other bytes than the file holds). The file is untrusted input of at most 64 KiB.
+ * as other bytes than the file holds). The file is untrusted input of at most 64 KiB. Checks on the
+ * file itself (regular, owner, mode 0600, a bounded read) belong to whoever opens it.
  *
  * @module
  */
 
 import type { AgentParams, ProblemKind } from "./params.ts";
 
-/** Largest credentials file read: two groups of a few lines fit a hundred times over. */
+/**
+ * Largest credentials file accepted: two groups of a few lines fit a hundred times over. Whoever
+ * reads the file bounds the read by it (the parser refuses more).
+ */
 export const MAX_CREDENTIALS_FILE_BYTES = 64 * 1024;
 
 /** Longest line MariaDB 10.11 reads in one piece (measured with my_print_defaults). */
@@ -197,12 +201,22 @@ export function parseOptionFile(bytes: Uint8Array): OptionEntry[] {
 }
 
 /**
- * The groups of a credentials file's text: lower-case group name → option name (lower case, `-`
- * as `_`) → value ("" for an option without value; the last one of a name wins). Throws a
- * {@link CredentialsFileError} as {@link parseOptionFile} does.
+ * The groups of a credentials file: lower-case group name → option name (lower case, `-` as `_`)
+ * → value ("" for an option without value; the last one of a name wins). Give it the file's
+ * bytes where possible: text decoded leniently has lost a BOM (which MariaDB refuses) and
+ * invalid UTF-8 (which this refuses). Throws a {@link CredentialsFileError} (kind configured)
+ * past {@link MAX_CREDENTIALS_FILE_BYTES} or as {@link parseOptionFile} does.
+ *
+ * @example
+ * ```ts
+ * parseCredentialsFile("[client]\nuser = prm\npassword = 's3cret' # rotated\n");
+ * // { client: { user: "prm", password: "s3cret" } }
+ * ```
  */
-export function parseCredentialsFile(text: string): Record<string, Record<string, string>> {
-  const bytes = new TextEncoder().encode(text);
+export function parseCredentialsFile(
+  input: string | Uint8Array,
+): Record<string, Record<string, string>> {
+  const bytes = typeof input === "string" ? new TextEncoder().encode(input) : input;
   if (bytes.length > MAX_CREDENTIALS_FILE_BYTES) {
     throw new CredentialsFileError(
       "configured",
@@ -219,85 +233,6 @@ function groups(entries: OptionEntry[]): Record<string, Record<string, string>> 
     section[e.name.toLowerCase().replaceAll("-", "_")] = e.value ?? "";
   }
   return sections;
-}
-
-/** Options of {@link readCredentialsFile}. */
-export interface ReadCredentialsOptions {
-  /** Largest file accepted. Default {@link MAX_CREDENTIALS_FILE_BYTES}. */
-  maxBytes?: number;
-}
-
-/**
- * Reads and parses the credentials file at `path`: it must be a regular file without group or
- * other access (mode 0600 or stricter) of at most `maxBytes`. Throws a
- * {@link CredentialsFileError} whose `kind` is the OCF error: installed when it is missing, perm
- * when its mode is too open or it cannot be read, configured when it is no regular file, too big
- * or not a valid option file.
- */
-export function readCredentialsFile(
-  path: string,
-  options: ReadCredentialsOptions = {},
-): Record<string, Record<string, string>> {
-  const maxBytes = options.maxBytes ?? MAX_CREDENTIALS_FILE_BYTES;
-  let st: Deno.FileInfo;
-  try {
-    st = Deno.statSync(path);
-  } catch {
-    throw new CredentialsFileError("installed", `Credentials file ${path} does not exist`);
-  }
-  // A FIFO or a device would block the read or never end it.
-  if (!st.isFile) {
-    throw new CredentialsFileError("configured", `Credentials file ${path} is not a regular file`);
-  }
-  const mode = st.mode ?? 0;
-  if ((mode & 0o077) !== 0) {
-    throw new CredentialsFileError(
-      "perm",
-      `Credentials file ${path} has mode ${
-        (mode & 0o777).toString(8)
-      }: it must be 0600 (no group or other access)`,
-    );
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = readAtMost(path, maxBytes + 1);
-  } catch (err) {
-    throw new CredentialsFileError(
-      "perm",
-      `Credentials file ${path} is not readable: ${(err as Error).message}`,
-    );
-  }
-  if (bytes.length > maxBytes) {
-    throw new CredentialsFileError(
-      "configured",
-      `Credentials file ${path} is larger than ${maxBytes} bytes`,
-    );
-  }
-  try {
-    return groups(parseOptionFile(bytes));
-  } catch (err) {
-    if (err instanceof CredentialsFileError) {
-      throw new CredentialsFileError(err.kind, `Credentials file ${path}: ${err.message}`);
-    }
-    throw err;
-  }
-}
-
-/** Reads at most `limit` bytes of a file (the file may grow between a stat and the read). */
-function readAtMost(path: string, limit: number): Uint8Array {
-  const file = Deno.openSync(path, { read: true });
-  try {
-    const buf = new Uint8Array(limit);
-    let got = 0;
-    while (got < limit) {
-      const n = file.readSync(buf.subarray(got));
-      if (n === null) break;
-      got += n;
-    }
-    return buf.subarray(0, got);
-  } finally {
-    file.close();
-  }
 }
 
 /** A login read from the credentials file or the parameters. */
