@@ -81,7 +81,8 @@ export class MysqlError extends Error {
  * Bounds on what a server may make the client hold. The agent's own statements return a few rows
  * of short values (its widest reply is one SHOW SLAVE STATUS row of about 60 columns; its longest
  * lists are SHOW BINARY LOGS and the processlist), so the defaults leave them room by orders of
- * magnitude while keeping a hostile reply to tens of MiB.
+ * magnitude while a hostile reply costs at most about 75 MiB (measured: the worst was rows of
+ * one-byte values up to maxValues; without limits the issue saw 2.1 GiB).
  */
 export interface WireLimits {
   /**
@@ -90,15 +91,17 @@ export interface WireLimits {
    */
   maxPacketBytes: number;
   /**
-   * Bytes of one statement's whole reply (every packet of every result set). Default 64 MiB.
+   * Bytes of one statement's whole reply (every packet of every result set). Default 32 MiB:
+   * the agent's longest reply, a processlist of thousands of sessions, is a few MiB.
    */
   maxResultBytes: number;
   /** Columns of one result set. Default 4096, the most a MySQL or MariaDB table can have. */
   maxColumns: number;
   /**
    * Values of one result set, rows times columns (so it bounds the rows, and the memory their
-   * objects take: a row of many tiny values costs far more as an object than as bytes). Default
-   * 1 000 000: a processlist of MariaDB's largest max_connections (100 000) has 500 000.
+   * objects take: a row of many tiny values costs far more as an object than as bytes; a million
+   * one-byte values measured 180 MiB). Default 250 000: the processlist of 50 000 sessions (five
+   * values each), the agent's longest result.
    */
   maxValues: number;
   /**
@@ -111,9 +114,9 @@ export interface WireLimits {
 /** The limits a connection uses for what its options leave out. */
 export const DEFAULT_WIRE_LIMITS: Readonly<WireLimits> = Object.freeze({
   maxPacketBytes: 16 * 1024 * 1024,
-  maxResultBytes: 64 * 1024 * 1024,
+  maxResultBytes: 32 * 1024 * 1024,
   maxColumns: 4096,
-  maxValues: 1_000_000,
+  maxValues: 250_000,
   maxLoginBytes: 64 * 1024,
 });
 
