@@ -26,9 +26,10 @@ import {
   encodeCoordinates,
   parsePosition,
 } from "./position.ts";
+import { PARAM_DEFAULTS } from "./params.ts";
 
-/** The reader attribute's default name (PRM's and ocf:heartbeat:mysql's). */
-export const DEFAULT_READER_ATTRIBUTE = "readable";
+/** The reader attribute's default name (PRM's and ocf:heartbeat:mysql's): the parameter's. */
+export const DEFAULT_READER_ATTRIBUTE: string = PARAM_DEFAULTS.readerAttribute;
 
 /** The cluster property set that holds `<rsc>_REPL_INFO` (PRM's name, kept for migrations). */
 export const REPL_INFO_SET = "mysql_replication";
@@ -41,6 +42,12 @@ export const SCORE = {
   BETTER_PEER: 150,
   /** A healthy replica of the current master. */
   REPLICA: 100,
+  /**
+   * A healthy replica repaired by hand (resume override): its older binary logs still hold the
+   * transactions a person removed, and a replica resyncing against it as a new master cannot
+   * find a run that crosses them. Between equally advanced candidates, the other one wins.
+   */
+  REPAIRED_REPLICA: 90,
   /** A healthy server that replicates from nobody (first start of a cluster). */
   IDLE: 10,
   /** What a promotee that stepped aside keeps: still a candidate, behind every healthy peer. */

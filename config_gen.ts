@@ -19,7 +19,7 @@
  */
 import { parseArgs } from "node:util";
 import { attributeNames, DEFAULT_READER_ATTRIBUTE, SCORE } from "./attrs.ts";
-import { PARAMS } from "./params.ts";
+import { PARAM_DEFAULTS, PARAMS } from "./params.ts";
 
 /** Parameter names the mysql_prm agent accepts, allowed with `--param` (from its meta-data table). */
 export const AGENT_PARAMETERS: readonly string[] = PARAMS.map((p) => p.name);
@@ -304,7 +304,7 @@ export function parseConfigArgs(args: string[]): ConfigOptions {
   }
   checkValue(credentialsFile, "--credentials-file");
 
-  const mode = values.mode ?? "position";
+  const mode = values.mode ?? PARAM_DEFAULTS.replicationMode;
   if (mode !== "gtid" && mode !== "position") {
     throw new ConfigError(`--mode must be gtid or position, not ${mode}`);
   }
@@ -570,7 +570,9 @@ function plan(options: ConfigOptions): Plan {
   // Mode and semi-sync are written only when they differ from the agent's defaults (position,
   // off), so the default configuration loads into an agent that does not know them.
   const resourceParams: [string, string][] = [["credentials_file", options.credentialsFile]];
-  if (options.mode !== "position") resourceParams.push([MODE_PARAMETER, options.mode]);
+  if (options.mode !== PARAM_DEFAULTS.replicationMode) {
+    resourceParams.push([MODE_PARAMETER, options.mode]);
+  }
   if (options.semiSync) resourceParams.push([SEMI_SYNC_PARAMETER, "true"]);
   resourceParams.push(...options.params);
   const readerAttribute = options.params.find(([k]) => k === "reader_attribute")?.[1] ??

@@ -41,12 +41,13 @@ import {
   waitExit,
 } from "./mysqld.ts";
 import { OCF, type OcfCode } from "./ocf.ts";
+import { hasHistoryMark } from "./resync_agent.ts";
 import { encodeCoordinates } from "./position.ts";
 import { PCMK_TOOLS_DIR } from "./cib.ts";
 import type { Problem } from "./params.ts";
 import { failWith, loadState, reportProblems, type Run, saveState } from "./run.ts";
 import { removeEntry, writeExclusive } from "./safe_fs.ts";
-import { quoteString, testTableSql } from "./sql.ts";
+import { backslashEscapesSessionSql, quoteString, testTableSql } from "./sql.ts";
 
 /**
  * How long a server may go without completing a handshake or answering a trivial query before
@@ -54,6 +55,9 @@ import { quoteString, testTableSql } from "./sql.ts";
  * connections, lock waits): those are degraded, never failed. A frozen one answers nothing.
  */
 export const UNRESPONSIVE_LIMIT_MS = 30_000;
+
+/** SIGTERM grace of a wedged server's stop before SIGKILL. */
+const WEDGED_TERM_GRACE_MS = 10_000;
 
 /** Host checks of validate-all (binaries, files, tools): each with its OCF error kind. */
 export function hostProblems(run: Run): Problem[] {
@@ -241,6 +245,8 @@ function writeInitFile(run: Run): string | undefined {
   const { client, replication } = run.creds;
   if (client.user === "" || client.user === "root") return undefined;
   const lines = [
+    // The server runs this file in its global sql_mode: quoting below assumes backslash escapes.
+    `${backslashEscapesSessionSql()};`,
     "SET sql_log_bin = 0;",
     `CREATE USER IF NOT EXISTS ${quoteString(client.user)}@'localhost' IDENTIFIED BY ${
       quoteString(client.password)
@@ -279,6 +285,8 @@ export async function actionStop(run: Run): Promise<OcfCode> {
   const t0 = Date.now();
   const outcome = await stopServer(run.layout, {
     deadline: run.budget.deadline,
+    // A server the monitors found answering nothing gets a short SIGTERM grace, then SIGKILL.
+    termGraceMs: state.unresponsiveSince !== undefined ? WEDGED_TERM_GRACE_MS : undefined,
     untilUnreachable: run.params.asyncStop
       ? async () => {
         try {
@@ -464,7 +472,11 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
       status = withHeartbeatLag(status, hb.lag);
     }
     const health = assessReplica(status, { maxLag: run.params.maxSlaveLag });
-    score = health.healthy ? SCORE.REPLICA : undefined;
+    score = !health.healthy
+      ? undefined
+      : hasHistoryMark(run.params.datadir)
+      ? SCORE.REPAIRED_REPLICA
+      : SCORE.REPLICA;
     readableNow = health.readable;
     if (!health.healthy || !health.readable) {
       run.log.info(`Replica of ${status.masterHost}: ${health.reason}`);

@@ -156,6 +156,11 @@ export function binlogsSinceMark(files: string[], mark: string | undefined): str
   return at < 0 ? files : files.slice(at);
 }
 
+/** True when this node's binary log history was started anew by an operator's repair. */
+export function hasHistoryMark(datadir: string): boolean {
+  return readMark(datadir) !== undefined;
+}
+
 function readMark(datadir: string): string | undefined {
   const read = readBoundedFile(resolve(HISTORY_START_FILE, datadir), 1024, { noFollow: true });
   return read.ok ? read.text.trim() : undefined;

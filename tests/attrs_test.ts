@@ -30,7 +30,8 @@ Deno.test("every name of a resource comes from one place", () => {
 Deno.test("the scores keep the promoted node on top and a stepped-aside promotee last", () => {
   assert.ok(SCORE.PROMOTED > SCORE.BETTER_PEER);
   assert.ok(SCORE.BETTER_PEER > SCORE.REPLICA);
-  assert.ok(SCORE.REPLICA > SCORE.IDLE);
+  assert.ok(SCORE.REPLICA > SCORE.REPAIRED_REPLICA);
+  assert.ok(SCORE.REPAIRED_REPLICA > SCORE.IDLE);
   assert.ok(SCORE.IDLE > SCORE.STEPPED_ASIDE);
 });
 
