@@ -1,5 +1,5 @@
 /**
- * The agent under test, without the lab: a temporary directory holding a my.cnf (own port, socket,
+ * The agent under test, without the lab: a temporary directory (temp_dir.ts) holding a my.cnf (own port, socket,
  * pid file, datadir that the agent creates with enable_creation), a credentials file, the OCF
  * environment, optionally fake Pacemaker tools (fake_pacemaker.ts), and a runner that runs
  * `deno run agent.ts ACTION` the way pacemaker-execd runs an agent (a clean environment) and
@@ -22,6 +22,7 @@ import {
   REPL_INFO_SET,
 } from "./fake_pacemaker.ts";
 import { freePort } from "./mariadb_server.ts";
+import { makeTestDir } from "./temp_dir.ts";
 
 /** The agent program the tests run (the source, as `deno run -A agent.ts`). */
 export const AGENT_SOURCE: string = new URL("../agent.ts", import.meta.url).pathname;
@@ -263,9 +264,7 @@ export class AgentSetup {
 
   /** Writes my.cnf and the credentials file and builds the environment (no server yet). */
   static async create(options: AgentSetupOptions = {}): Promise<AgentSetup> {
-    const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: options.prefix ?? "prm-agent-" });
-    // The server runs as mysql: it must reach its files below.
-    await Deno.chmod(dir, 0o755);
+    const dir = await makeTestDir(options.prefix ?? "prm-agent-");
     let pacemaker: FakePacemaker | undefined;
     try {
       const port = freePort();
@@ -312,9 +311,10 @@ export class AgentSetup {
         ...(options.clone ? CLONE_META : {}),
       };
       if (options.pacemaker) {
-        pacemaker = await FakePacemaker.create(
-          options.pacemaker === true ? {} : options.pacemaker,
-        );
+        pacemaker = await FakePacemaker.create({
+          baseDir: dir,
+          ...(options.pacemaker === true ? {} : options.pacemaker),
+        });
         Object.assign(env, pacemaker.env(), { OCF_RESKEY_CRM_meta_on_node: pacemaker.node });
       }
       const setup = new AgentSetup({ dir, resource, port, client, replication, pacemaker, env });

@@ -12,6 +12,7 @@
  */
 import { runTool, type ToolResult, type ToolRunner } from "../cib.ts";
 import { processAlive } from "../mysqld.ts";
+import { makeTestDir } from "./temp_dir.ts";
 
 const SCRIPT = new URL("./fake_pacemaker.sh", import.meta.url);
 
@@ -39,7 +40,7 @@ export interface FakePacemakerOptions {
   nodes?: string[];
   /** The members of this node's partition (crm_node -p). Default: every node. */
   partition?: string[];
-  /** Parent directory of the temporary directory. Default: the system's. */
+  /** Parent directory of the temporary directory. Default: a new one of temp_dir.ts. */
   baseDir?: string;
 }
 
@@ -265,7 +266,9 @@ export class FakePacemaker {
     const node = checkName(options.node ?? "nodeA");
     const nodes = (options.nodes ?? [node, "nodeB", "nodeC"]).map(checkName);
     if (!nodes.includes(node)) nodes.unshift(node);
-    const dir = await Deno.makeTempDir({ dir: options.baseDir, prefix: "prm-fake-pcmk-" });
+    const dir = options.baseDir === undefined
+      ? await makeTestDir("prm-fake-pcmk-")
+      : await Deno.makeTempDir({ dir: options.baseDir, prefix: "prm-fake-pcmk-" });
     const p = new FakePacemaker(dir, node, nodes);
     try {
       const script = await Deno.readTextFile(SCRIPT);
