@@ -1,17 +1,36 @@
 /**
  * The only place that runs Pacemaker's tools: promotion scores (crm_attribute --promotion), node
  * attributes, private attributes (attrd_updater -p), the `<rsc>_REPL_INFO` cluster property and
- * the node name. Writes only when a value changes; every value read back is validated, since a CIB
- * value is untrusted input. Never throws: outside a cluster the tools fail, and the agent copes.
+ * the node name. Names and value codecs come from attrs.ts. Writes only when a value changes;
+ * every value read back is validated, since a CIB value is untrusted input. Never throws: outside
+ * a cluster the tools fail, and the agent copes.
+ *
+ * Time: every call gets at most {@link TOOL_MAX_MS}, and never more than the action's budget has
+ * left (child.ts kills a tool at its deadline, SIGKILL after a short grace). A tool that did not
+ * answer in time marks Pacemaker unreachable for the rest of the action, so later calls return at
+ * once instead of each waiting again: measured before this rule, a hung crm_attribute stretched a
+ * 30 s monitor to 75 s. A write that failed is logged as failed, never as done.
  *
  * @module
  */
 
 import type { Logger } from "./ocf.ts";
+import {
+  type AttributeNames,
+  attributeNames,
+  decodeReplInfo,
+  encodeReplInfo,
+  REPL_INFO_SET,
+  type ReplInfo,
+} from "./attrs.ts";
+import { Budget } from "./budget.ts";
+import { NOT_FOUND, runChild, TIMED_OUT } from "./child.ts";
+import { isValidHost } from "./position.ts";
+import { readBoundedFile, replaceFile } from "./safe_fs.ts";
 
 /** Result of running a tool. */
 export interface ToolResult {
-  /** Exit code (127 when the tool is missing, 124 on timeout). */
+  /** Exit code (127 when the tool is missing, 124 when it did not answer in time). */
   code: number;
   /** Standard output, trimmed. */
   stdout: string;
@@ -19,14 +38,27 @@ export interface ToolResult {
   stderr: string;
 }
 
-/** Runs a tool; replaceable in tests. */
-export type ToolRunner = (cmd: string, args: string[]) => Promise<ToolResult>;
+/** Runs a tool within `timeoutMs`; replaceable in tests. */
+export type ToolRunner = (cmd: string, args: string[], timeoutMs: number) => Promise<ToolResult>;
 
 /**
  * Where Pacemaker's tools are: /usr/sbin, or PRM_PCMK_TOOLS_DIR (tests point it at fakes that
  * keep attributes in files, to drive the agent's cluster paths without a cluster).
  */
 export const PCMK_TOOLS_DIR: string = toolsDir();
+
+/**
+ * The longest one tool call may take, even with more budget left: a healthy call answers in
+ * 20-60 ms (lab: crm_attribute 43 ms on average); one that has not answered in 15 s is hung
+ * (pacemaker-based or -attrd stuck), and waiting longer only eats the action's time.
+ */
+export const TOOL_MAX_MS = 15_000;
+
+/** The most a tool's answer may hold (`attrd_updater -A` of a 32-node cluster is ~4 KiB). */
+const TOOL_OUTPUT_MAX = 256 * 1024;
+
+/** The most the write cache file may hold. */
+const CACHE_MAX = 64 * 1024;
 
 function toolsDir(): string {
   try {
@@ -37,81 +69,47 @@ function toolsDir(): string {
   }
 }
 
-/** Runs a Pacemaker tool from {@link PCMK_TOOLS_DIR} with a 15 s limit. */
-export async function runTool(cmd: string, args: string[]): Promise<ToolResult> {
+/**
+ * Runs a Pacemaker tool from {@link PCMK_TOOLS_DIR} (child.ts: minimal environment, SIGTERM then
+ * SIGKILL at the deadline, code 124 when it did not answer in time).
+ */
+export async function runTool(cmd: string, args: string[], timeoutMs: number): Promise<ToolResult> {
   const path = cmd.startsWith("/") ? cmd : `${PCMK_TOOLS_DIR}/${cmd}`;
-  try {
-    const out = await new Deno.Command(path, {
-      args,
-      stdout: "piped",
-      stderr: "piped",
-      stdin: "null",
-      // A clean environment: with OCF_RESKEY_CRM_meta_on_node set (as Pacemaker sets it for
-      // agents), attrd_updater -Q -A answers for that node only.
-      clearEnv: true,
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
-      signal: AbortSignal.timeout(15_000),
-    }).output();
-    const dec = new TextDecoder();
-    return {
-      code: out.code,
-      stdout: dec.decode(out.stdout).trim(),
-      stderr: dec.decode(out.stderr).trim(),
-    };
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      return { code: 127, stdout: "", stderr: `${path} not found` };
-    }
-    return { code: 124, stdout: "", stderr: `${path}: ${(err as Error).message}` };
-  }
-}
-
-/** The published master: `host|file|pos`. */
-export interface ReplInfo {
-  /** Master node name (replicas connect to it). */
-  host: string;
-  /** Binlog file replicas start from. */
-  file: string;
-  /** Position in that file. */
-  pos: number;
-}
-
-/** Host names and addresses accepted from the CIB. */
-export function isValidHost(host: string): boolean {
-  return /^[A-Za-z0-9]([A-Za-z0-9_.:-]{0,252}[A-Za-z0-9])?$/.test(host);
-}
-
-/** Parses a `<rsc>_REPL_INFO` value (untrusted): undefined when malformed. */
-export function parseReplInfo(value: string): ReplInfo | undefined {
-  const parts = value.trim().split("|");
-  if (parts.length !== 3) return undefined;
-  const [host, file, pos] = parts;
-  if (!isValidHost(host)) return undefined;
-  if (!/^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}$/.test(file)) return undefined;
-  if (!/^\d{1,15}$/.test(pos)) return undefined;
-  return { host, file, pos: Number(pos) };
-}
-
-/** Formats a {@link ReplInfo}. */
-export function formatReplInfo(info: ReplInfo): string {
-  return `${info.host}|${info.file}|${info.pos}`;
+  // The minimal environment matters here beyond secrets: with OCF_RESKEY_CRM_meta_on_node set
+  // (as Pacemaker sets it for agents), attrd_updater -Q -A answers for that node only.
+  const r = await runChild([path, ...args], {
+    budget: Budget.ofMs(timeoutMs),
+    maxOutputBytes: TOOL_OUTPUT_MAX,
+  });
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Parses `attrd_updater -Q -A` output into node → value. */
 export function parseAttrdQuery(text: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of text.split("\n")) {
-    const m = /name="[^"]*"\s+host="([^"]*)"\s+value="([^"]*)"/.exec(line);
+    const m = /name="[^"]*"\s+host="([^"]*)"\s+value="([^"]{0,4096})"/.exec(line);
     // A deleted private attribute reads back as an empty value: treat it as absent.
     if (m && isValidHost(m[1]) && m[2] !== "") out.set(m[1], m[2]);
   }
   return out;
 }
 
+/** `<rsc>_REPL_INFO` as read: the validated value, or what was wrong with it. */
+export type ReplInfoRead =
+  | { state: "set"; info: ReplInfo }
+  | { state: "unset" }
+  | { state: "malformed"; raw: string }
+  | { state: "unreachable" };
+
 /** Options for {@link Cib}. */
 export interface CibOptions {
   /** Logger for failures. */
   log: Logger;
+  /** The action's budget: no tool call runs past it. Default: 60 s from now. */
+  budget?: Budget;
+  /** The reader attribute's name (`reader_attribute`). */
+  readerAttribute?: string;
   /** Tool runner (tests pass a fake). */
   runner?: ToolRunner;
   /** JSON file caching values this node wrote, to skip reads when unchanged. */
@@ -122,39 +120,56 @@ export interface CibOptions {
 
 /** Pacemaker access for one resource. */
 export class Cib {
-  #rsc: string;
+  /** Every name this resource uses (attrs.ts). */
+  readonly names: AttributeNames;
   #log: Logger;
+  #budget: Budget;
   #run: ToolRunner;
   #cacheFile?: string;
   #cache: Record<string, string> = {};
   #refresh: boolean;
   #dirty = false;
-  /** Set once a tool failed because no cluster is reachable (logged once). */
+  /** Set once a tool failed because no cluster is reachable, or hung (logged once). */
   unavailable = false;
 
   /** Creates the accessor for resource `rsc` (no clone suffix). */
   constructor(rsc: string, options: CibOptions) {
-    this.#rsc = rsc;
+    this.names = attributeNames(rsc, options.readerAttribute);
     this.#log = options.log;
+    this.#budget = options.budget ?? Budget.ofMs(60_000);
     this.#run = options.runner ?? runTool;
     this.#cacheFile = options.cacheFile;
     this.#refresh = options.refresh ?? false;
     if (this.#cacheFile !== undefined && !this.#refresh) {
+      const read = readBoundedFile(this.#cacheFile, CACHE_MAX, { noFollow: true });
       try {
-        const parsed = JSON.parse(Deno.readTextFileSync(this.#cacheFile));
-        if (parsed && typeof parsed === "object") this.#cache = parsed;
+        const parsed = read.ok ? JSON.parse(read.text) : undefined;
+        if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
+          for (const [k, v] of Object.entries(parsed)) {
+            if (typeof v === "string") this.#cache[k] = v;
+          }
+        }
       } catch {
-        // No cache yet.
+        // A damaged cache is no cache.
       }
     }
   }
 
   async #tool(cmd: string, args: string[]): Promise<ToolResult> {
-    const r = await this.#run(cmd, args);
-    if (r.code === 127 || /connect|not connected|Transport endpoint/i.test(r.stderr)) {
+    if (this.unavailable) {
+      return { code: NOT_FOUND, stdout: "", stderr: "Pacemaker unreachable in this action" };
+    }
+    const timeoutMs = this.#budget.cap(TOOL_MAX_MS);
+    const r = timeoutMs > 0
+      ? await this.#run(cmd, args, timeoutMs)
+      : { code: TIMED_OUT, stdout: "", stderr: `${cmd}: the action's time is up` };
+    if (
+      r.code === NOT_FOUND || r.code === TIMED_OUT ||
+      /connect|not connected|Transport endpoint/i.test(r.stderr)
+    ) {
       if (!this.unavailable) {
         this.#log.warn(
-          `Pacemaker not reachable (${cmd}: ${r.stderr || `exit ${r.code}`}); going on`,
+          `Pacemaker not reachable (${cmd}: ${r.stderr || `exit ${r.code}`}); going on without`,
         );
       }
       this.unavailable = true;
@@ -164,14 +179,12 @@ export class Cib {
     return r;
   }
 
-  /** Persists the write cache. */
+  /** Persists the write cache (in the agent's own state folder, replaced atomically). */
   save(): void {
     if (this.#cacheFile === undefined || !this.#dirty) return;
     try {
-      Deno.mkdirSync(this.#cacheFile.slice(0, this.#cacheFile.lastIndexOf("/")), {
-        recursive: true,
-      });
-      Deno.writeTextFileSync(this.#cacheFile, JSON.stringify(this.#cache));
+      replaceFile(this.#cacheFile, JSON.stringify(this.#cache));
+      this.#dirty = false;
     } catch (err) {
       this.#log.debug(`Cannot write ${this.#cacheFile}: ${(err as Error).message}`);
     }
@@ -202,7 +215,7 @@ export class Cib {
 
   /** Reads a promotion score (this node unless `node`), undefined when unset or invalid. */
   async promotionScore(node?: string): Promise<number | undefined> {
-    const args = [`--promotion=${this.#rsc}`, "-G", "-q", ...(node ? ["-N", node] : [])];
+    const args = [`--promotion=${this.names.resource}`, "-G", "-q", ...onNode(node)];
     const r = await this.#tool("crm_attribute", args);
     if (r.code !== 0) return undefined;
     return /^-?\d{1,7}$/.test(r.stdout) ? Number(r.stdout) : undefined;
@@ -227,20 +240,24 @@ export class Cib {
       this.#remember(key, want ?? "");
       return false;
     }
+    const promotion = `--promotion=${this.names.resource}`;
     const args = want === undefined
-      ? [`--promotion=${this.#rsc}`, "-D", ...(node ? ["-N", node] : [])]
-      : [`--promotion=${this.#rsc}`, "-v", want, ...(node ? ["-N", node] : [])];
+      ? [promotion, "-D", ...onNode(node)]
+      : [promotion, "-v", want, ...onNode(node)];
     const r = await this.#tool("crm_attribute", args);
-    if (r.code === 0) this.#remember(key, want ?? "");
-    this.#log.info(
-      `Promotion score ${node ?? "(this node)"}: ${current ?? "none"} -> ${want ?? "none"}`,
-    );
+    const what = `Promotion score ${node ?? "(this node)"}: ${current ?? "none"} -> ${
+      want ?? "none"
+    }`;
+    if (r.code === 0) {
+      this.#remember(key, want ?? "");
+      this.#log.info(what);
+    } else this.#log.warn(`${what} failed (${r.stderr || `exit ${r.code}`})`);
     return r.code === 0;
   }
 
-  /** Reads a transient node attribute. */
+  /** Reads a transient node attribute (this node unless `node`). */
   async nodeAttribute(name: string, node?: string): Promise<string | undefined> {
-    const args = ["-n", name, "-l", "reboot", "-G", "-q", ...(node ? ["-N", node] : [])];
+    const args = ["-n", name, "-l", "reboot", "-G", "-q", ...onNode(node)];
     const r = await this.#tool("crm_attribute", args);
     return r.code === 0 ? r.stdout : undefined;
   }
@@ -263,25 +280,19 @@ export class Cib {
       ? ["-n", name, "-l", "reboot", "-D"]
       : ["-n", name, "-l", "reboot", "-v", value];
     const r = await this.#tool("crm_attribute", args);
-    if (r.code === 0) this.#remember(key, value ?? "");
-    this.#log.info(`Node attribute ${name}: ${current ?? "none"} -> ${value ?? "none"}`);
+    const what = `Node attribute ${name}: ${current ?? "none"} -> ${value ?? "none"}`;
+    if (r.code === 0) {
+      this.#remember(key, value ?? "");
+      this.#log.info(what);
+    } else this.#log.warn(`${what} failed (${r.stderr || `exit ${r.code}`})`);
     return r.code === 0;
   }
 
   /** Sets a private attribute (attrd only, never in the CIB) on this node; undefined deletes. */
   async setPrivate(name: string, value: string | undefined, node?: string): Promise<boolean> {
     const args = value === undefined ? ["-p", "-n", name, "-D"] : ["-p", "-n", name, "-U", value];
-    if (node !== undefined) args.push("-N", node);
+    args.push(...onNode(node));
     const r = await this.#tool("attrd_updater", args);
-    return r.code === 0;
-  }
-
-  /**
-   * Clears this resource's failures and operation history on `node` (crm_resource --cleanup):
-   * Pacemaker probes it again and lifts what the failures caused (a migration-threshold ban).
-   */
-  async cleanupFailures(node: string): Promise<boolean> {
-    const r = await this.#tool("crm_resource", ["--cleanup", "-r", this.#rsc, "-N", node]);
     return r.code === 0;
   }
 
@@ -292,50 +303,77 @@ export class Cib {
     return parseAttrdQuery(r.stdout);
   }
 
-  /** The cluster property holding the published master. */
-  get replInfoName(): string {
-    return `${this.#rsc}_REPL_INFO`;
+  /**
+   * Clears this resource's failures and operation history on `node` (crm_resource --cleanup):
+   * Pacemaker probes it again and lifts what the failures caused (a migration-threshold ban).
+   */
+  async cleanupFailures(node: string): Promise<boolean> {
+    const r = await this.#tool("crm_resource", [
+      "--cleanup",
+      "-r",
+      this.names.resource,
+      ...onNode(node),
+    ]);
+    return r.code === 0;
   }
 
-  /** Reads and validates `<rsc>_REPL_INFO`. */
-  async replInfo(): Promise<ReplInfo | undefined> {
+  /** Reads `<rsc>_REPL_INFO` and says whether it is set, unset, malformed or unreadable. */
+  async readReplInfo(): Promise<ReplInfoRead> {
     const r = await this.#tool("crm_attribute", [
       "-t",
       "crm_config",
       "-s",
-      "mysql_replication",
+      REPL_INFO_SET,
       "-n",
-      this.replInfoName,
+      this.names.replInfo,
       "-G",
       "-q",
     ]);
-    if (r.code !== 0 || r.stdout === "") return undefined;
-    const info = parseReplInfo(r.stdout);
-    if (info === undefined) this.#log.warn(`Ignoring malformed ${this.replInfoName} value`);
-    return info;
+    if (this.unavailable) return { state: "unreachable" };
+    if (r.code !== 0 || r.stdout === "") return { state: "unset" };
+    const info = decodeReplInfo(r.stdout);
+    return info === undefined
+      ? { state: "malformed", raw: r.stdout.slice(0, 300) }
+      : { state: "set", info };
+  }
+
+  /** The validated `<rsc>_REPL_INFO`, or undefined (unset, malformed or unreachable). */
+  async replInfo(): Promise<ReplInfo | undefined> {
+    const read = await this.readReplInfo();
+    return read.state === "set" ? read.info : undefined;
   }
 
   /** Publishes `<rsc>_REPL_INFO` (the caller checks that it changed). */
   async setReplInfo(info: ReplInfo): Promise<boolean> {
-    const value = formatReplInfo(info);
+    const value = encodeReplInfo(info);
     const r = await this.#tool("crm_attribute", [
       "-t",
       "crm_config",
       "-s",
-      "mysql_replication",
+      REPL_INFO_SET,
       "-n",
-      this.replInfoName,
+      this.names.replInfo,
       "-v",
       value,
     ]);
-    this.#log.info(`Published ${this.replInfoName}=${value}: ${r.code === 0 ? "ok" : r.stderr}`);
-    if (r.code === 0) this.#remember("replinfo", value);
+    if (r.code === 0) {
+      this.#remember("replinfo", value);
+      this.#log.info(`Published ${this.names.replInfo}=${value}`);
+    } else {
+      this.#log.warn(
+        `Publishing ${this.names.replInfo}=${value} failed (${r.stderr || `exit ${r.code}`})`,
+      );
+    }
     return r.code === 0;
   }
 
   /** What this node last published as `<rsc>_REPL_INFO` (undefined on a refresh). */
   cachedReplInfo(): ReplInfo | undefined {
     const v = this.#cached("replinfo");
-    return v === undefined ? undefined : parseReplInfo(v);
+    return v === undefined ? undefined : decodeReplInfo(v);
   }
+}
+
+function onNode(node: string | undefined): string[] {
+  return node === undefined ? [] : ["-N", node];
 }

@@ -18,7 +18,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { SCORE } from "./election.ts";
+import { attributeNames, DEFAULT_READER_ATTRIBUTE, SCORE } from "./attrs.ts";
 import { PARAMS } from "./params.ts";
 
 /** Parameter names the mysql_prm agent accepts, allowed with `--param` (from its meta-data table). */
@@ -574,7 +574,7 @@ function plan(options: ConfigOptions): Plan {
   if (options.semiSync) resourceParams.push([SEMI_SYNC_PARAMETER, "true"]);
   resourceParams.push(...options.params);
   const readerAttribute = options.params.find(([k]) => k === "reader_attribute")?.[1] ??
-    "readable";
+    DEFAULT_READER_ATTRIBUTE;
   const vips: VipResource[] = [
     { id: "vip_writer", vip: options.writerVip, reader: false },
     ...options.readerVips.map((vip, i) => ({ id: `vip_reader_${i + 1}`, vip, reader: true })),
@@ -608,7 +608,7 @@ function plan(options: ConfigOptions): Plan {
     clone: `${options.resource}-clone`,
     resourceParams,
     readerAttribute,
-    promotionAttribute: `master-${options.resource}`,
+    promotionAttribute: attributeNames(options.resource).promotion,
     vips,
     fencing,
     placeholderFencing,

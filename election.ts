@@ -11,65 +11,38 @@
  */
 
 import type { ReplicaStatus } from "./sql.ts";
-
-/** A position in a master's binary log. */
-export interface LogPosition {
-  /** Binlog file name, e.g. mysql-bin.000012. */
-  file: string;
-  /** Byte position in that file. */
-  pos: number;
-}
-
-/** Promotion scores. The master keeps the top one so the role does not ping-pong. */
-export const SCORE = {
-  /** The promoted node. */
-  PROMOTED: 1000,
-  /** A healthy replica of the current master. */
-  REPLICA: 100,
-  /** A healthy server that replicates from nobody (first start of a cluster). */
-  IDLE: 10,
-} as const;
-
-/** The numeric suffix of a binlog file name (mysql-bin.000012 → 12), or -1. */
-export function binlogIndex(file: string): number {
-  const m = /\.(\d+)$/.exec(file);
-  return m ? Number(m[1]) : -1;
-}
-
-/**
- * Compares two positions of the same master: negative when a is behind b, 0 when equal,
- * positive when ahead. Files compare by their numeric suffix, so .000010 follows .000009.
- */
-export function comparePositions(a: LogPosition, b: LogPosition): number {
-  const fa = binlogIndex(a.file);
-  const fb = binlogIndex(b.file);
-  if (fa !== fb) return fa - fb;
-  return a.pos - b.pos;
-}
-
-/** Formats a position for logs and attributes: `file:pos`. */
-export function formatPosition(p: LogPosition): string {
-  return `${p.file}:${p.pos}`;
-}
+import { type BinlogPosition, comparePositions, formatPosition } from "./position.ts";
 
 /** The executed position of a replica, in its master's coordinates. */
-export function executedPosition(s: ReplicaStatus): LogPosition | undefined {
+export function executedPosition(s: ReplicaStatus): BinlogPosition | undefined {
   if (s.relayMasterLogFile === "") return undefined;
   return { file: s.relayMasterLogFile, pos: s.execMasterLogPos };
 }
 
 /** The received position of a replica (what the IO thread has read), in its master's coordinates. */
-export function receivedPositionOf(s: ReplicaStatus): LogPosition | undefined {
+export function receivedPositionOf(s: ReplicaStatus): BinlogPosition | undefined {
   if (s.masterLogFile === "") return undefined;
   return { file: s.masterLogFile, pos: s.readMasterLogPos };
 }
 
-/** True when the SQL thread has applied everything the IO thread received. */
+/** The SQL thread's state once it has applied all its relay log (MariaDB and MySQL alike). */
+const SQL_THREAD_IDLE = /has read all relay log/i;
+
+/**
+ * True when the SQL thread has applied everything the IO thread received: the executed position
+ * reached the received one; or, with the IO thread no longer receiving, the SQL thread waits
+ * for more with its relay log read to the end. The second case is a transaction cut short when
+ * the master died: its first events are in the relay log, its end never will be, so the
+ * positions never meet, and rightly so (a partial transaction is never applied). While the IO
+ * thread still receives, only the positions count: the SQL thread may not have woken up yet for
+ * events just written.
+ */
 export function relayApplied(s: ReplicaStatus): boolean {
   const exec = executedPosition(s);
   const read = receivedPositionOf(s);
   if (exec === undefined || read === undefined) return true;
-  return comparePositions(exec, read) >= 0;
+  if (comparePositions(exec, read) >= 0) return true;
+  return s.ioRunning !== "Yes" && s.sqlRunning && SQL_THREAD_IDLE.test(s.sqlState);
 }
 
 /**
@@ -79,8 +52,24 @@ export function relayApplied(s: ReplicaStatus): boolean {
  */
 const CONNECTION_ERRNOS = new Set([2003, 2005, 2006, 2013, 1158, 1159, 1160, 1161]);
 
+/**
+ * What a replica's threads say, as a value the agent decides on (the `reason` text is for the
+ * log only): replicating; its master unreachable (expected during a failover: still promotable);
+ * lagging past max_slave_lag; the IO thread stopped by hand or broken by an error other than a
+ * lost master; the SQL thread stopped or broken.
+ */
+export type ReplicaState =
+  | "replicating"
+  | "master-unreachable"
+  | "lagging"
+  | "io-stopped"
+  | "io-broken"
+  | "sql-broken";
+
 /** Health of a replica. */
 export interface ReplicaHealth {
+  /** The state the decision rests on. */
+  state: ReplicaState;
   /** True when the replica may be promoted and may serve reads (lag aside for promotion). */
   healthy: boolean;
   /** True when reads are fine (healthy, both threads running, lag known and within the limit). */
@@ -109,6 +98,7 @@ export function assessReplica(s: ReplicaStatus, options: AssessOptions): Replica
   const figures = `${io} ${sql} ${lag} exec=${s.relayMasterLogFile}:${s.execMasterLogPos}`;
   if (!s.sqlRunning || s.lastSqlErrno !== 0) {
     return {
+      state: "sql-broken",
       healthy: false,
       readable: false,
       outdated: false,
@@ -118,6 +108,7 @@ export function assessReplica(s: ReplicaStatus, options: AssessOptions): Replica
   const ioConnecting = s.ioRunning === "Connecting" || s.ioRunning === "No";
   if (s.lastIoErrno !== 0 && !CONNECTION_ERRNOS.has(s.lastIoErrno)) {
     return {
+      state: "io-broken",
       healthy: false,
       readable: false,
       outdated: false,
@@ -126,6 +117,7 @@ export function assessReplica(s: ReplicaStatus, options: AssessOptions): Replica
   }
   if (s.ioRunning === "No" && s.lastIoErrno === 0) {
     return {
+      state: "io-stopped",
       healthy: false,
       readable: false,
       outdated: false,
@@ -133,17 +125,30 @@ export function assessReplica(s: ReplicaStatus, options: AssessOptions): Replica
     };
   }
   if (s.secondsBehind !== null && s.secondsBehind > options.maxLag) {
-    return { healthy: false, readable: false, outdated: true, reason: `lagging: ${figures}` };
+    return {
+      state: "lagging",
+      healthy: false,
+      readable: false,
+      outdated: true,
+      reason: `lagging: ${figures}`,
+    };
   }
   if (ioConnecting || s.secondsBehind === null) {
     return {
+      state: "master-unreachable",
       healthy: true,
       readable: false,
       outdated: false,
       reason: `master unreachable: ${figures}`,
     };
   }
-  return { healthy: true, readable: true, outdated: false, reason: `replicating: ${figures}` };
+  return {
+    state: "replicating",
+    healthy: true,
+    readable: true,
+    outdated: false,
+    reason: `replicating: ${figures}`,
+  };
 }
 
 /** A peer's published position, as read back from a private attribute. */
@@ -152,20 +157,8 @@ export interface PeerPosition {
   node: string;
   /** The master it replicated from. */
   masterHost: string;
-  /** Its executed position in that master's coordinates. */
-  position: LogPosition;
-}
-
-/** Formats a {@link PeerPosition} value for a private attribute: `host|file|pos`. */
-export function encodePeerPosition(masterHost: string, p: LogPosition): string {
-  return `${masterHost}|${p.file}|${p.pos}`;
-}
-
-/** Parses a private attribute value (untrusted), or undefined when malformed. */
-export function decodePeerPosition(node: string, value: string): PeerPosition | undefined {
-  const m = /^([A-Za-z0-9_.:-]{1,255})\|([A-Za-z0-9_.-]{1,255})\|(\d{1,15})$/.exec(value.trim());
-  if (!m) return undefined;
-  return { node, masterHost: m[1], position: { file: m[2], pos: Number(m[3]) } };
+  /** What it received, in that master's coordinates. */
+  position: BinlogPosition;
 }
 
 /** The promote-time decision. */

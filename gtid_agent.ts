@@ -29,6 +29,8 @@ import { localLogs, SALVAGE_DIR, tailOf } from "./resync_agent.ts";
 import { type ErrantAnalysis, writeSalvage } from "./salvage.ts";
 import type { BinlogTransaction } from "./binlog.ts";
 import type { ReplicaStatus } from "./sql.ts";
+import type { AttributeNames } from "./attrs.ts";
+import { type Budget, waitUntil } from "./budget.ts";
 
 /** The logging the helpers need (the agent's Logger fits). */
 export interface GtidLog {
@@ -44,16 +46,6 @@ export interface GtidAttributes {
   setPrivate(name: string, value: string | undefined): Promise<boolean>;
   /** Every node's value of a private attribute. */
   privateAll(name: string): Promise<Map<string, string>>;
-}
-
-/** Private attribute with a replica's GTID position for the election. */
-export function gtidAttr(resource: string): string {
-  return `prm-${resource}-gtid`;
-}
-
-/** Private attribute with a promoted node's fork point. */
-export function forkAttr(resource: string): string {
-  return `prm-${resource}-gtid-fork`;
 }
 
 function gtidFlavour(client: MysqlClient): GtidFlavour {
@@ -77,26 +69,26 @@ export async function heldGtid(
 export async function publishElectionGtid(
   client: MysqlClient,
   attrs: GtidAttributes,
-  options: { resource: string; log: GtidLog },
+  options: { names: AttributeNames; log: GtidLog },
 ): Promise<void> {
   const held = await heldGtid(client, await client.replicaStatus());
   const value = held === undefined ? undefined : encodePeerGtid(held.masterHost, held.gtid);
   if (held !== undefined) {
     options.log.info(`GTID position for the election: ${held.gtid} of ${held.masterHost}`);
   }
-  await attrs.setPrivate(gtidAttr(options.resource), value);
+  await attrs.setPrivate(options.names.gtid, value);
 }
 
 /** Options of {@link gtidElection}. */
 export interface GtidElectionOptions {
-  /** Resource name. */
-  resource: string;
+  /** The resource's attribute names. */
+  names: AttributeNames;
   /** This node. */
   self: string;
   /** Nodes expected to publish. */
   expected: string[];
-  /** Absolute time until which to wait for the expected nodes. */
-  until: number;
+  /** How long to wait for the expected nodes. */
+  budget: Budget;
 }
 
 /**
@@ -110,12 +102,11 @@ export async function gtidElection(
 ): Promise<GtidPromoteCheck> {
   const held = await heldGtid(client, await client.replicaStatus());
   const mine = held === undefined ? undefined : { ...held, node: options.self };
-  const name = gtidAttr(options.resource);
-  let values = await attrs.privateAll(name);
-  while (options.expected.some((n) => !values.has(n)) && Date.now() < options.until) {
-    await new Promise((r) => setTimeout(r, 200));
-    values = await attrs.privateAll(name);
-  }
+  let values = new Map<string, string>();
+  await waitUntil(async () => {
+    values = await attrs.privateAll(options.names.gtid);
+    return options.expected.every((n) => values.has(n)) || undefined;
+  }, { budget: options.budget });
   const peers: PeerGtid[] = [];
   for (const [node, value] of values) {
     if (node === options.self) continue;
@@ -135,11 +126,11 @@ export async function readGtidFork(client: MysqlClient): Promise<GtidFork> {
 export async function publishGtidFork(
   client: MysqlClient,
   attrs: GtidAttributes,
-  options: { resource: string; log: GtidLog },
+  options: { names: AttributeNames; log: GtidLog },
 ): Promise<void> {
   const fork = await readGtidFork(client);
-  await attrs.setPrivate(forkAttr(options.resource), encodeGtidFork(fork));
-  await attrs.setPrivate(gtidAttr(options.resource), undefined);
+  await attrs.setPrivate(options.names.gtidFork, encodeGtidFork(fork));
+  await attrs.setPrivate(options.names.gtid, undefined);
   options.log.info(`GTID fork point published: server ${fork.server} at ${fork.pos || "(empty)"}`);
 }
 
@@ -150,8 +141,10 @@ export type GtidFollow =
 
 /** Options of {@link prepareGtidFollow}. */
 export interface GtidFollowOptions {
-  /** Resource name. */
-  resource: string;
+  /** The resource's attribute names. */
+  names: AttributeNames;
+  /** The time the check (and a salvage file) may take. */
+  budget: Budget;
   /** The master to follow (node name). */
   master: string;
   /** This node's name (salvage file name). */
@@ -201,9 +194,10 @@ async function salvageGtid(
     return await writeSalvage(analysis, {
       dir: options.salvageDir ?? SALVAGE_DIR,
       node: options.node,
-      resource: options.resource,
+      resource: options.names.resource,
       master: `${options.master} (GTID fork point ${fork.pos || "empty"}, server ${fork.server})`,
       lookup: `GTID comparison of ${tail.length} newest binlog transactions`,
+      budget: options.budget,
     });
   } catch (err) {
     options.log.warn(`Cannot write the salvage file: ${(err as Error).message}`);
@@ -237,7 +231,7 @@ export async function prepareGtidFollow(
       "log_slave_updates is OFF: this node's binlog lacks what it replicated, so replicas cannot follow it by GTID after a failover",
     );
   }
-  const raw = (await attrs.privateAll(forkAttr(options.resource))).get(options.master);
+  const raw = (await attrs.privateAll(options.names.gtidFork)).get(options.master);
   const fork = raw === undefined ? undefined : decodeGtidFork(raw);
   if (fork === undefined) {
     options.log.warn(

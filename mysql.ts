@@ -32,6 +32,8 @@ import {
   setReadOnlySql,
   type SourceTarget,
   startReplicaSql,
+  startReplicaSqlThreadSql,
+  stopReplicaIoSql,
   stopReplicaSql,
 } from "./sql.ts";
 
@@ -98,6 +100,11 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** Per-query timeout in ms. Default 10 000. */
   queryTimeoutMs?: number;
+  /**
+   * Absolute deadline (Date.now() ms) of the action: no query waits past it, whatever timeout
+   * it asks for (a STOP SLAVE may ask for a minute; a 30 s monitor cannot give it).
+   */
+  deadline?: number;
 }
 
 /** One processlist row. */
@@ -134,11 +141,17 @@ export class MysqlClient {
   readonly flavour: Flavour;
   #conn: WireConnection;
   #queryTimeoutMs: number;
+  #deadline: number;
 
-  private constructor(conn: WireConnection, flavour: Flavour, queryTimeoutMs: number) {
+  private constructor(
+    conn: WireConnection,
+    flavour: Flavour,
+    limits: { queryTimeoutMs: number; deadline: number },
+  ) {
     this.#conn = conn;
     this.flavour = flavour;
-    this.#queryTimeoutMs = queryTimeoutMs;
+    this.#queryTimeoutMs = limits.queryTimeoutMs;
+    this.#deadline = limits.deadline;
   }
 
   /** Connects over the socket and detects the flavour. Throws MysqlError (see classifyError). */
@@ -149,22 +162,29 @@ export class MysqlClient {
       password: options.password,
       connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
     });
-    const timeout = options.queryTimeoutMs ?? 10_000;
+    const limits = {
+      queryTimeoutMs: options.queryTimeoutMs ?? 10_000,
+      deadline: options.deadline ?? Number.MAX_SAFE_INTEGER,
+    };
     try {
       const [row] = await conn.query(
         "SELECT VERSION() AS v, @@version_comment AS c, CONNECTION_ID() AS id",
-        timeout,
+        Math.max(1, Math.min(limits.queryTimeoutMs, limits.deadline - Date.now())),
       );
-      return new MysqlClient(conn, parseFlavour(String(row.v), String(row.c ?? "")), timeout);
+      return new MysqlClient(conn, parseFlavour(String(row.v), String(row.c ?? "")), limits);
     } catch (err) {
       conn.destroy();
       throw err;
     }
   }
 
-  /** Runs one statement with the query timeout; returns its rows (none for other statements). */
+  /**
+   * Runs one statement with the query timeout (or `timeoutMs`), never past the deadline; returns
+   * its rows (none for other statements).
+   */
   query(sql: string, timeoutMs?: number): Promise<Record<string, unknown>[]> {
-    return this.#conn.query(sql, timeoutMs ?? this.#queryTimeoutMs);
+    const wanted = timeoutMs ?? this.#queryTimeoutMs;
+    return this.#conn.query(sql, Math.max(1, Math.min(wanted, this.#deadline - Date.now())));
   }
 
   /**
@@ -212,6 +232,16 @@ export class MysqlClient {
   /** Stops both replication threads. */
   async stopReplica(): Promise<void> {
     await this.query(stopReplicaSql(this.flavour), 60_000);
+  }
+
+  /** Stops the IO thread only (the SQL thread goes on applying the relay log). */
+  async stopReplicaIo(): Promise<void> {
+    await this.query(stopReplicaIoSql(this.flavour), 60_000);
+  }
+
+  /** Starts the SQL thread only. */
+  async startReplicaSqlThread(): Promise<void> {
+    await this.query(startReplicaSqlThreadSql(this.flavour));
   }
 
   /** Starts both replication threads. */

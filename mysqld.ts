@@ -6,6 +6,10 @@
  * @module
  */
 
+import type { Budget } from "./budget.ts";
+import { runChild } from "./child.ts";
+import { chownNoFollow, readBoundedFile, readTail } from "./safe_fs.ts";
+
 /** What a readiness probe saw. */
 export type ProbeResult = "up" | "starting";
 
@@ -65,14 +69,15 @@ export function executableExists(path: string): boolean {
   return isExecutable(path);
 }
 
-/** Reads a pid file; undefined when absent or not a number. */
+/**
+ * Reads a pid file (written by the server's user: a small regular file, anything else is
+ * ignored); undefined when absent or not a number.
+ */
 export function readPidFile(path: string): number | undefined {
-  try {
-    const text = Deno.readTextFileSync(path).trim();
-    return /^\d{1,9}$/.test(text) ? Number(text) : undefined;
-  } catch {
-    return undefined;
-  }
+  const read = readBoundedFile(path, 64);
+  if (!read.ok) return undefined;
+  const text = read.text.trim();
+  return /^\d{1,9}$/.test(text) ? Number(text) : undefined;
 }
 
 /**
@@ -109,30 +114,35 @@ export function serverPid(layout: ServerLayout): number | undefined {
 /** Flavour of a binary from `--version`: kind and "major.minor.patch". */
 export async function binaryVersion(
   binary: string,
+  budget: Budget,
 ): Promise<{ mariadb: boolean; version: string }> {
-  const out = await new Deno.Command(binary, {
-    args: ["--version"],
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  const text = new TextDecoder().decode(out.stdout);
+  const r = await runChild([binary, "--version"], { budget, maxMs: 10_000 });
+  return versionOf(r.stdout);
+}
+
+/**
+ * True when `binary` is MariaDB's server: by its name when it says so (no process to start on a
+ * failover's path), else from `--version`.
+ */
+export async function isMariadbServer(binary: string, budget: Budget): Promise<boolean> {
+  if (/mariadb/i.test(binary.slice(binary.lastIndexOf("/") + 1))) return true;
+  return (await binaryVersion(binary, budget)).mariadb;
+}
+
+function versionOf(text: string): { mariadb: boolean; version: string } {
   const m = /Ver\s+(?:\S+\s+Distrib\s+)?(\d+\.\d+\.\d+)/.exec(text) ??
     /(\d+\.\d+\.\d+)/.exec(text);
   return { mariadb: /mariadb/i.test(text), version: m ? m[1] : "0.0.0" };
 }
 
-/** The last `lines` lines of a file, "" when unreadable. */
+/** The last `lines` lines of a file (its last 64 KiB at most), "" when unreadable. */
 export function tailFile(path: string, lines = 8): string {
-  try {
-    const text = Deno.readTextFileSync(path);
-    return text.trimEnd().split("\n").slice(-lines).join(" | ");
-  } catch {
-    return "";
-  }
+  const text = readTail(path, 64 * 1024);
+  return text === undefined ? "" : text.trimEnd().split("\n").slice(-lines).join(" | ");
 }
 
-function lookupIds(user: string, group: string): { uid?: number; gid?: number } {
+/** The uid of `user` and gid of `group` from /etc/passwd and /etc/group (unknown: undefined). */
+export function systemIds(user: string, group: string): { uid?: number; gid?: number } {
   const ids: { uid?: number; gid?: number } = {};
   try {
     for (const line of Deno.readTextFileSync("/etc/passwd").split("\n")) {
@@ -151,7 +161,7 @@ function lookupIds(user: string, group: string): { uid?: number; gid?: number } 
 
 /** True when the system user exists. */
 export function systemUserExists(user: string): boolean {
-  return lookupIds(user, "").uid !== undefined;
+  return systemIds(user, "").uid !== undefined;
 }
 
 function ensureDir(dir: string, ids: { uid?: number; gid?: number }): void {
@@ -162,7 +172,7 @@ function ensureDir(dir: string, ids: { uid?: number; gid?: number }): void {
     // Created below.
   }
   Deno.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  if (ids.uid !== undefined && Deno.uid() === 0) Deno.chownSync(dir, ids.uid, ids.gid ?? null);
+  if (ids.uid !== undefined && Deno.uid() === 0) chownNoFollow(dir, { uid: ids.uid, gid: ids.gid });
 }
 
 function dirname(path: string): string {
@@ -199,13 +209,14 @@ export function datadirInitialised(datadir: string): boolean {
 /** Initialises an empty datadir with mariadb-install-db or mysqld --initialize-insecure. */
 export async function initialiseDatadir(
   layout: ServerLayout,
+  budget: Budget,
 ): Promise<{ ok: boolean; output: string }> {
-  const ids = lookupIds(layout.user, layout.group);
+  const ids = systemIds(layout.user, layout.group);
   ensureDir(layout.datadir, ids);
   if (ids.uid !== undefined && Deno.uid() === 0) {
-    Deno.chownSync(layout.datadir, ids.uid, ids.gid ?? null);
+    chownNoFollow(layout.datadir, { uid: ids.uid, gid: ids.gid });
   }
-  const { mariadb } = await binaryVersion(layout.binary);
+  const { mariadb } = await binaryVersion(layout.binary, budget);
   let cmd: string;
   let args: string[];
   if (mariadb) {
@@ -232,10 +243,9 @@ export async function initialiseDatadir(
       `--user=${layout.user}`,
     ];
   }
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" })
-    .output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  return { ok: out.success, output: text.trim().split("\n").slice(-5).join(" | ") };
+  const out = await runChild([cmd, ...args], { budget, maxOutputBytes: 256 * 1024 });
+  const text = `${out.stdout}\n${out.stderr}`;
+  return { ok: out.code === 0, output: text.trim().split("\n").slice(-5).join(" | ") };
 }
 
 /** Options for {@link startServer}. */
@@ -272,7 +282,7 @@ export async function startServer(
   layout: ServerLayout,
   options: StartOptions,
 ): Promise<ProcessOutcome> {
-  const ids = lookupIds(layout.user, layout.group);
+  const ids = systemIds(layout.user, layout.group);
   for (const path of [layout.pid, layout.socket, layout.log]) ensureDir(dirname(path), ids);
   const args = [
     `--defaults-file=${layout.config}`,
@@ -338,13 +348,9 @@ export async function startServer(
 }
 
 function newLogText(path: string, fromSize: number): string {
-  try {
-    const bytes = Deno.readFileSync(path);
-    const text = new TextDecoder().decode(bytes.subarray(Math.min(fromSize, bytes.length)));
-    return text.trimEnd().split("\n").slice(-6).join(" | ") || tailFile(path, 6);
-  } catch {
-    return "(no error log)";
-  }
+  const text = readTail(path, 64 * 1024, fromSize);
+  if (text === undefined) return "(no error log)";
+  return text.trimEnd().split("\n").slice(-6).join(" | ") || tailFile(path, 6);
 }
 
 /** Options for {@link stopServer}. */

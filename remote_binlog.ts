@@ -18,6 +18,10 @@
  */
 import { WireConnection } from "./mysql_wire.ts";
 import { readTransactions } from "./binlog.ts";
+import { Budget, BudgetExpiredError } from "./budget.ts";
+import { runChild } from "./child.ts";
+import { isBinlogName, isValidHost, previousBinlogName } from "./position.ts";
+import { AGENT_DATA_DIR, privateDir, writeExclusive } from "./safe_fs.ts";
 import {
   BackwardResumeSearch,
   type MasterTransaction,
@@ -39,14 +43,48 @@ export interface RemoteBinlogOptions {
   password: string;
   /** Binlog dump tool. Default `mariadb-binlog` (MySQL's is `mysqlbinlog`). */
   binlogTool?: string;
-  /** Deadline for copying one file, in ms. Default 600 000. */
-  fetchTimeoutMs?: number;
+  /** The time the whole reading may take (every copy and the walk back share it). */
+  budget: Budget;
 }
 
 /** Options for {@link fetchBinlogFile}. */
 export interface FetchBinlogOptions extends RemoteBinlogOptions {
   /** Private directory (mode 0700) the file is written to, as `dir/<file>`. */
   dir: string;
+}
+
+/** Options for {@link walkBackward}. */
+export interface WalkOptions extends RemoteBinlogOptions {
+  /** The newest binary log (where the walk starts). */
+  newestFile: string;
+  /** The oldest binary log, when known (`SHOW BINARY LOGS`): the walk ends there. */
+  oldestFile?: string;
+  /** Parent of the private working folder. Default {@link AGENT_DATA_DIR}`/work`. */
+  workDir?: string;
+}
+
+/** One binary log copied by {@link walkBackward}. */
+export interface CopiedFile {
+  /** Its name on the new master. */
+  file: string;
+  /** Where the copy is (deleted once the visitor returns). */
+  path: string;
+  /** Its size. */
+  bytes: number;
+  /** True when it is the new master's first binary log (nothing older exists). */
+  oldest: boolean;
+}
+
+/** What {@link walkBackward} did. */
+export interface WalkSummary {
+  /** Files copied, newest first. */
+  files: string[];
+  /** Bytes copied. */
+  bytes: number;
+  /** Time spent copying, in ms. */
+  fetchMs: number;
+  /** True when the walk reached the new master's first binary log. */
+  reachedStart: boolean;
 }
 
 /** Options for {@link findResumePoint}. */
@@ -94,7 +132,6 @@ export interface ResumeSearch {
   fetchMs: number;
 }
 
-const LOG_FILE = /^[A-Za-z0-9._-]+\.(\d{1,10})$/;
 const NOT_IN_INDEX = "Could not find first log file name in binary log index file";
 
 /** Thrown when the new master no longer has (or never had) the requested binary log. */
@@ -109,21 +146,6 @@ export class BinlogMissingError extends Error {
   }
 }
 
-/** Checks that a binary log name from a server or the CIB is a plain `base.NNNNNN` name. */
-export function validBinlogName(name: unknown): name is string {
-  return typeof name === "string" && name.length <= 255 && LOG_FILE.test(name);
-}
-
-/** The binary log before `name` in sequence (`mysql-bin.000010` -> `mysql-bin.000009`). */
-export function previousBinlogName(name: string): string | undefined {
-  const m = LOG_FILE.exec(name);
-  if (!m) throw new TypeError(`Not a binary log file name: ${JSON.stringify(name)}`);
-  const seq = Number(m[1]);
-  if (seq <= 1) return undefined;
-  const digits = String(seq - 1).padStart(m[1].length, "0");
-  return name.slice(0, name.length - m[1].length) + digits;
-}
-
 /**
  * Lists the new master's binary logs with `SHOW BINARY LOGS` (needs BINLOG MONITOR on MariaDB
  * 10.5+, REPLICATION CLIENT on MySQL). Every name and size is validated.
@@ -136,14 +158,14 @@ export async function listBinaryLogs(
     port: options.port ?? 3306,
     user: options.user,
     password: options.password,
-    connectTimeoutMs: 10_000,
+    connectTimeoutMs: Math.max(1, options.budget.cap(10_000)),
   });
   try {
-    const rows = await conn.query("SHOW BINARY LOGS");
+    const rows = await conn.query("SHOW BINARY LOGS", Math.max(1, options.budget.cap(10_000)));
     return rows.map((r) => {
       const name = r.Log_name;
       const size = Number(r.File_size);
-      if (!validBinlogName(name) || !Number.isSafeInteger(size) || size < 0) {
+      if (!isBinlogName(name) || !Number.isSafeInteger(size) || size < 0) {
         throw new Error(`The server listed an unexpected binary log: ${JSON.stringify(r)}`);
       }
       return { name, size };
@@ -171,50 +193,99 @@ export async function fetchBinlogFile(
   options: FetchBinlogOptions,
 ): Promise<{ path: string; bytes: number }> {
   const dir = options.dir;
-  if (!validBinlogName(file)) throw new TypeError(`Not a binary log file name: ${file}`);
-  if (!/^[A-Za-z0-9.:_-]+$/.test(options.host)) {
+  if (!isBinlogName(file)) throw new TypeError(`Not a binary log file name: ${file}`);
+  if (!isValidHost(options.host)) {
     throw new TypeError(`Host is not a plain host name or address: ${options.host}`);
   }
   const port = options.port ?? 3306;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`Bad port ${port}`);
   const secret = `${dir}/.client.cnf`;
-  await Deno.writeTextFile(secret, optionFileText(options), { mode: 0o600, createNew: true });
+  writeExclusive(secret, optionFileText(options), { mode: 0o600 });
   const path = `${dir}/${file}`;
   try {
-    const child = new Deno.Command(options.binlogTool ?? "mariadb-binlog", {
-      args: [
-        `--defaults-extra-file=${secret}`,
-        "--read-from-remote-server",
-        "--raw",
-        `--host=${options.host}`,
-        `--port=${port}`,
-        `--user=${options.user}`,
-        `--result-file=${dir}/`,
-        file,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already exited.
-      }
-    }, options.fetchTimeoutMs ?? 600_000);
-    const out = await child.output();
-    clearTimeout(timer);
-    const stderr = new TextDecoder().decode(out.stderr).trim();
-    if (!out.success) {
-      if (stderr.includes(NOT_IN_INDEX)) throw new BinlogMissingError(file);
-      const why = stderr.split("\n").slice(-3).join(" ") || `killed by ${out.signal}`;
+    const r = await runChild([
+      options.binlogTool ?? "mariadb-binlog",
+      `--defaults-extra-file=${secret}`,
+      "--read-from-remote-server",
+      "--raw",
+      `--host=${options.host}`,
+      `--port=${port}`,
+      `--user=${options.user}`,
+      `--result-file=${dir}/`,
+      "--",
+      file,
+    ], { budget: options.budget, discardStdout: true, maxOutputBytes: 64 * 1024 });
+    if (r.timedOut) {
+      throw new BudgetExpiredError(`copying binary log ${file} from ${options.host}:${port}`);
+    }
+    if (r.code !== 0) {
+      if (r.stderr.includes(NOT_IN_INDEX)) throw new BinlogMissingError(file);
+      const why = r.stderr.split("\n").slice(-3).join(" ") || `exit ${r.code} ${r.signal ?? ""}`;
       throw new Error(`Copying binary log ${file} from ${options.host}:${port} failed: ${why}`);
     }
-    const st = await Deno.stat(path);
+    const st = await Deno.lstat(path);
+    if (!st.isFile) throw new Error(`Copying binary log ${file} left no regular file`);
     return { path, bytes: st.size };
   } finally {
     await Deno.remove(secret).catch(() => {});
+  }
+}
+
+/**
+ * Copies the new master's binary logs one at a time, newest first, into a private working folder
+ * and hands each to `visit` (the copy is deleted once `visit` returns, so at most one file is on
+ * disk). Walks back while `visit` answers "older", until the first binary log, or until the
+ * server says the file before no longer exists (that is where its history starts). The budget is
+ * checked before every copy: a slow master cannot stretch the walk past it (BudgetExpiredError).
+ * This is the one walk of the new master's history: resync and salvage both use it.
+ */
+export async function walkBackward(
+  options: WalkOptions,
+  visit: (copy: CopiedFile) => Promise<"older" | "stop">,
+): Promise<WalkSummary> {
+  if (!isBinlogName(options.newestFile)) {
+    throw new TypeError(`Not a binary log file name: ${JSON.stringify(options.newestFile)}`);
+  }
+  const parent = options.workDir ?? `${AGENT_DATA_DIR}/work`;
+  privateDir(parent);
+  const dir = await Deno.makeTempDir({ dir: parent, prefix: "binlogs-" });
+  const summary: WalkSummary = { files: [], bytes: 0, fetchMs: 0, reachedStart: false };
+  try {
+    let file: string | undefined = options.newestFile;
+    while (file !== undefined) {
+      options.budget.check(`reading the binary logs of ${options.host} (at ${file})`);
+      let fetched;
+      const f0 = performance.now();
+      try {
+        fetched = await fetchBinlogFile(file, { ...options, dir });
+        summary.fetchMs += performance.now() - f0;
+      } catch (e) {
+        // A file purged (or never created) before this one: the history starts after it.
+        if (e instanceof BinlogMissingError && summary.files.length > 0) {
+          summary.reachedStart = true;
+          break;
+        }
+        throw e;
+      }
+      summary.files.push(file);
+      summary.bytes += fetched.bytes;
+      const oldest = file === options.oldestFile || previousBinlogName(file) === undefined;
+      let next: "older" | "stop";
+      try {
+        next = await visit({ file, path: fetched.path, bytes: fetched.bytes, oldest });
+      } finally {
+        await Deno.remove(fetched.path).catch(() => {});
+      }
+      if (oldest) {
+        summary.reachedStart = true;
+        break;
+      }
+      if (next === "stop") break;
+      file = previousBinlogName(file);
+    }
+    return summary;
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 
@@ -248,7 +319,7 @@ async function* transactionsOf(
  * ```ts
  * const trailing = await tailTransactions(relayLogFiles, 64);
  * const { decision } = await findResumePoint({ host, port, user, password, trailing, newestFile });
- * if (decision.ok) changeMasterTo(host, decision.file, decision.position);
+ * if (decision.ok) changeMasterTo(host, decision.file, decision.pos);
  * ```
  */
 export async function findResumePoint(options: FindResumePointOptions): Promise<ResumeSearch> {
@@ -272,69 +343,47 @@ export async function findResumePoint(options: FindResumePointOptions): Promise<
     return result;
   }
   // The oldest file, when known from SHOW BINARY LOGS; otherwise found by walking back.
-  let oldest: string | undefined;
-  let newest = options.newestFile;
-  if (newest === undefined) {
+  let oldestFile: string | undefined;
+  let newestFile = options.newestFile;
+  if (newestFile === undefined) {
     const logs = await listBinaryLogs(options);
     if (logs.length === 0) throw new Error(`${options.host} has no binary logs`);
-    newest = logs[logs.length - 1].name;
-    oldest = logs[0].name;
-  } else if (!validBinlogName(newest)) {
-    throw new TypeError(`Not a binary log file name: ${JSON.stringify(newest)}`);
+    newestFile = logs[logs.length - 1].name;
+    oldestFile = logs[0].name;
   }
   const stamps = trailing.map((t) => t.timestamp).filter((t): t is number => t !== undefined);
   const runStart = stamps.length === trailing.length ? Math.min(...stamps) : undefined;
   const slack = options.timestampSlackSeconds ?? 60;
-  const dir = await Deno.makeTempDir({ dir: options.tmpDir, prefix: "prm-resync-" });
-  try {
-    await Deno.chmod(dir, 0o700);
-    const search = new BackwardResumeSearch(trailing, matchOptions);
-    let file: string | undefined = newest;
-    let reachedStart = false;
-    while (file !== undefined) {
-      let fetched;
-      const f0 = performance.now();
-      try {
-        fetched = await fetchBinlogFile(file, { ...options, dir });
-        result.fetchMs += performance.now() - f0;
-      } catch (e) {
-        // A file purged (or never created) before this one: the history starts after it.
-        if (e instanceof BinlogMissingError && result.filesFetched.length > 0) {
-          reachedStart = true;
-          break;
-        }
-        throw e;
-      }
-      result.filesFetched.push(file);
-      result.bytesFetched += fetched.bytes;
-      const atOldest = file === oldest || previousBinlogName(file) === undefined;
+  const search = new BackwardResumeSearch(trailing, matchOptions);
+  const walk = await walkBackward(
+    { ...options, newestFile, oldestFile, workDir: options.tmpDir },
+    async (copy) => {
       const first: { timestamp?: number } = {};
-      const decision = await search.addOlder(transactionsOf(fetched.path, first), {
-        fromHistoryStart: atOldest,
+      const decision = await search.addOlder(transactionsOf(copy.path, first), {
+        fromHistoryStart: copy.oldest,
       });
-      // Each file is hashed once; only the matcher's small state is kept.
-      await Deno.remove(fetched.path);
       result.decision = decision;
       options.onProgress?.(
-        `read ${file} (${fetched.bytes} bytes), ${search.scanned} transactions so far: ` +
-          (decision.ok ? `found at ${decision.file}:${decision.position}` : decision.reason),
+        `read ${copy.file} (${copy.bytes} bytes), ${search.scanned} transactions so far: ` +
+          (decision.ok ? `found at ${decision.file}:${decision.pos}` : decision.reason),
       );
-      if (atOldest) break;
-      if (!decision.ok && decision.reason === "ambiguous") break;
-      if (decision.ok && options.stopWhenFound) break;
+      if (!decision.ok && decision.reason === "ambiguous") return "stop";
+      if (decision.ok && options.stopWhenFound) return "stop";
       if (
         decision.ok && runStart !== undefined && first.timestamp !== undefined &&
         first.timestamp < runStart - slack
       ) {
-        break;
+        return "stop";
       }
-      file = previousBinlogName(file);
-    }
-    if (reachedStart) result.decision = search.decide({ fromHistoryStart: true });
-    result.transactionsHashed = search.scanned;
-    result.elapsedMs = performance.now() - t0;
-    return result;
-  } finally {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+      return "older";
+    },
+  );
+  // A walk that ran into the start of the history (a purged file) settles what is still open.
+  if (walk.reachedStart) result.decision = search.decide({ fromHistoryStart: true });
+  result.filesFetched = walk.files;
+  result.bytesFetched = walk.bytes;
+  result.fetchMs = walk.fetchMs;
+  result.transactionsHashed = search.scanned;
+  result.elapsedMs = performance.now() - t0;
+  return result;
 }

@@ -114,7 +114,7 @@ export interface ResumeCandidate {
   /** New master's binary log file holding the replica's last transaction. */
   file: string;
   /** End position of that transaction: the resume position. */
-  position: number;
+  pos: number;
   /** How many of the replica's trailing transactions matched, newest first. */
   matched: number;
   /** True when the match was cut short by the beginning of the pushed list, not by a mismatch. */
@@ -131,7 +131,7 @@ export type ResumeDecision =
     /** New master's binary log file to resume from. */
     file: string;
     /** Position in that file (MASTER_LOG_POS). */
-    position: number;
+    pos: number;
     /** How many trailing transactions matched at that position. */
     matched: number;
     /** How many positions matched the last `minRun` but were contradicted further back. */
@@ -189,7 +189,7 @@ class Tally {
 
   /** Records a position whose last `matched` transactions agree, `depth` being all it had. */
   add(rule: Rule, tx: MasterTransaction, matched: number, depth: number): void {
-    const candidate = { file: tx.file, position: tx.end, matched, atStart: false };
+    const candidate = { file: tx.file, pos: tx.end, matched, atStart: false };
     if (matched === rule.trailing.length) {
       this.fullCount++;
       if (this.full.length < rule.keep) this.full.push(candidate);
@@ -269,7 +269,7 @@ function decideTally(rule: Rule, tally: Tally, options: DecideOptions): ResumeDe
     return {
       ok: true,
       file: c.file,
-      position: c.position,
+      pos: c.pos,
       matched: c.matched,
       contradicted,
       scanned,
@@ -285,7 +285,7 @@ function decideTally(rule: Rule, tally: Tally, options: DecideOptions): ResumeDe
         `the new master's binary log${detail}`,
     );
   }
-  const where = consistent.map((c) => `${c.file}:${c.position}`).join(", ");
+  const where = consistent.map((c) => `${c.file}:${c.pos}`).join(", ");
   return refuse(
     "ambiguous",
     `The replica's last ${n} transactions match at ${consistentCount} positions of the new ` +
@@ -464,94 +464,4 @@ export function chooseTrailing<T extends TrailingTransaction>(
   const offset = own.length - relay.length;
   const agrees = relay.every((t, i) => t.md5 === own[offset + i].md5);
   return agrees ? { source: "binlog", trailing: own } : { source: "relay-log", trailing: relay };
-}
-
-/** A binary log position. */
-export interface BinlogPosition {
-  /** Binary log file base name, e.g. `mysql-bin.000012`. */
-  file: string;
-  /** Byte position in that file. */
-  position: number;
-}
-
-const LOG_FILE = /^[A-Za-z0-9._-]+$/;
-
-/** True when `name` can be a binary or relay log file's base name (no path, no odd characters). */
-export function isLogFileName(name: string): boolean {
-  return LOG_FILE.test(name);
-}
-
-/**
- * What a replica has *received* from the (old) master, in the old master's coordinates, from its
- * `SHOW SLAVE STATUS` row: `Master_Log_File` / `Read_Master_Log_Pos`. The election promotes the
- * replica that received the most; comparing applied positions instead would penalise a replica
- * whose SQL thread merely lags. Returns undefined when the row holds no usable position.
- */
-export function receivedPosition(status: Record<string, unknown>): BinlogPosition | undefined {
-  const file = status.Master_Log_File;
-  const pos = Number(status.Read_Master_Log_Pos);
-  if (typeof file !== "string" || !LOG_FILE.test(file)) return undefined;
-  if (!Number.isSafeInteger(pos) || pos < 4) return undefined;
-  return { file, position: pos };
-}
-
-/**
- * Orders two positions of the same server's binary log: negative when `a` is before `b`. Files
- * are compared by their numeric extension (`.000010` after `.000009`), then by position.
- */
-export function compareBinlogPositions(a: BinlogPosition, b: BinlogPosition): number {
-  const sa = fileSequence(a.file);
-  const sb = fileSequence(b.file);
-  if (sa !== sb) return sa < sb ? -1 : 1;
-  return a.position - b.position;
-}
-
-function fileSequence(file: string): number {
-  const m = /\.(\d+)$/.exec(file);
-  if (!m) throw new TypeError(`Binary log file name has no numeric extension: ${file}`);
-  return Number(m[1]);
-}
-
-/**
- * What the new master publishes so that the other replicas can find their resume point: only
- * `host|file|pos` (its address and current binlog position), the value PRM kept in the
- * `<rsc>_REPL_INFO` cluster property.
- *
- * Why no transaction list: each replica reads the new master's binary log itself, over the
- * replication protocol with the replication user it already has (`remote_binlog.ts`), hashes it
- * locally with the same parser it used on its relay log, and matches its own trailing run
- * against it. So the CIB stays a few dozen bytes whatever the lag, the new master publishes in
- * one attribute write (no hashing on the promotion path), and there is no window: a replica
- * 100,000 transactions behind resyncs as long as the new master still has the binary logs that
- * hold its last transaction. The original PRM stored the last 3,000 MD5s in the CIB, which both
- * bloated the CIB and stranded any replica further behind.
- *
- * The returned string is validated so that a reader can split it on `|` safely.
- */
-export function formatResyncSource(source: { host: string } & BinlogPosition): string {
-  if (!/^[A-Za-z0-9.:_-]+$/.test(source.host)) {
-    throw new TypeError(`Host is not a plain host name or address: ${JSON.stringify(source.host)}`);
-  }
-  if (!LOG_FILE.test(source.file)) {
-    throw new TypeError(`Binary log file name is not plain: ${JSON.stringify(source.file)}`);
-  }
-  if (!Number.isSafeInteger(source.position) || source.position < 4) {
-    throw new RangeError(`Binary log position is invalid: ${source.position}`);
-  }
-  return `${source.host}|${source.file}|${source.position}`;
-}
-
-/** Parses and validates a value written by {@link formatResyncSource}; undefined if malformed. */
-export function parseResyncSource(
-  text: string,
-): ({ host: string } & BinlogPosition) | undefined {
-  const parts = text.trim().split("|");
-  if (parts.length !== 3) return undefined;
-  const [host, file, pos] = parts;
-  if (!/^[A-Za-z0-9.:_-]+$/.test(host) || !LOG_FILE.test(file) || !/^\d+$/.test(pos)) {
-    return undefined;
-  }
-  const position = Number(pos);
-  if (!Number.isSafeInteger(position) || position < 4) return undefined;
-  return { host, file, position };
 }

@@ -17,10 +17,14 @@
  * @module
  */
 import { BinlogError, type BinlogTransaction, tailTransactions } from "./binlog.ts";
+import { type Budget, delay } from "./budget.ts";
+import { relayApplied } from "./election.ts";
 import { type MysqlClient } from "./mysql.ts";
+import { binlogSequence, isBinlogName } from "./position.ts";
 import { findResumePoint, type ResumeSearch } from "./remote_binlog.ts";
-import { chooseTrailing, isLogFileName } from "./resync.ts";
+import { chooseTrailing } from "./resync.ts";
 import { analyseErrant, fetchMasterTransactions, writeSalvage } from "./salvage.ts";
+import { AGENT_DATA_DIR, readBoundedFile, removeEntry, replaceFile } from "./safe_fs.ts";
 
 /** How many trailing transactions a node looks for (ten must match at least, see resync.ts). */
 export const TRAILING_COUNT = 64;
@@ -51,14 +55,16 @@ export interface ResyncLog {
 export interface ResyncOptions {
   /** Where the lines go. */
   log: ResyncLog;
-  /** Absolute deadline (Date.now() ms) for the whole check. */
-  deadline: number;
+  /** The time the whole check may take (every copy, wait and decode shares it). */
+  budget: Budget;
   /** Trailing transactions looked for. Default {@link TRAILING_COUNT}. */
   trailingCount?: number;
   /** Binlog dump tool. Default `mariadb-binlog`. */
   binlogTool?: string;
   /** Directory salvage files go to (checkReturningNode). Default {@link SALVAGE_DIR}. */
   salvageDir?: string;
+  /** Parent of the private folder for copies of the new master's binary logs. */
+  workDir?: string;
   /** Node name and resource, for the salvage file. */
   node?: string;
   /** Resource name, for the salvage file. */
@@ -66,7 +72,10 @@ export interface ResyncOptions {
 }
 
 /** Default directory of salvage files (created mode 0700; files are 0600). */
-export const SALVAGE_DIR = "/var/lib/prm";
+export const SALVAGE_DIR = AGENT_DATA_DIR;
+
+/** The most an index or mark file may hold (a relay log index of 10,000 files is ~200 KiB). */
+const INDEX_MAX = 4 * 1024 * 1024;
 
 /** What to do with a node that must follow a new master. */
 export type ResyncOutcome =
@@ -75,7 +84,7 @@ export type ResyncOutcome =
     /** New master's binlog file to replicate from. */
     file: string;
     /** Position in it. */
-    position: number;
+    pos: number;
     /** One line saying what matched where. */
     detail: string;
     /** The search's figures. */
@@ -104,16 +113,26 @@ export interface LocalLogs {
   historyCut: boolean;
 }
 
+/**
+ * Reads a binary or relay log index (written by the server, in a folder the `mysql` user owns:
+ * untrusted): bounded in size, and every entry must name a log file by the one name rule.
+ */
 function readIndex(index: string, datadir: string): string[] {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(index);
-  } catch {
-    return [];
+  const read = readBoundedFile(index, INDEX_MAX);
+  if (!read.ok) return [];
+  const files: string[] = [];
+  for (const line of read.text.split("\n")) {
+    const entry = line.trim();
+    if (entry === "") continue;
+    const path = entry.startsWith("/")
+      ? entry
+      : `${datadir.replace(/\/$/, "")}/${entry.replace(/^\.\//, "")}`;
+    if (!isBinlogName(path.slice(path.lastIndexOf("/") + 1)) || path.includes("/../")) {
+      throw new Error(`The log index ${index} lists an unexpected file name`);
+    }
+    files.push(path);
   }
-  return text.split("\n").map((l) => l.trim()).filter((l) => l !== "").map((l) =>
-    l.startsWith("/") ? l : `${datadir.replace(/\/$/, "")}/${l.replace(/^\.\//, "")}`
-  );
+  return files;
 }
 
 function resolve(path: string, datadir: string): string {
@@ -132,17 +151,14 @@ export const HISTORY_START_FILE = "prm_history_start";
  * logs it was written beside, and a later history without that file never had a repair in it.
  */
 export function binlogsSinceMark(files: string[], mark: string | undefined): string[] {
-  if (mark === undefined || !isLogFileName(mark)) return files;
+  if (mark === undefined || !isBinlogName(mark)) return files;
   const at = files.findIndex((f) => f.slice(f.lastIndexOf("/") + 1) === mark);
   return at < 0 ? files : files.slice(at);
 }
 
 function readMark(datadir: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(resolve(HISTORY_START_FILE, datadir)).trim();
-  } catch {
-    return undefined;
-  }
+  const read = readBoundedFile(resolve(HISTORY_START_FILE, datadir), 1024, { noFollow: true });
+  return read.ok ? read.text.trim() : undefined;
 }
 
 /**
@@ -180,10 +196,11 @@ export async function markHistoryStart(client: MysqlClient): Promise<string | un
   if (Number(row.on_) !== 1) return undefined;
   await client.query("FLUSH BINARY LOGS");
   const status = await client.binlogStatus();
-  if (status === undefined || !isLogFileName(status.file)) return undefined;
-  const path = resolve(HISTORY_START_FILE, String(row.d ?? ""));
-  Deno.writeTextFileSync(`${path}.tmp`, `${status.file}\n`, { mode: 0o644 });
-  Deno.renameSync(`${path}.tmp`, path);
+  if (status === undefined || !isBinlogName(status.file)) return undefined;
+  // The datadir belongs to the server's user: a new file, never written through a link.
+  replaceFile(resolve(HISTORY_START_FILE, String(row.d ?? "")), `${status.file}\n`, {
+    mode: 0o644,
+  });
   return status.file;
 }
 
@@ -228,7 +245,8 @@ async function lookup(
     trailing,
     replicaHistoryComplete: complete,
     binlogTool: options.binlogTool,
-    fetchTimeoutMs: Math.max(5_000, options.deadline - Date.now()),
+    budget: options.budget,
+    tmpDir: options.workDir,
     onProgress: (m) => options.log.info(`Resync lookup: ${m}`),
   });
 }
@@ -236,7 +254,8 @@ async function lookup(
 /** True when the binary logs are a whole history: the first is number 1, nothing purged or cut. */
 function wholeHistory(logs: LocalLogs): boolean {
   const files = logs.binlogFiles;
-  return !logs.historyCut && files.length > 0 && /\.0*1$/.test(files[0]);
+  return !logs.historyCut && files.length > 0 &&
+    binlogSequence(files[0].slice(files[0].lastIndexOf("/") + 1)) === 1;
 }
 
 /**
@@ -252,8 +271,7 @@ export async function resyncReplica(
   options: ResyncOptions,
 ): Promise<ResyncOutcome> {
   const log = options.log;
-  const word = client.flavour.kind === "mysql" ? "REPLICA" : "SLAVE";
-  await client.query(`STOP ${word} IO_THREAD`, 60_000);
+  await client.stopReplicaIo();
   for (;;) {
     const s = await client.replicaStatus();
     if (s === undefined) break;
@@ -265,19 +283,16 @@ export async function resyncReplica(
         detail: s.lastSqlError,
       };
     }
-    // A transaction cut short when the master died stays unapplied, and rightly so: the SQL
-    // thread saying it has read all the relay log is then the end.
-    const applied = (s.relayMasterLogFile === s.masterLogFile &&
-      s.execMasterLogPos === s.readMasterLogPos) ||
-      (s.sqlRunning && /has read all relay log/i.test(s.sqlState));
-    if (applied) break;
-    if (!s.sqlRunning) await client.query(`START ${word} SQL_THREAD`);
-    if (Date.now() > options.deadline - 5_000) {
+    // With the IO thread stopped, a transaction cut short when the master died stays
+    // unapplied, and rightly so: election.ts's relayApplied says when that is the end.
+    if (relayApplied(s)) break;
+    if (!s.sqlRunning) await client.startReplicaSqlThread();
+    if (options.budget.remainingMs() < 5_000) {
       throw new Error(
         `Relay log not applied in time (executed ${s.relayMasterLogFile}:${s.execMasterLogPos} of ${s.masterLogFile}:${s.readMasterLogPos})`,
       );
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await delay(100, options.budget);
   }
   const logs = await localLogs(client);
   const n = options.trailingCount ?? TRAILING_COUNT;
@@ -297,11 +312,11 @@ export async function resyncReplica(
     return {
       kind: "resume",
       file: d.file,
-      position: d.position,
+      pos: d.pos,
       search,
       detail:
         `last ${d.matched} of ${chosen.trailing.length} transactions from the ${chosen.source}` +
-        ` (last md5 ${last.md5}) found ending at ${source.host} ${d.file}:${d.position}; ` +
+        ` (last md5 ${last.md5}) found ending at ${source.host} ${d.file}:${d.pos}; ` +
         describe(search),
     };
   }
@@ -356,10 +371,10 @@ export async function checkReturningNode(
     return {
       kind: "resume",
       file: d.file,
-      position: d.position,
+      pos: d.pos,
       search,
       detail: `its binary log's last ${d.matched} transactions found ending at ${source.host} ` +
-        `${d.file}:${d.position}: nothing errant; ${describe(search)}`,
+        `${d.file}:${d.pos}: nothing errant; ${describe(search)}`,
     };
   }
   options.log.warn(`Own binary log tail not in ${source.host}'s (${d.reason}): ${d.message}`);
@@ -367,7 +382,8 @@ export async function checkReturningNode(
   const tail = await tailOf(logs.binlogFiles, 2_000);
   const master = await fetchMasterTransactions(source, {
     binlogTool: options.binlogTool,
-    deadline: options.deadline,
+    budget: options.budget,
+    workDir: options.workDir,
     oldestTimestamp: tail[0]?.timestamp,
   });
   const analysis = await analyseErrant(tail, master.transactions, {
@@ -380,6 +396,7 @@ export async function checkReturningNode(
     resource: options.resource ?? "mysql",
     master: `${source.host} (newest binlog ${source.newestFile})`,
     binlogTool: options.binlogTool,
+    budget: options.budget,
     lookup: `${d.reason}: ${d.message}`,
   });
   const count = analysis.errant.length;
@@ -408,39 +425,21 @@ export interface ResyncBlock {
 
 /** Reads the block file; undefined when there is none. */
 export function readBlock(path: string): ResyncBlock | undefined {
+  const read = readBoundedFile(path, 64 * 1024, { noFollow: true });
+  if (!read.ok) return undefined;
   try {
-    const b = JSON.parse(Deno.readTextFileSync(path)) as ResyncBlock;
-    return typeof b.reason === "string" ? b : undefined;
+    const b = JSON.parse(read.text) as ResyncBlock;
+    return typeof b?.reason === "string" ? b : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** Writes (or with undefined, removes) the block file. */
+/** Writes (or with undefined, removes) the block file (in the agent's own state folder). */
 export function writeBlock(path: string, block: ResyncBlock | undefined): void {
   if (block === undefined) {
-    try {
-      Deno.removeSync(path);
-    } catch {
-      // None.
-    }
+    removeEntry(path);
     return;
   }
-  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true });
-  Deno.writeTextFileSync(path, JSON.stringify(block), { mode: 0o600 });
-}
-
-/**
- * Parses the operator's override (node attribute `prm-<rsc>-resume`): `published` (replicate from
- * the published coordinates, accepting the gap) or `FILE:POS` in the new master's binary log.
- */
-export function parseResumeOverride(
-  value: string | undefined,
-): { published: true } | { file: string; pos: number } | undefined {
-  if (value === undefined) return undefined;
-  const v = value.trim();
-  if (v === "published") return { published: true };
-  const m = /^([A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}):(\d{1,15})$/.exec(v);
-  if (!m || Number(m[2]) < 4) return undefined;
-  return { file: m[1], pos: Number(m[2]) };
+  replaceFile(path, JSON.stringify(block), { mode: 0o600 });
 }

@@ -12,13 +12,12 @@
  */
 import type { BinlogTransaction } from "./binlog.ts";
 import { readTransactions } from "./binlog.ts";
-import {
-  BinlogMissingError,
-  fetchBinlogFile,
-  previousBinlogName,
-  validBinlogName,
-} from "./remote_binlog.ts";
+import { walkBackward } from "./remote_binlog.ts";
 import { findResumePointIn, type MasterTransaction } from "./resync.ts";
+import type { Budget } from "./budget.ts";
+import type { BinlogPosition } from "./position.ts";
+import { runChild } from "./child.ts";
+import { privateDir, writeExclusive } from "./safe_fs.ts";
 
 /** Where the new master is (replication login) and its newest binary log. */
 export interface MasterSource {
@@ -38,8 +37,10 @@ export interface MasterSource {
 export interface FetchMasterOptions {
   /** Binlog dump tool. Default `mariadb-binlog`. */
   binlogTool?: string;
-  /** Absolute deadline (Date.now() ms). */
-  deadline: number;
+  /** The time the reading may take. */
+  budget: Budget;
+  /** Parent of the private working folder (default: the agent's own, remote_binlog.ts). */
+  workDir?: string;
   /** Stop reading older files once a file starts before this timestamp minus 60 s. */
   oldestTimestamp?: number;
   /** At most this many files. Default 64. */
@@ -54,55 +55,25 @@ export async function fetchMasterTransactions(
   source: MasterSource,
   options: FetchMasterOptions,
 ): Promise<{ transactions: MasterTransaction[]; reachedStart: boolean; files: string[] }> {
-  if (!validBinlogName(source.newestFile)) {
-    throw new TypeError(`Not a binary log file name: ${source.newestFile}`);
-  }
-  const dir = await Deno.makeTempDir({ prefix: "prm-salvage-" });
   const segments: MasterTransaction[][] = [];
-  const files: string[] = [];
-  let reachedStart = false;
-  try {
-    await Deno.chmod(dir, 0o700);
-    let file: string | undefined = source.newestFile;
-    while (file !== undefined && files.length < (options.maxFiles ?? 64)) {
-      let fetched;
-      try {
-        fetched = await fetchBinlogFile(file, {
-          ...source,
-          dir,
-          binlogTool: options.binlogTool,
-          fetchTimeoutMs: Math.max(5_000, options.deadline - Date.now()),
-        });
-      } catch (e) {
-        if (e instanceof BinlogMissingError && files.length > 0) {
-          reachedStart = true;
-          break;
-        }
-        throw e;
-      }
-      files.push(file);
-      const seg: MasterTransaction[] = [];
-      for await (const tx of readTransactions([fetched.path])) {
-        seg.push({ file, end: tx.end, md5: tx.md5, timestamp: tx.timestamp });
-      }
-      await Deno.remove(fetched.path);
-      segments.unshift(seg);
-      const previous = previousBinlogName(file);
-      if (previous === undefined) {
-        reachedStart = true;
-        break;
-      }
-      const first = seg[0]?.timestamp;
-      if (
-        options.oldestTimestamp !== undefined && first !== undefined &&
-        first < options.oldestTimestamp - 60
-      ) break;
-      file = previous;
+  const maxFiles = options.maxFiles ?? 64;
+  const walk = await walkBackward({
+    ...source,
+    binlogTool: options.binlogTool,
+    budget: options.budget,
+    workDir: options.workDir,
+  }, async (copy) => {
+    const seg: MasterTransaction[] = [];
+    for await (const tx of readTransactions([copy.path])) {
+      seg.push({ file: copy.file, end: tx.end, md5: tx.md5, timestamp: tx.timestamp });
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-  return { transactions: segments.flat(), reachedStart, files };
+    segments.unshift(seg);
+    const first = seg[0]?.timestamp;
+    const oldEnough = options.oldestTimestamp !== undefined && first !== undefined &&
+      first < options.oldestTimestamp - 60;
+    return oldEnough || segments.length >= maxFiles ? "stop" : "older";
+  });
+  return { transactions: segments.flat(), reachedStart: walk.reachedStart, files: walk.files };
 }
 
 /** Which of a node's transactions the new master lacks. */
@@ -110,7 +81,7 @@ export interface ErrantAnalysis {
   /** The node's last transaction the new master also holds (its own binlog coordinates). */
   lastCommon?: BinlogTransaction;
   /** Where the new master holds it (its binlog coordinates). */
-  masterPosition?: { file: string; position: number };
+  masterPosition?: BinlogPosition;
   /** The node's transactions after `lastCommon`, oldest first. */
   errant: BinlogTransaction[];
   /** False when the divergence point could not be proven (then `errant` is a lower bound). */
@@ -166,11 +137,11 @@ export async function analyseErrant(
   }
   return {
     lastCommon: own[i],
-    masterPosition: { file: d.file, position: d.position },
+    masterPosition: { file: d.file, pos: d.pos },
     errant: own.slice(i + 1),
     certain: true,
     note: `its history up to ${own[i].file}:${own[i].end} matches ${d.matched} transactions ` +
-      `ending at the new master's ${d.file}:${d.position}`,
+      `ending at the new master's ${d.file}:${d.pos}`,
   };
 }
 
@@ -188,34 +159,33 @@ export interface SalvageOptions {
   lookup: string;
   /** Binlog tool used to decode the SQL. Default `mariadb-binlog`. */
   binlogTool?: string;
+  /** The time decoding may take. */
+  budget: Budget;
   /** Time to stamp (default now). */
   now?: Date;
 }
 
-async function decodeSql(tool: string, file: string, start: number, stop: number) {
-  try {
-    const out = await new Deno.Command(tool, {
-      args: [
-        "--no-defaults",
-        "--base64-output=decode-rows",
-        "-v",
-        `--start-position=${start}`,
-        `--stop-position=${stop}`,
-        file,
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    return out.success
-      ? text
-      : `${text}\n-- ${tool} failed: ${new TextDecoder().decode(out.stderr).trim()}\n`;
-  } catch (e) {
-    return `-- ${tool} could not run: ${(e as Error).message}\n`;
-  }
+async function decodeSql(
+  tool: string,
+  range: { file: string; start: number; stop: number },
+  budget: Budget,
+): Promise<string> {
+  const r = await runChild([
+    tool,
+    "--no-defaults",
+    "--base64-output=decode-rows",
+    "-v",
+    `--start-position=${range.start}`,
+    `--stop-position=${range.stop}`,
+    "--",
+    range.file,
+  ], { budget, maxMs: 60_000, maxOutputBytes: SQL_OUTPUT_MAX });
+  if (r.code === 0) return r.stdout + "\n";
+  return `${r.stdout}\n-- ${tool} failed (${r.code}): ${r.stderr}\n`;
 }
+
+/** The most decoded SQL kept per file range in a salvage file. */
+const SQL_OUTPUT_MAX = 64 * 1024 * 1024;
 
 /**
  * Writes the salvage file (mode 0600) and returns its path: a header, one line per errant
@@ -228,7 +198,7 @@ export async function writeSalvage(
 ): Promise<string> {
   const now = options.now ?? new Date();
   const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, "_");
-  await Deno.mkdir(options.dir, { recursive: true, mode: 0o700 });
+  privateDir(options.dir);
   const stamp = now.toISOString().replace(/[:.]/g, "-");
   const path = `${options.dir}/salvage-${safe(options.resource)}-${
     safe(options.node)
@@ -243,7 +213,7 @@ export async function writeSalvage(
     analysis.lastCommon
       ? `# last common transaction: ${analysis.lastCommon.file}:${analysis.lastCommon.end} md5 ${analysis.lastCommon.md5}` +
         (analysis.masterPosition
-          ? ` (new master ${analysis.masterPosition.file}:${analysis.masterPosition.position})`
+          ? ` (new master ${analysis.masterPosition.file}:${analysis.masterPosition.pos})`
           : "")
       : "# last common transaction: not found in the tail examined",
     `# errant transactions: ${analysis.errant.length}${
@@ -268,9 +238,8 @@ export async function writeSalvage(
   let text = lines.join("\n") + "\n";
   for (const [file, r] of ranges) {
     text += `# --- ${file} ${r.start}..${r.stop}\n`;
-    text += await decodeSql(tool, file, r.start, r.stop);
+    text += await decodeSql(tool, { file, start: r.start, stop: r.stop }, options.budget);
   }
-  await Deno.writeTextFile(path, text, { mode: 0o600, createNew: true });
-  await Deno.chmod(path, 0o600);
+  writeExclusive(path, text, { mode: 0o600 });
   return path;
 }

@@ -123,6 +123,11 @@ export function stopReplicaIoSql(f: Flavour): string {
   return `${stopReplicaSql(f)} IO_THREAD`;
 }
 
+/** START SLAVE SQL_THREAD or START REPLICA SQL_THREAD. */
+export function startReplicaSqlThreadSql(f: Flavour): string {
+  return `${startReplicaSql(f)} SQL_THREAD`;
+}
+
 /** RESET SLAVE ALL or RESET REPLICA ALL: forgets the master and the relay logs. */
 export function resetReplicaAllSql(f: Flavour): string {
   return mysqlReplicaWords(f) ? "RESET REPLICA ALL" : "RESET SLAVE ALL";

@@ -13,8 +13,8 @@
 
 import { parseArgs } from "node:util";
 import { WireConnection } from "./mysql_wire.ts";
-import { type ReplInfo, runTool, type ToolRunner } from "./cib.ts";
-import { parseReplInfo } from "./cib.ts";
+import { runTool, TOOL_MAX_MS, type ToolRunner } from "./cib.ts";
+import { decodeReplInfo, type ReplInfo } from "./attrs.ts";
 import { heartbeatLagSeconds, heartbeatReadSql } from "./heartbeat.ts";
 import { parseBoolean, parseCredentialsFile } from "./params.ts";
 import {
@@ -286,7 +286,7 @@ export function parseClusterView(
     clone: chosen.clone,
     params,
     replInfoRaw,
-    replInfo: replInfoRaw === "" ? undefined : parseReplInfo(replInfoRaw),
+    replInfo: replInfoRaw === "" ? undefined : decodeReplInfo(replInfoRaw),
     nodes,
   };
 }
@@ -623,8 +623,8 @@ async function probeNode(
 export async function collectStatus(options: CollectOptions = {}): Promise<StatusReport> {
   const run = options.runner ?? runTool;
   const [mon, cib] = await Promise.all([
-    run("crm_mon", ["-1", "-A", "-r", "--output-as=xml"]),
-    run("cibadmin", ["-Q"]),
+    run("crm_mon", ["-1", "-A", "-r", "--output-as=xml"], TOOL_MAX_MS),
+    run("cibadmin", ["-Q"], TOOL_MAX_MS),
   ]);
   if (mon.code !== 0 || !mon.stdout.includes("<")) {
     throw new Error(`crm_mon failed (exit ${mon.code}): ${mon.stderr || mon.stdout}`.trim());

@@ -6,8 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { OCF } from "../ocf.ts";
-import { parseReplInfo } from "../cib.ts";
-import { decodePeerPosition, encodePeerPosition, SCORE } from "../election.ts";
+import {
+  decodePublishedPosition,
+  decodeRefused,
+  decodeReplInfo,
+  encodePublishedPosition,
+  encodeRefused,
+  SCORE,
+} from "../attrs.ts";
 import { AgentSetup, assertCode, binlogPosition, pointAt, replicaStatus } from "./agent_harness.ts";
 
 Deno.test("cluster paths with fake Pacemaker tools: scores, election re-check, publish, repoint", async (t) => {
@@ -19,6 +25,9 @@ Deno.test("cluster paths with fake Pacemaker tools: scores, election re-check, p
     timeoutMs: 20_000,
   });
   const old = { file: "mysql-bin.000003", pos: 500 };
+  /** A peer's published position: received `position` of the same (lost) master. */
+  const ahead = (position: { file: string; pos: number }) =>
+    encodePublishedPosition({ idle: false, masterHost: "127.0.0.1", position });
 
   await t.step("start is unpromoted and idle; first monitor sets the idle score", async () => {
     assertCode(await s.run("start"), OCF.SUCCESS);
@@ -41,11 +50,7 @@ Deno.test("cluster paths with fake Pacemaker tools: scores, election re-check, p
 
   await t.step("pre-promote publishes this node's position; the promotee steps aside", async () => {
     // nodeB published more: the promotee steps aside before the promote starts.
-    s.setAgentAttribute(
-      "pos",
-      encodePeerPosition("127.0.0.1", { file: old.file, pos: 900 }),
-      "nodeB",
-    );
+    s.setPrivateAttribute("position", ahead({ file: old.file, pos: 900 }), "nodeB");
     const r = await s.run(
       "notify",
       s.notify("pre", "promote", {
@@ -55,44 +60,40 @@ Deno.test("cluster paths with fake Pacemaker tools: scores, election re-check, p
       }),
     );
     assertCode(r, OCF.SUCCESS);
-    assert.deepEqual(decodePeerPosition("nodeA", s.agentAttribute("pos") ?? ""), {
-      node: "nodeA",
+    assert.deepEqual(decodePublishedPosition(s.privateAttribute("position") ?? ""), {
+      idle: false,
       masterHost: "127.0.0.1",
       position: old,
     });
     // The scores moved: nodeB ahead of every replica, this node last.
-    assert.equal(s.score("nodeB"), SCORE.REPLICA + 50);
-    assert.equal(s.score(), 1);
+    assert.equal(s.score("nodeB"), SCORE.BETTER_PEER);
+    assert.equal(s.score(), SCORE.STEPPED_ASIDE);
   });
 
   await t.step("promote refuses when a live peer holds more, and moves the scores", async () => {
     // As if pre-promote had not run on this node: promote alone moves the scores.
-    s.cluster.setPromotionScore(s.resource, SCORE.REPLICA);
-    s.cluster.setPromotionScore(s.resource, undefined, "nodeB");
+    s.setScore(SCORE.REPLICA);
+    s.setScore(undefined, "nodeB");
     const r = await s.run("promote");
     assertCode(r, OCF.ERR_GENERIC);
     assert.match(r.exitReason ?? "", /nodeB/, "the exit reason names the better node");
-    assert.equal(s.score("nodeB"), SCORE.REPLICA + 50);
-    assert.equal(s.score(), 1);
-    assert.equal(s.agentAttribute("refused"), "stepped-aside");
+    assert.equal(s.score("nodeB"), SCORE.BETTER_PEER);
+    assert.equal(s.score(), SCORE.STEPPED_ASIDE);
+    assert.deepEqual(decodeRefused(s.privateAttribute("refused") ?? ""), { steppedAside: true });
     assert.equal(await s.readOnly(), 1, "still read-only");
   });
 
   await t.step(
     "promote goes on when it holds the most, and publishes before accepting writes",
     async () => {
-      s.setAgentAttribute(
-        "pos",
-        encodePeerPosition("127.0.0.1", { file: "mysql-bin.000002", pos: 99999 }),
-        "nodeB",
-      );
+      s.setPrivateAttribute("position", ahead({ file: "mysql-bin.000002", pos: 99999 }), "nodeB");
       assertCode(await s.run("promote"), OCF.SUCCESS);
       const at = await binlogPosition(s);
-      assert.deepEqual(parseReplInfo(s.replInfo() ?? ""), { host: "nodeA", ...at });
+      assert.deepEqual(decodeReplInfo(s.replInfo() ?? ""), { host: "nodeA", ...at });
       assert.equal(s.score(), SCORE.PROMOTED);
       assert.equal(s.readable(), "1");
-      assert.equal(s.agentAttribute("pos"), undefined, "the election is over");
-      assert.equal(s.agentAttribute("refused"), undefined, "a promote that succeeds clears it");
+      assert.equal(s.privateAttribute("position"), undefined, "the election is over");
+      assert.equal(s.privateAttribute("refused"), undefined, "a promote that succeeds clears it");
       assert.deepEqual(await replicaStatus(s), {}, "replica settings reset");
       assert.equal(await s.readOnly(), 0);
       assertCode(
@@ -105,18 +106,19 @@ Deno.test("cluster paths with fake Pacemaker tools: scores, election re-check, p
   await t.step(
     "post-promote on the new master cleans up the failed promote of a node that stepped aside",
     async () => {
-      s.setAgentAttribute("refused", "stepped-aside", "nodeB");
-      s.setAgentAttribute("refused", String(OCF.ERR_GENERIC), "nodeC");
+      s.setPrivateAttribute("refused", encodeRefused({ steppedAside: true }), "nodeB");
+      const failed = encodeRefused({ steppedAside: false, code: OCF.ERR_GENERIC });
+      s.setPrivateAttribute("refused", failed, "nodeC");
       const r = await s.run(
         "notify",
         s.notify("post", "promote", { promote: ["nodeA"], active: ["nodeA", "nodeB", "nodeC"] }),
       );
       assertCode(r, OCF.SUCCESS);
       assert.deepEqual(s.cluster.cleanups(), [{ resource: s.resource, node: "nodeB" }]);
-      assert.equal(s.agentAttribute("refused", "nodeB"), undefined);
+      assert.equal(s.privateAttribute("refused", "nodeB"), undefined);
       // A real failure stays for a person to see.
-      assert.equal(s.agentAttribute("refused", "nodeC"), String(OCF.ERR_GENERIC));
-      s.setAgentAttribute("refused", undefined, "nodeC");
+      assert.equal(s.privateAttribute("refused", "nodeC"), failed);
+      s.setPrivateAttribute("refused", undefined, "nodeC");
     },
   );
 
@@ -124,9 +126,8 @@ Deno.test("cluster paths with fake Pacemaker tools: scores, election re-check, p
     "demote, then post-promote of another node repoints to its coordinates",
     async () => {
       assertCode(await s.run("demote"), OCF.SUCCESS);
-      const final = decodePeerPosition("nodeA", s.agentAttribute("final") ?? "");
-      assert.deepEqual(final, {
-        node: "nodeA",
+      assert.deepEqual(decodePublishedPosition(s.privateAttribute("final") ?? ""), {
+        idle: false,
         masterHost: "nodeA",
         position: await binlogPosition(s),
       });
@@ -138,7 +139,7 @@ Deno.test("cluster paths with fake Pacemaker tools: scores, election re-check, p
       assert.equal(st.Master_Host, "nodeB");
       assert.equal(st.Master_Log_File, "mysql-bin.000007");
       assert.equal(Number(st.Read_Master_Log_Pos), 1234);
-      assert.equal(s.agentAttribute("final"), undefined, "a new master is up: cleared");
+      assert.equal(s.privateAttribute("final"), undefined, "a new master is up: cleared");
       // Already a replica of nodeB: a second notification keeps its own coordinates, whatever
       // nodeB publishes now.
       s.setReplInfo("nodeB|mysql-bin.000009|4");
@@ -165,7 +166,7 @@ Deno.test("cluster paths with fake Pacemaker tools: scores, election re-check, p
     assertCode(await s.run("stop"), OCF.SUCCESS);
     assert.equal(s.score(), undefined);
     assert.equal(s.readable(), undefined);
-    assert.equal(s.agentAttribute("pos"), undefined);
+    assert.equal(s.privateAttribute("position"), undefined);
     assert.equal(s.serverPid(), undefined, "pid file removed");
   });
 });

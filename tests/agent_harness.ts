@@ -1,5 +1,5 @@
 /**
- * The agent under test, without the lab: a temporary directory (temp_dir.ts) holding a my.cnf (own port, socket,
+ * The agent under test, without the lab: a temporary directory (trusted_dir.ts) holding a my.cnf (own port, socket,
  * pid file, datadir that the agent creates with enable_creation), a credentials file, the OCF
  * environment, optionally fake Pacemaker tools (fake_pacemaker.ts), and a runner that runs
  * `deno run agent.ts ACTION` the way pacemaker-execd runs an agent (a clean environment) and
@@ -13,16 +13,17 @@
  */
 import assert from "node:assert/strict";
 import mysql from "mysql2/promise";
-import { codeName } from "../ocf.ts";
+import { codeName, readContext } from "../ocf.ts";
 import { processAlive, readPidFile } from "../mysqld.ts";
+import { type AttributeNames, attributeNames, REPL_INFO_SET } from "../attrs.ts";
+import { type LocalState, statePath } from "../run.ts";
 import {
   type AttributeSnapshot,
   FakePacemaker,
   type FakePacemakerOptions,
-  REPL_INFO_SET,
 } from "./fake_pacemaker.ts";
 import { freePort } from "./mariadb_server.ts";
-import { makeTestDir } from "./temp_dir.ts";
+import { trustedTempDir } from "./trusted_dir.ts";
 
 /** The agent program the tests run (the source, as `deno run -A agent.ts`). */
 export const AGENT_SOURCE: string = new URL("../agent.ts", import.meta.url).pathname;
@@ -193,17 +194,8 @@ const NOTIFY_LISTS: (keyof NotifyLists)[] = [
   "all",
 ];
 
-/**
- * The agent's private attributes per resource (named in agent.ts, which does not export them):
- * a node's position for the election, an old master's final position, a refused promote's mark,
- * and the operator's resume override (a node attribute).
- */
-export type AgentAttribute = "pos" | "final" | "refused" | "resume";
-
-/** The name of an {@link AgentAttribute} of `resource`. */
-export function agentAttributeName(resource: string, kind: AgentAttribute): string {
-  return `prm-${resource}-${kind}`;
-}
+/** The agent's private attributes (attrd only), by their attrs.ts names. */
+export type PrivateAttribute = "position" | "final" | "refused" | "gtid" | "gtidFork";
 
 function optionValue(text: string): string {
   return `"${text.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
@@ -262,9 +254,16 @@ export class AgentSetup {
     this.env = init.env;
   }
 
+  /** Every name the resource uses in the cluster (attrs.ts). */
+  get names(): AttributeNames {
+    return attributeNames(this.resource, this.env.OCF_RESKEY_reader_attribute);
+  }
+
   /** Writes my.cnf and the credentials file and builds the environment (no server yet). */
   static async create(options: AgentSetupOptions = {}): Promise<AgentSetup> {
-    const dir = await makeTestDir(options.prefix ?? "prm-agent-");
+    // Root-owned (the agent refuses a state folder another user could have made); 0755 so that
+    // the server, running as mysql, reaches its files below.
+    const dir = trustedTempDir(options.prefix ?? "prm-agent-", 0o755);
     let pacemaker: FakePacemaker | undefined;
     try {
       const port = freePort();
@@ -435,14 +434,11 @@ export class AgentSetup {
     return Number(row.ro);
   }
 
-  /**
-   * Writes the agent's state file (HA_RSCTMP/mysql_prm-RESOURCE.state.json, named in agent.ts)
-   * as an action would have left it.
-   */
-  writeAgentState(state: { stoppingPid?: number }): void {
+  /** Writes the agent's state file (run.ts's) as an earlier action would have left it. */
+  writeAgentState(state: LocalState): void {
     Deno.mkdirSync(this.stateDir, { recursive: true });
     Deno.writeTextFileSync(
-      `${this.stateDir}/mysql_prm-${this.resource}.state.json`,
+      statePath({ ctx: readContext(this.env) }, "state.json"),
       JSON.stringify(state),
     );
   }
@@ -457,33 +453,42 @@ export class AgentSetup {
 
   /** The promotion score of this resource on `node` (default: this node). */
   score(node?: string): number | undefined {
-    return this.cluster.promotionScore(this.resource, node);
+    const v = this.cluster.nodeAttribute(this.names.promotion, node);
+    return v === undefined ? undefined : Number(v);
   }
 
-  /** The reader attribute (reader_attribute, default "readable") on `node`. */
+  /** Sets (undefined: deletes) the promotion score on `node`, as the cluster would hold it. */
+  setScore(score: number | undefined, node?: string): void {
+    this.cluster.setNodeAttribute(
+      this.names.promotion,
+      score === undefined ? undefined : String(score),
+      node,
+    );
+  }
+
+  /** The reader attribute on `node` (default: this node). */
   readable(node?: string): string | undefined {
-    const name = this.env.OCF_RESKEY_reader_attribute ?? "readable";
-    return this.cluster.nodeAttribute(name, node);
+    return this.cluster.nodeAttribute(this.names.reader, node);
   }
 
   /** The published master (`<resource>_REPL_INFO`), raw. */
   replInfo(): string | undefined {
-    return this.cluster.property(`${this.resource}_REPL_INFO`, REPL_INFO_SET);
+    return this.cluster.property(this.names.replInfo, REPL_INFO_SET);
   }
 
   /** Publishes a `<resource>_REPL_INFO` value, as another node would. */
   setReplInfo(value: string | undefined): void {
-    this.cluster.setProperty(`${this.resource}_REPL_INFO`, value, REPL_INFO_SET);
+    this.cluster.setProperty(this.names.replInfo, value, REPL_INFO_SET);
   }
 
   /** One of the agent's private attributes on `node` (default: this node). */
-  agentAttribute(kind: AgentAttribute, node?: string): string | undefined {
-    return this.cluster.privateAttribute(agentAttributeName(this.resource, kind), node);
+  privateAttribute(kind: PrivateAttribute, node?: string): string | undefined {
+    return this.cluster.privateAttribute(this.names[kind], node);
   }
 
   /** Sets one of the agent's private attributes on `node`, as that node would. */
-  setAgentAttribute(kind: AgentAttribute, value: string | undefined, node?: string): void {
-    this.cluster.setPrivateAttribute(agentAttributeName(this.resource, kind), value, node);
+  setPrivateAttribute(kind: PrivateAttribute, value: string | undefined, node?: string): void {
+    this.cluster.setPrivateAttribute(this.names[kind], value, node);
   }
 
   // -- Cleanup ----------------------------------------------------------------------------------

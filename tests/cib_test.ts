@@ -1,38 +1,13 @@
 /**
- * cib.ts: REPL_INFO and attrd output parsing (pure), and the Cib accessor driving the fake
+ * cib.ts: attrd output parsing (pure), and the Cib accessor driving the fake
  * Pacemaker tools of fake_pacemaker.ts (their files are the CIB; their call log shows which tool
  * calls were made).
  */
 import assert from "node:assert/strict";
-import { Cib, formatReplInfo, parseAttrdQuery, parseReplInfo } from "../cib.ts";
+import { Cib, parseAttrdQuery } from "../cib.ts";
+import { encodeReplInfo, REPL_INFO_SET } from "../attrs.ts";
 import { Logger } from "../ocf.ts";
-import { FakePacemaker, REPL_INFO_SET } from "./fake_pacemaker.ts";
-
-Deno.test("REPL_INFO values read back from the CIB are validated", () => {
-  assert.deepEqual(parseReplInfo("prm1|mysql-bin.000002|1234"), {
-    host: "prm1",
-    file: "mysql-bin.000002",
-    pos: 1234,
-  });
-  assert.equal(
-    formatReplInfo({ host: "10.0.0.1", file: "b.000001", pos: 4 }),
-    "10.0.0.1|b.000001|4",
-  );
-  for (
-    const bad of [
-      "",
-      "prm1|f",
-      "prm1|f|x",
-      "pr m1|f|1",
-      "prm1|../f|1",
-      "prm1|f'x|1",
-      "a|b|1|2",
-      "-h|f|1",
-    ]
-  ) {
-    assert.equal(parseReplInfo(bad), undefined, bad);
-  }
-});
+import { FakePacemaker } from "./fake_pacemaker.ts";
 
 Deno.test("attrd_updater -A output parses into node → value, skipping junk", () => {
   const m = parseAttrdQuery(
@@ -99,7 +74,7 @@ Deno.test("private attributes, node names, REPL_INFO and cleanups through the to
   assert.equal(await cib.replInfo(), undefined);
   const info = { host: "nodeA", file: "mysql-bin.000003", pos: 1234 };
   assert.equal(await cib.setReplInfo(info), true);
-  assert.equal(pcmk.property("p_mysql_REPL_INFO", REPL_INFO_SET), formatReplInfo(info));
+  assert.equal(pcmk.property("p_mysql_REPL_INFO", REPL_INFO_SET), encodeReplInfo(info));
   assert.deepEqual(await cib.replInfo(), info);
   assert.deepEqual(cib.cachedReplInfo(), info);
 
@@ -114,7 +89,7 @@ Deno.test("outside a cluster the tools fail and the accessor copes", async () =>
   const lines: string[] = [];
   const cib = new Cib("p", { log: logger(lines), runner: pcmk.runner });
   assert.equal(await cib.setPromotionScore(5), false);
-  assert.equal(await cib.replInfo(), undefined);
+  assert.deepEqual(await cib.readReplInfo(), { state: "unreachable" });
   assert.equal(await cib.nodeName(), undefined);
   assert.equal(cib.unavailable, true);
   // Only the read was tried: no write into a cluster that is not there.
@@ -122,11 +97,13 @@ Deno.test("outside a cluster the tools fail and the accessor copes", async () =>
   assert.equal(lines.filter((l) => l.startsWith("WARNING")).length, 1, "warned once");
 });
 
-Deno.test("a malformed REPL_INFO in the CIB is ignored", async () => {
+Deno.test("a malformed REPL_INFO in the CIB is told apart, never used", async () => {
   await using pcmk = await FakePacemaker.create();
-  pcmk.setProperty("p_REPL_INFO", "prm1|x'; DROP|1", REPL_INFO_SET);
-  const lines: string[] = [];
-  const cib = new Cib("p", { log: logger(lines), runner: pcmk.runner });
+  const raw = "prm1|x'; DROP|1";
+  pcmk.setProperty("p_REPL_INFO", raw, REPL_INFO_SET);
+  const cib = new Cib("p", { log: logger(), runner: pcmk.runner });
+  assert.deepEqual(await cib.readReplInfo(), { state: "malformed", raw });
   assert.equal(await cib.replInfo(), undefined);
-  assert.equal(lines.filter((l) => l.startsWith("WARNING")).length, 1, lines.join("\n"));
+  pcmk.setProperty("p_REPL_INFO", undefined, REPL_INFO_SET);
+  assert.deepEqual(await cib.readReplInfo(), { state: "unset" });
 });

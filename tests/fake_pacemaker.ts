@@ -10,9 +10,10 @@
  *
  * @module
  */
-import { runTool, type ToolResult, type ToolRunner } from "../cib.ts";
+import { runTool, TOOL_MAX_MS, type ToolResult } from "../cib.ts";
+import { attributeNames } from "../attrs.ts";
 import { processAlive } from "../mysqld.ts";
-import { makeTestDir } from "./temp_dir.ts";
+import { trustedTempDir } from "./trusted_dir.ts";
 
 const SCRIPT = new URL("./fake_pacemaker.sh", import.meta.url);
 
@@ -29,9 +30,6 @@ export const FAKE_TOOLS = [
 /** One of {@link FAKE_TOOLS}. */
 export type FakeTool = (typeof FAKE_TOOLS)[number];
 
-/** The cluster property set the agent publishes REPL_INFO in (cib.ts's, not exported there). */
-export const REPL_INFO_SET = "mysql_replication";
-
 /** Options of {@link FakePacemaker.create}. */
 export interface FakePacemakerOptions {
   /** This node's name (crm_node -n, the target when no -N is given). Default "nodeA". */
@@ -40,7 +38,7 @@ export interface FakePacemakerOptions {
   nodes?: string[];
   /** The members of this node's partition (crm_node -p). Default: every node. */
   partition?: string[];
-  /** Parent directory of the temporary directory. Default: a new one of temp_dir.ts. */
+  /** Parent directory of the temporary directory. Default: a new one of trusted_dir.ts. */
   baseDir?: string;
 }
 
@@ -267,7 +265,7 @@ export class FakePacemaker {
     const nodes = (options.nodes ?? [node, "nodeB", "nodeC"]).map(checkName);
     if (!nodes.includes(node)) nodes.unshift(node);
     const dir = options.baseDir === undefined
-      ? await makeTestDir("prm-fake-pcmk-")
+      ? trustedTempDir("prm-fake-pcmk-", 0o755)
       : await Deno.makeTempDir({ dir: options.baseDir, prefix: "prm-fake-pcmk-" });
     const p = new FakePacemaker(dir, node, nodes);
     try {
@@ -295,9 +293,15 @@ export class FakePacemaker {
     return { PRM_PCMK_TOOLS_DIR: this.toolsDir };
   }
 
-  /** A cib.ts/status.ts tool runner that runs these fakes (through cib.ts's runTool). */
-  readonly runner: ToolRunner = (cmd: string, args: string[]): Promise<ToolResult> =>
-    runTool(`${this.toolsDir}/${cmd}`, args);
+  /**
+   * A cib.ts/status.ts tool runner that runs these fakes (through cib.ts's runTool); the time
+   * limit defaults to cib.ts's per-call maximum.
+   */
+  readonly runner: (cmd: string, args: string[], timeoutMs?: number) => Promise<ToolResult> = (
+    cmd: string,
+    args: string[],
+    timeoutMs = TOOL_MAX_MS,
+  ): Promise<ToolResult> => runTool(`${this.toolsDir}/${cmd}`, args, timeoutMs);
 
   // -- Reading ----------------------------------------------------------------------------------
 
@@ -306,9 +310,9 @@ export class FakePacemaker {
     return readText(`${this.#state}/cib/status/${checkName(node)}/${checkName(name)}`);
   }
 
-  /** The promotion score of `resource` (the `master-<resource>` node attribute). */
+  /** The promotion score of `resource` (the node attribute crm_attribute --promotion writes). */
   promotionScore(resource: string, node = this.node): number | undefined {
-    const v = this.nodeAttribute(`master-${resource}`, node);
+    const v = this.nodeAttribute(attributeNames(resource).promotion, node);
     return v === undefined ? undefined : Number(v);
   }
 
@@ -364,11 +368,8 @@ export class FakePacemaker {
 
   /** Sets (undefined: deletes) the promotion score of `resource` on `node`. */
   setPromotionScore(resource: string, score: number | undefined, node = this.node): void {
-    this.setNodeAttribute(
-      `master-${resource}`,
-      score === undefined ? undefined : String(score),
-      node,
-    );
+    const name = attributeNames(resource).promotion;
+    this.setNodeAttribute(name, score === undefined ? undefined : String(score), node);
   }
 
   /** Sets a private attribute; undefined deletes it the way attrd does (an empty value). */

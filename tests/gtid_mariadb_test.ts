@@ -14,6 +14,9 @@ import {
   publishGtidFork,
 } from "../gtid_agent.ts";
 import { type MariadbServer, startMariadb, stopAll } from "./mariadb_server.ts";
+import { attributeNames } from "../attrs.ts";
+import { Budget } from "../budget.ts";
+import { trustedTempDir } from "./trusted_dir.ts";
 
 const PASSWORD = crypto.randomUUID();
 const silent = { info: () => {}, warn: (m: string) => console.log(`  warn: ${m}`) };
@@ -71,6 +74,7 @@ Deno.test({
 }, async () => {
   const servers: MariadbServer[] = [];
   const clients: MysqlClient[] = [];
+  const salvageDir = `${trustedTempDir("gtid-salvage-")}/salvage`;
   try {
     for (const id of [1, 2, 3]) {
       servers.push(
@@ -96,7 +100,8 @@ Deno.test({
     await a.query("CREATE DATABASE test; CREATE TABLE test.t (k INT PRIMARY KEY)");
     for (const [cx, node] of [[cb, "b"], [cc, "c"]] as const) {
       const r = await prepareGtidFollow(cx, attrs(store, node), {
-        resource: "r",
+        names: attributeNames("r"),
+        budget: Budget.ofMs(60_000),
         master: "a",
         node,
         log: silent,
@@ -114,31 +119,31 @@ Deno.test({
     for (let k = 71; k <= 75; k++) await a.query("INSERT INTO test.t VALUES (?)", [k]);
 
     // Election: c (50) loses to b (70).
-    await publishElectionGtid(cb, attrs(store, "b"), { resource: "r", log: silent });
-    await publishElectionGtid(cc, attrs(store, "c"), { resource: "r", log: silent });
+    await publishElectionGtid(cb, attrs(store, "b"), { names: attributeNames("r"), log: silent });
+    await publishElectionGtid(cc, attrs(store, "c"), { names: attributeNames("r"), log: silent });
     const heldB = await heldGtid(cb, await cb.replicaStatus());
     const heldC = await heldGtid(cc, await cc.replicaStatus());
     console.log(`  held: b ${heldB?.gtid}, c ${heldC?.gtid}`);
     const fromC = await gtidElection(cc, attrs(store, "c"), {
-      resource: "r",
+      names: attributeNames("r"),
       self: "c",
       expected: ["b"],
-      until: Date.now() + 1_000,
+      budget: Budget.ofMs(1_000),
     });
     assert.equal(fromC.proceed, false, fromC.reason);
     assert.equal(fromC.better?.node, "b");
     const fromB = await gtidElection(cb, attrs(store, "b"), {
-      resource: "r",
+      names: attributeNames("r"),
       self: "b",
       expected: ["c"],
-      until: Date.now() + 1_000,
+      budget: Budget.ofMs(1_000),
     });
     assert.equal(fromB.proceed, true, fromB.reason);
 
     // Promote b: fork point, semi-sync source.
     await cb.stopReplica();
     await cb.resetReplica();
-    await publishGtidFork(cb, attrs(store, "b"), { resource: "r", log: silent });
+    await publishGtidFork(cb, attrs(store, "b"), { names: attributeNames("r"), log: silent });
     await cb.configureSemiSync("source", 5_000);
     await cb.setReadOnly(false);
     for (let k = 1001; k <= 1010; k++) await b.query("INSERT INTO test.t VALUES (?)", [k]);
@@ -147,11 +152,12 @@ Deno.test({
     await cc.stopReplica();
     await cc.configureSemiSync("replica", 5_000);
     const rc = await prepareGtidFollow(cc, attrs(store, "c"), {
-      resource: "r",
+      names: attributeNames("r"),
+      budget: Budget.ofMs(60_000),
       master: "b",
       node: "x",
       log: silent,
-      salvageDir: `${servers[0].dir}/salvage`,
+      salvageDir,
     });
     assert.equal(rc.ok, true, rc.ok ? "" : rc.reason);
     await follow(cc, b);
@@ -179,11 +185,12 @@ Deno.test({
     // The old master a holds 0-1-71..75 that b never received: refused.
     await ca.setReadOnly(true);
     const ra = await prepareGtidFollow(ca, attrs(store, "a"), {
-      resource: "r",
+      names: attributeNames("r"),
+      budget: Budget.ofMs(60_000),
       master: "b",
       node: "x",
       log: silent,
-      salvageDir: `${servers[0].dir}/salvage`,
+      salvageDir,
     });
     assert.equal(ra.ok, false);
     if (!ra.ok) {
@@ -205,15 +212,17 @@ Deno.test({
     }
     // A node that already follows b (its binlog holds b's own GTIDs 0-2-...) is no errant node.
     const rcAgain = await prepareGtidFollow(cc, attrs(store, "c"), {
-      resource: "r",
+      names: attributeNames("r"),
+      budget: Budget.ofMs(60_000),
       master: "b",
       node: "x",
       log: silent,
-      salvageDir: `${servers[0].dir}/salvage`,
+      salvageDir,
     });
     assert.equal(rcAgain.ok, true);
   } finally {
     for (const c of clients) await c.close();
     await stopAll(servers);
+    Deno.removeSync(salvageDir.slice(0, salvageDir.lastIndexOf("/")), { recursive: true });
   }
 });

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { OCF } from "../ocf.ts";
-import { SCORE } from "../election.ts";
+import { SCORE } from "../attrs.ts";
 import { MysqlClient } from "../mysql.ts";
 import { heartbeatLagSeconds, heartbeatReadSql, startHeartbeat } from "../heartbeat.ts";
 import { type MariadbServer, startMariadb } from "./mariadb_server.ts";

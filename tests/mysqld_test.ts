@@ -29,7 +29,8 @@ import {
 } from "../mysqld.ts";
 import { freePort } from "./mariadb_server.ts";
 import { killAndWait, waitFor } from "./agent_harness.ts";
-import { makeTestDir } from "./temp_dir.ts";
+import { Budget } from "../budget.ts";
+import { trustedTempDir } from "./trusted_dir.ts";
 
 /** The server answers on its socket with a protocol 10 greeting. */
 async function greets(socket: string): Promise<ProbeResult> {
@@ -66,6 +67,10 @@ async function sql(socket: string, text: string): Promise<string> {
   const err = new TextDecoder().decode(out.stderr);
   if (!out.success) throw new Error(`mariadb -e ${text}: ${err}`);
   return new TextDecoder().decode(out.stdout).trim();
+}
+
+function assertGone(...paths: string[]): void {
+  for (const p of paths) assert.throws(() => Deno.lstatSync(p), Deno.errors.NotFound, p);
 }
 
 function uidOf(user: string): number {
@@ -113,7 +118,7 @@ async function layoutIn(dir: string): Promise<ServerLayout> {
 }
 
 Deno.test("pid files, leftovers, tails, binaries and users", async () => {
-  const dir = await makeTestDir("prm-mysqld-");
+  const dir = trustedTempDir("prm-mysqld-", 0o755);
   try {
     const pidFile = `${dir}/x.pid`;
     assert.equal(readPidFile(pidFile), undefined, "missing");
@@ -147,7 +152,7 @@ Deno.test("pid files, leftovers, tails, binaries and users", async () => {
     assert.equal(executableExists(`${bin}/mariadbd`), true);
     assert.equal(executableExists(bin), false, "a directory is not an executable");
     assert.equal(findServerBinary([bin]), `${bin}/mariadbd`);
-    const version = await binaryVersion("/usr/sbin/mariadbd");
+    const version = await binaryVersion("/usr/sbin/mariadbd", Budget.ofMs(10_000));
     assert.equal(version.mariadb, true);
     const printed = await new Deno.Command("/usr/sbin/mariadbd", {
       args: ["--version"],
@@ -195,7 +200,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async (t) => {
-  const dir = await makeTestDir("prm-mysqld-");
+  const dir = trustedTempDir("prm-mysqld-", 0o755);
   const layout = await layoutIn(dir);
   const pids: number[] = [];
   const start = async (
@@ -209,10 +214,17 @@ Deno.test({
     if (out.pid !== undefined) pids.push(out.pid);
     return out;
   };
+  /** A started server, frozen: a SIGTERM stays pending (a server stuck in I/O); SIGKILL works. */
+  const startFrozen = async (): Promise<number> => {
+    const started = await start();
+    assert.ok(started.ok, started.reason);
+    Deno.kill(started.pid!, "SIGSTOP");
+    return started.pid!;
+  };
   const mysqlUid = uidOf("mysql");
   try {
     await t.step("initialise: a datadir owned by mysql, with the system schema", async () => {
-      const init = await initialiseDatadir(layout);
+      const init = await initialiseDatadir(layout, Budget.ofMs(120_000));
       assert.ok(init.ok, init.output);
       assert.equal(datadirInitialised(layout.datadir), true);
       assert.equal(Deno.statSync(layout.datadir).uid, mysqlUid);
@@ -234,24 +246,18 @@ Deno.test({
       assert.deepEqual(out, { ok: true, pid });
       assert.equal(processAlive(pid), false);
       assert.equal(serverPid(layout), undefined);
-      assert.throws(() => Deno.statSync(layout.pid), Deno.errors.NotFound);
-      assert.throws(() => Deno.statSync(layout.socket), Deno.errors.NotFound);
+      assertGone(layout.pid, layout.socket);
       // Nothing runs: stop succeeds and clears a crash's leftovers.
       Deno.writeTextFileSync(layout.pid, `${pid}\n`);
       Deno.writeTextFileSync(layout.socket, "");
       assert.deepEqual(await stopServer(layout, { deadline: Date.now() + 5_000 }), { ok: true });
-      assert.throws(() => Deno.statSync(layout.pid), Deno.errors.NotFound);
-      assert.throws(() => Deno.statSync(layout.socket), Deno.errors.NotFound);
+      assertGone(layout.pid, layout.socket);
     });
 
     await t.step(
       "stop of a server that ignores SIGTERM: SIGKILL after the grace time",
       async () => {
-        const started = await start();
-        assert.ok(started.ok, started.reason);
-        const pid = started.pid!;
-        // Frozen: SIGTERM stays pending, as for a server stuck in I/O; SIGKILL still ends it.
-        Deno.kill(pid, "SIGSTOP");
+        const pid = await startFrozen();
         const t0 = Date.now();
         // 12 s: the module keeps 10 s of it for SIGKILL, so it waits 2 s after SIGTERM.
         const out = await stopServer(layout, { deadline: t0 + 12_000 });
@@ -260,18 +266,14 @@ Deno.test({
         assert.ok(out.reason, "says the server was killed");
         assert.ok(Date.now() - t0 >= 1_000, "SIGTERM was given its time first");
         assert.equal(processAlive(pid), false);
-        assert.throws(() => Deno.statSync(layout.pid), Deno.errors.NotFound);
-        assert.throws(() => Deno.statSync(layout.socket), Deno.errors.NotFound);
+        assertGone(layout.pid, layout.socket);
       },
     );
 
     await t.step(
       "async stop: returns once unreachable, while the old process still runs",
       async () => {
-        const started = await start();
-        assert.ok(started.ok, started.reason);
-        const pid = started.pid!;
-        Deno.kill(pid, "SIGSTOP");
+        const pid = await startFrozen();
         let asked = 0;
         const out = await stopServer(layout, {
           deadline: Date.now() + 60_000,

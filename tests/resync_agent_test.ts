@@ -17,12 +17,13 @@ import {
   checkReturningNode,
   HISTORY_START_FILE,
   markHistoryStart,
-  parseResumeOverride,
   readBlock,
   resyncReplica,
   writeBlock,
 } from "../resync_agent.ts";
+import { Budget } from "../budget.ts";
 import { type MariadbServer, startMariadbServers, stopAll } from "./mariadb_server.ts";
+import { trustedTempDir } from "./trusted_dir.ts";
 import {
   binlogPosition,
   type Coordinates,
@@ -66,7 +67,7 @@ interface Replicated {
 async function withReplicated(count: number, fn: (r: Replicated) => Promise<void>): Promise<void> {
   const login: Login = { user: "repl", password: `${crypto.randomUUID()}"'#` };
   const servers: MariadbServer[] = [];
-  const baseDir = await Deno.makeTempDir({ prefix: "prm-resync-agent-test-" });
+  const baseDir = trustedTempDir("ra-");
   try {
     const ids = Array.from({ length: count }, (_, i) => i + 1);
     servers.push(
@@ -112,23 +113,15 @@ function client(s: MariadbServer): Promise<MysqlClient> {
   return MysqlClient.connect({ socket: s.socket, user: "root", password: "" });
 }
 
-Deno.test("override and block helpers", () => {
-  assert.deepEqual(parseResumeOverride("published"), { published: true });
-  assert.deepEqual(parseResumeOverride(" mysql-bin.000003:1234 "), {
-    file: "mysql-bin.000003",
-    pos: 1234,
-  });
-  assert.equal(parseResumeOverride("mysql-bin.000003:2"), undefined);
-  assert.equal(parseResumeOverride("x';DROP:5"), undefined);
-  assert.equal(parseResumeOverride(undefined), undefined);
+Deno.test("history mark and block helpers", () => {
   const files = ["/b/mysql-bin.000001", "/b/mysql-bin.000002", "/b/mysql-bin.000003"];
   assert.deepEqual(binlogsSinceMark(files, "mysql-bin.000002"), files.slice(1));
   assert.deepEqual(binlogsSinceMark(files, undefined), files);
   assert.deepEqual(binlogsSinceMark(files, "mysql-bin.000009"), files, "a stale mark is ignored");
   assert.deepEqual(binlogsSinceMark(files, "../x"), files, "a malformed mark is ignored");
-  const dir = Deno.makeTempDirSync();
+  const dir = trustedTempDir("block-");
   try {
-    const path = `${dir}/sub/block.json`;
+    const path = `${dir}/block.json`;
     assert.equal(readBlock(path), undefined);
     writeBlock(path, { reason: "Errant transactions", at: "now" });
     assert.equal(readBlock(path)?.reason, "Errant transactions");
@@ -171,7 +164,7 @@ Deno.test({
       await a.query("CALL d.fill(20)");
       const source = { host: "127.0.0.1", port: a.port, ...login, newestFile: published.file };
       const fromA = (at: { file: string; pos: number }) => ({ port: a.port, login, ...at });
-      const opts = { log, deadline: Date.now() + 60_000, salvageDir, node: "D", resource: "r" };
+      const opts = { log, budget: Budget.ofMs(60_000), salvageDir, node: "D", resource: "r" };
 
       // B: a replica of the dead master, 45 transactions behind A.
       const cb = await client(b);
@@ -182,9 +175,9 @@ Deno.test({
         if (out.kind !== "resume") return;
         console.log(`B: ${out.detail} (${(performance.now() - t0).toFixed(0)} ms)`);
         assert.equal(out.file, published.file);
-        assert.ok(out.position < published.pos);
+        assert.ok(out.pos < published.pos);
         await b.query("STOP SLAVE; RESET SLAVE ALL");
-        await pointAt(b, fromA({ file: out.file, pos: out.position }));
+        await pointAt(b, fromA({ file: out.file, pos: out.pos }));
       } finally {
         await cb.close();
       }
@@ -197,7 +190,7 @@ Deno.test({
         assert.equal(out.kind, "resume", JSON.stringify(out));
         if (out.kind === "resume") {
           console.log(`C: ${out.detail}`);
-          assert.deepEqual({ file: out.file, pos: out.position }, published);
+          assert.deepEqual({ file: out.file, pos: out.pos }, published);
         }
       } finally {
         await cc.close();
@@ -275,7 +268,7 @@ Deno.test({
         assert.equal(out.kind, "resume", JSON.stringify(out));
         if (out.kind === "resume") {
           console.log(`D repaired: ${out.detail}`);
-          assert.deepEqual({ file: out.file, pos: out.position }, end);
+          assert.deepEqual({ file: out.file, pos: out.pos }, end);
           // 32 matched: the 20 transactions of fill(20) and the 12 of fill(12), which only its
           // binary log since the mark holds (its relay log has the last 12).
           const decision = out.search?.decision;
@@ -340,7 +333,7 @@ Deno.test({
       const published = await failOver(m, a);
       await a.query("INSERT INTO d.t VALUES (2, 2)");
       const source = { host: "127.0.0.1", port: a.port, ...login, newestFile: published.file };
-      const opts = { log, deadline: Date.now() + 60_000, node: "B", resource: "r" };
+      const opts = { log, budget: Budget.ofMs(60_000), node: "B", resource: "r" };
       // B holds all 3 transactions, C the first 2: both are their servers' whole history.
       for (const [name, r] of [["b", b], ["c", c]] as const) {
         const cl = await client(r);
@@ -349,10 +342,10 @@ Deno.test({
           assert.equal(out.kind, "resume", `${name}: ${JSON.stringify(out)}`);
           if (out.kind !== "resume") return;
           console.log(`${name.toUpperCase()}: ${out.detail}`);
-          if (name === "b") assert.deepEqual({ file: out.file, pos: out.position }, published);
-          else assert.ok(out.position < published.pos, "C resumes before A's last transaction");
+          if (name === "b") assert.deepEqual({ file: out.file, pos: out.pos }, published);
+          else assert.ok(out.pos < published.pos, "C resumes before A's last transaction");
           await r.query("STOP SLAVE; RESET SLAVE ALL");
-          await pointAt(r, { port: a.port, login, file: out.file, pos: out.position });
+          await pointAt(r, { port: a.port, login, file: out.file, pos: out.pos });
         } finally {
           await cl.close();
         }

@@ -12,12 +12,11 @@
 import assert from "node:assert/strict";
 import { type BinlogTransaction, tailTransactions } from "../binlog.ts";
 import { findResumePoint } from "../remote_binlog.ts";
-import {
-  chooseTrailing,
-  compareBinlogPositions,
-  formatResyncSource,
-  receivedPosition,
-} from "../resync.ts";
+import { chooseTrailing } from "../resync.ts";
+import { Budget } from "../budget.ts";
+import { receivedPositionOf } from "../election.ts";
+import { comparePositions, encodeCoordinates } from "../position.ts";
+import { normalizeReplicaStatus } from "../sql.ts";
 import { type MariadbServer, slaveStatus, startMariadb, stopAll } from "./mariadb_server.ts";
 
 const LAG = 100_000;
@@ -51,20 +50,20 @@ function brief(st: Record<string, unknown>): string {
   ].map((f) => `${f}=${st[f]}`).join(" ");
 }
 
-async function masterPosition(m: MariadbServer): Promise<{ file: string; position: number }> {
+async function masterPosition(m: MariadbServer): Promise<{ file: string; pos: number }> {
   const [row] = await m.query<{ File: string; Position: string }[]>("SHOW MASTER STATUS");
-  return { file: row.File, position: Number(row.Position) };
+  return { file: row.File, pos: Number(row.Position) };
 }
 
 /** Waits until `r` has received (IO thread) everything `m` has logged so far. */
 async function waitReceived(r: MariadbServer, m: MariadbServer): Promise<void> {
   const target = await masterPosition(m);
   await waitFor(
-    `server ${r.serverId} to receive ${target.file}:${target.position}`,
+    `server ${r.serverId} to receive ${target.file}:${target.pos}`,
     async () => {
       const st = await slaveStatus(r);
       return st.Master_Log_File === target.file &&
-        Number(st.Read_Master_Log_Pos) === target.position;
+        Number(st.Read_Master_Log_Pos) === target.pos;
     },
     async () => brief(await slaveStatus(r)),
   );
@@ -178,11 +177,13 @@ Deno.test({
 
       // Election input: A (tied with D) received the most.
       const received = await Promise.all(
-        [a, b, c, d].map(async (r) => receivedPosition(await slaveStatus(r))!),
+        [a, b, c, d].map(async (r) =>
+          receivedPositionOf(normalizeReplicaStatus(await slaveStatus(r)))!
+        ),
       );
-      assert.ok(compareBinlogPositions(received[0], received[1]) > 0);
-      assert.ok(compareBinlogPositions(received[1], received[2]) > 0);
-      assert.equal(compareBinlogPositions(received[0], received[3]), 0);
+      assert.ok(comparePositions(received[0], received[1]) > 0);
+      assert.ok(comparePositions(received[1], received[2]) > 0);
+      assert.equal(comparePositions(received[0], received[3]), 0);
 
       // Promote A.
       await waitApplied(a);
@@ -190,7 +191,7 @@ Deno.test({
       await a.query("RESET SLAVE ALL");
       await a.query("SET GLOBAL read_only = 0");
       const published = await masterPosition(a);
-      const replInfo = formatResyncSource({ host: "127.0.0.1", ...published });
+      const replInfo = encodeCoordinates({ host: "127.0.0.1", ...published });
       console.log(`new master publishes ${replInfo} (${replInfo.length} bytes)`);
       // A's own writes after the promotion come after every resume point.
       await a.query("CALL d.fill(100)");
@@ -223,8 +224,21 @@ Deno.test({
         // B finds A's files from the published position (REPLICATION SLAVE only); C lists them
         // with SHOW BINARY LOGS, which needs BINLOG MONITOR too.
         const remote = name !== "C"
-          ? { host: "127.0.0.1", port: a.port, user: "repl", password, newestFile: published.file }
-          : { host: "127.0.0.1", port: a.port, user: "mon", password };
+          ? {
+            host: "127.0.0.1",
+            port: a.port,
+            user: "repl",
+            password,
+            newestFile: published.file,
+            budget: Budget.ofMs(300_000),
+          }
+          : {
+            host: "127.0.0.1",
+            port: a.port,
+            user: "mon",
+            password,
+            budget: Budget.ofMs(300_000),
+          };
         if (name === "B") {
           // Its last 10 transactions are identical and sit inside a block of 20: refused.
           const short = await findResumePoint({ ...remote, trailing: trailing.slice(-10) });
@@ -249,15 +263,15 @@ Deno.test({
             `B searched in C's binlog: refused: ${!wrong.decision.ok && wrong.decision.message}`,
           );
         }
-        let quickPoint: { file: string; position: number } | undefined;
+        let quickPoint: { file: string; pos: number } | undefined;
         if (name === "B") {
           // Fewest bytes: stop at the newest file that settles the run.
           const quick = await findResumePoint({ ...remote, trailing, stopWhenFound: true });
           assert.ok(quick.decision.ok, JSON.stringify(quick.decision));
           assert.equal(quick.filesFetched.length, 1);
-          quickPoint = { file: quick.decision.file, position: quick.decision.position };
+          quickPoint = { file: quick.decision.file, pos: quick.decision.pos };
           report.push(
-            `B stopping when found: ${quick.decision.file}:${quick.decision.position} in ` +
+            `B stopping when found: ${quick.decision.file}:${quick.decision.pos} in ` +
               `${quick.elapsedMs.toFixed(0)} ms, ${quick.bytesFetched} bytes fetched`,
           );
         }
@@ -266,13 +280,13 @@ Deno.test({
         assert.ok(point.ok, `${name}: ${JSON.stringify(point)}`);
         // D has all A has: it resumes exactly where A stood when it was promoted.
         if (name === "D") {
-          assert.deepEqual({ file: point.file, position: point.position }, published);
+          assert.deepEqual({ file: point.file, pos: point.pos }, published);
         }
         if (quickPoint) {
-          assert.deepEqual(quickPoint, { file: point.file, position: point.position });
+          assert.deepEqual(quickPoint, { file: point.file, pos: point.pos });
         }
         report.push(
-          `${name}: resume at ${point.file}:${point.position} (run of ${point.matched}, ` +
+          `${name}: resume at ${point.file}:${point.pos} (run of ${point.matched}, ` +
             `${point.contradicted} contradicted) in ${search.elapsedMs.toFixed(0)} ms ` +
             `(fetch ${search.fetchMs.toFixed(0)} ms), ` +
             `${search.filesFetched.length} files / ${search.bytesFetched} bytes fetched, ` +
@@ -291,21 +305,21 @@ Deno.test({
         await r.query(
           "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=?, MASTER_USER='repl', " +
             "MASTER_PASSWORD=?, MASTER_LOG_FILE=?, MASTER_LOG_POS=?, MASTER_USE_GTID=no",
-          [a.port, password, point.file, point.position],
+          [a.port, password, point.file, point.pos],
         );
         await r.query("START SLAVE");
       }
       const target = await masterPosition(a);
       for (const r of [b, c, d]) {
         await waitFor(
-          `server ${r.serverId} to catch up with A at ${target.file}:${target.position}`,
+          `server ${r.serverId} to catch up with A at ${target.file}:${target.pos}`,
           async () => {
             const st = await slaveStatus(r);
             if (st.Slave_SQL_Running !== "Yes" || st.Slave_IO_Running === "No") {
               throw new Error(`Replication failed on server ${r.serverId}: ${brief(st)}`);
             }
             return st.Relay_Master_Log_File === target.file &&
-              Number(st.Exec_Master_Log_Pos) === target.position;
+              Number(st.Exec_Master_Log_Pos) === target.pos;
           },
           async () => brief(await slaveStatus(r)),
         );

@@ -3,17 +3,12 @@ import { createHash } from "node:crypto";
 import {
   BackwardResumeSearch,
   chooseTrailing,
-  compareBinlogPositions,
   findResumePointIn,
-  formatResyncSource,
   type MasterTransaction,
-  parseResyncSource,
-  receivedPosition,
   type ResumeDecision,
   ResumeMatcher,
   type TrailingTransaction,
 } from "../resync.ts";
-import { previousBinlogName, validBinlogName } from "../remote_binlog.ts";
 
 function md5(text: string): string {
   return createHash("md5").update(text).digest("hex");
@@ -44,7 +39,7 @@ Deno.test("exact match resumes after the replica's last transaction", async () =
   const d = await findResumePointIn(trailingOf(labels.slice(290, 300)), log);
   assert.ok(d.ok, JSON.stringify(d));
   assert.equal(d.file, log[299].file);
-  assert.equal(d.position, log[299].end);
+  assert.equal(d.pos, log[299].end);
   assert.equal(d.matched, 10);
   assert.equal(d.scanned, 500);
 });
@@ -55,7 +50,7 @@ Deno.test("position is in the right file across a rotation", async () => {
   const d = await findResumePointIn(trailingOf(labels.slice(1980, 2000)), log);
   assert.ok(d.ok);
   assert.equal(d.file, "mysql-bin.000002");
-  assert.equal(d.position, 256 + 999 * 100 + 100);
+  assert.equal(d.pos, 256 + 999 * 100 + 100);
 });
 
 Deno.test("identical transactions: the run resolves the position when it reaches distinct ones", async () => {
@@ -66,7 +61,7 @@ Deno.test("identical transactions: the run resolves the position when it reaches
   const trailing = trailingOf(labels.slice(0, 112));
   const d = await findResumePointIn(trailing.slice(-30), log);
   assert.ok(d.ok, JSON.stringify(d));
-  assert.equal(d.position, log[111].end);
+  assert.equal(d.pos, log[111].end);
   // Positions 109..119 matched the last 10 too, and were ruled out by the older context.
   assert.ok(d.contradicted > 0, `contradicted ${d.contradicted}`);
 });
@@ -90,7 +85,7 @@ Deno.test("a single MD5 repeated elsewhere does not fool the run", async () => {
   const trailing = trailingOf([...distinct(141, 150), "x"]);
   const d = await findResumePointIn(trailing, log);
   assert.ok(d.ok);
-  assert.equal(d.position, log[151].end);
+  assert.equal(d.pos, log[151].end);
 });
 
 Deno.test("not found: a transaction the new master never received", async () => {
@@ -118,7 +113,7 @@ Deno.test("replica equal to the new master resumes at its end", async () => {
   const log = masterLog(labels);
   const d = await findResumePointIn(trailingOf(labels.slice(-50)), log);
   assert.ok(d.ok);
-  assert.equal(d.position, log[999].end);
+  assert.equal(d.pos, log[999].end);
   assert.equal(d.file, log[999].file);
 });
 
@@ -131,7 +126,7 @@ Deno.test("replica with fewer transactions than the minimum run", async () => {
   if (!refused.ok) assert.equal(refused.reason, "too-short");
   const accepted = await findResumePointIn(short, log, { replicaHistoryComplete: true });
   assert.ok(accepted.ok);
-  assert.equal(accepted.position, log[3].end);
+  assert.equal(accepted.pos, log[3].end);
   const none = await findResumePointIn([], log, { replicaHistoryComplete: true });
   assert.equal(none.ok, false);
   if (!none.ok) assert.equal(none.reason, "empty");
@@ -148,7 +143,7 @@ Deno.test("a match cut short by the start of the list needs older logs", async (
   // If that list really is all the new master still has, the 12 matching suffice (>= minRun).
   const atStart = await findResumePointIn(trailing, partial, { fromHistoryStart: true });
   assert.ok(atStart.ok);
-  assert.equal(atStart.position, partial[11].end);
+  assert.equal(atStart.pos, partial[11].end);
   // Fewer than minRun at the start is not proof.
   const tooFew = await findResumePointIn(trailing, masterLog(labels).slice(195), {
     fromHistoryStart: true,
@@ -189,7 +184,7 @@ Deno.test("100,000 behind: 100,000+ transactions matched in constant memory", as
   const d = await findResumePointIn(trailing, log, { fromHistoryStart: true });
   const ms = performance.now() - t0;
   assert.ok(d.ok);
-  assert.equal(d.position, log[n - 100_001].end);
+  assert.equal(d.pos, log[n - 100_001].end);
   assert.equal(d.file, log[n - 100_001].file);
   // Worst case for the matcher: every transaction identical, so every position is compared deeply.
   const same = masterLog(Array(n).fill("same"), 20_000);
@@ -281,53 +276,6 @@ Deno.test("newest-first search by segments decides exactly like one forward pass
 Deno.test("invalid trailing MD5 and run length are rejected", () => {
   assert.throws(() => new ResumeMatcher([{ md5: "nope" }]), /valid MD5/);
   assert.throws(() => new ResumeMatcher([], { minRun: 0 }), /positive integer/);
-});
-
-Deno.test("election input: received position from SHOW SLAVE STATUS", () => {
-  assert.deepEqual(
-    receivedPosition({ Master_Log_File: "mysql-bin.000003", Read_Master_Log_Pos: "1234" }),
-    { file: "mysql-bin.000003", position: 1234 },
-  );
-  assert.equal(receivedPosition({}), undefined);
-  assert.equal(receivedPosition({ Master_Log_File: "", Read_Master_Log_Pos: "4" }), undefined);
-  assert.equal(
-    receivedPosition({ Master_Log_File: "../x", Read_Master_Log_Pos: "99" }),
-    undefined,
-  );
-  const a = { file: "mysql-bin.000009", position: 9000 };
-  const b = { file: "mysql-bin.000010", position: 4 };
-  assert.ok(compareBinlogPositions(a, b) < 0);
-  assert.ok(compareBinlogPositions(b, a) > 0);
-  assert.equal(compareBinlogPositions(a, { ...a }), 0);
-  assert.ok(compareBinlogPositions(a, { ...a, position: 9001 }) < 0);
-});
-
-Deno.test("resync source: host|file|pos round trip and validation", () => {
-  const s = formatResyncSource({ host: "10.213.7.11", file: "mysql-bin.000002", position: 385 });
-  assert.equal(s, "10.213.7.11|mysql-bin.000002|385");
-  assert.deepEqual(parseResyncSource(s), {
-    host: "10.213.7.11",
-    file: "mysql-bin.000002",
-    position: 385,
-  });
-  assert.throws(() => formatResyncSource({ host: "a|b", file: "f.1", position: 4 }));
-  assert.throws(() => formatResyncSource({ host: "h", file: "../f", position: 4 }));
-  assert.equal(parseResyncSource("h|f.1"), undefined);
-  assert.equal(parseResyncSource("h|f 1|4"), undefined);
-  assert.equal(parseResyncSource("h|f.1|-4"), undefined);
-});
-
-Deno.test("binlog names from a server or the CIB are validated and walked back", () => {
-  assert.ok(validBinlogName("mysql-bin.000010"));
-  assert.ok(validBinlogName("host-1.relay_log.1"));
-  for (const bad of ["", "../mysql-bin.000001", "mysql-bin", "a b.000001", "x.0001;", 7]) {
-    assert.equal(validBinlogName(bad), false, String(bad));
-  }
-  assert.equal(previousBinlogName("mysql-bin.000010"), "mysql-bin.000009");
-  assert.equal(previousBinlogName("mysql-bin.001000"), "mysql-bin.000999");
-  assert.equal(previousBinlogName("mysql-bin.1000000"), "mysql-bin.0999999");
-  assert.equal(previousBinlogName("mysql-bin.000001"), undefined);
-  assert.throws(() => previousBinlogName("../x"), /Not a binary log/);
 });
 
 Deno.test("trailing: relay log first, own binlog when the relay log is short and agrees", () => {

@@ -2,8 +2,8 @@
  * salvage.ts on a real MariaDB binary log: which of a node's transactions are errant (after the
  * last one the new master holds, confirmed by its history), the salvage file written for a
  * person (positions checked against the server's own SHOW BINLOG EVENTS, MD5s, decoded SQL of
- * the errant transactions only, one range per file, mode 0600 in a 0700 folder, never
- * overwritten), and the new master's binary logs read over the replication protocol.
+ * the errant transactions only, one range per file, mode 0600 in a 0700 folder, never written
+ * through a link), and the new master's binary logs read over the replication protocol.
  */
 import assert from "node:assert/strict";
 import { type BinlogTransaction, readTransactions } from "../binlog.ts";
@@ -15,7 +15,8 @@ import {
 } from "../salvage.ts";
 import type { MasterTransaction } from "../resync.ts";
 import { type MariadbServer, startMariadb } from "./mariadb_server.ts";
-import { makeTestDir } from "./temp_dir.ts";
+import { Budget } from "../budget.ts";
+import { trustedTempDir } from "./trusted_dir.ts";
 
 const LOGIN = { user: "repl", password: `${crypto.randomUUID()}'"` };
 
@@ -61,7 +62,8 @@ Deno.test({
   sanitizeOps: false,
 }, async (t) => {
   const server = await startMariadb({ serverId: 1, binlogFormat: "ROW" });
-  const dir = await makeTestDir("prm-salvage-");
+  // The agent's folders must be root's (safe_fs.ts): salvage and work folders go below this one.
+  const dir = trustedTempDir("prm-salvage-");
   try {
     await server.query(
       "SET sql_log_bin = 0; CREATE USER ?@'127.0.0.1' IDENTIFIED BY ?; " +
@@ -111,7 +113,7 @@ Deno.test({
         assert.equal(analysis.lastCommon, shared[4]);
         assert.deepEqual(analysis.masterPosition, {
           file: files[0].split("/").pop(),
-          position: shared[4].end,
+          pos: shared[4].end,
         });
         assert.deepEqual(analysis.errant, errant);
         // The new master went on with transactions of its own: still the same split.
@@ -138,6 +140,7 @@ Deno.test({
         master: "nodeB (newest binlog mysql-bin.000002)",
         lookup: "not-found: test",
         now,
+        budget: Budget.ofMs(60_000),
       };
       const path = await writeSalvage(analysis, options);
       assert.equal(path, `${salvageDir}/salvage-p_mysql-node_A-2026-01-02T03-04-05-678Z.txt`);
@@ -188,8 +191,15 @@ Deno.test({
       // Nothing of the shared history: the rows of the first three inserts are not there.
       assert.doesNotMatch(text, /@2=30\b/);
       assert.doesNotMatch(text, /CREATE TABLE/);
-      // Never overwritten: a second file of the same instant is refused.
-      await assert.rejects(writeSalvage(analysis, options), Deno.errors.AlreadyExists);
+      // Written afresh, never through a link someone planted at its name.
+      const victim = `${dir}/victim`;
+      Deno.writeTextFileSync(victim, "untouched");
+      Deno.removeSync(path);
+      Deno.symlinkSync(victim, path);
+      assert.equal(await writeSalvage(analysis, options), path);
+      assert.equal(Deno.readTextFileSync(victim), "untouched");
+      assert.ok(Deno.lstatSync(path).isFile);
+      assert.equal(Deno.readTextFileSync(path), text);
     });
 
     await t.step("no shared transaction: everything is listed as a lower bound", async () => {
@@ -208,13 +218,14 @@ Deno.test({
         lookup: "test",
         // The decode fails: the file still lists every transaction.
         binlogTool: "/nonexistent/mariadb-binlog",
+        budget: Budget.ofMs(60_000),
       });
       const lines = Deno.readTextFileSync(path).split("\n");
       assert.ok(lines.includes("# last common transaction: not found in the tail examined"));
       assert.ok(lines.includes("# errant transactions: 8 (at least; divergence point not proven)"));
       assert.equal(lines.filter((l) => l.startsWith("errant ")).length, 8);
       assert.equal(
-        lines.filter((l) => /^-- \/nonexistent\/mariadb-binlog could not run/.test(l)).length,
+        lines.filter((l) => /^-- \/nonexistent\/mariadb-binlog failed \(127\)/.test(l)).length,
         2,
       );
     });
@@ -222,23 +233,23 @@ Deno.test({
     await t.step("the new master's binary logs over the replication protocol", async () => {
       const newestFile = files[1].split("/").pop()!;
       const source = { host: "127.0.0.1", port: server.port, ...LOGIN, newestFile };
-      const deadline = Date.now() + 60_000;
-      const all = await fetchMasterTransactions(source, { deadline });
+      const options = { budget: Budget.ofMs(60_000), workDir: dir };
+      const all = await fetchMasterTransactions(source, options);
       assert.deepEqual(all.transactions, asMaster(own));
       assert.equal(all.reachedStart, true);
       assert.deepEqual(all.files, [newestFile, files[0].split("/").pop()]);
       // Bounded: by a number of files, or by age (a file that starts long before the node's
       // oldest transaction ends the reading).
-      const one = await fetchMasterTransactions(source, { deadline, maxFiles: 1 });
+      const one = await fetchMasterTransactions(source, { ...options, maxFiles: 1 });
       assert.deepEqual(one.transactions, asMaster(own.slice(5 + 1)));
       assert.equal(one.reachedStart, false);
       const recent = await fetchMasterTransactions(source, {
-        deadline,
+        ...options,
         oldestTimestamp: own[own.length - 1].timestamp + 3_600,
       });
       assert.deepEqual(recent.files, [newestFile]);
       await assert.rejects(
-        fetchMasterTransactions({ ...source, newestFile: "../etc" }, { deadline }),
+        fetchMasterTransactions({ ...source, newestFile: "../etc" }, options),
         TypeError,
       );
     });

@@ -1,0 +1,580 @@
+/**
+ * The server's lifecycle, Stateful-like: validate-all, start, stop, monitor, demote. The role is
+ * always read from the server (read_only, replica status), never remembered; monitor tells the
+ * truth even when it surprises the cluster; the promotion score is set at every transition,
+ * deleted on stop, restored by a probe. The failover protocol (notifications and promote) is
+ * failover.ts; following a master is follow.ts.
+ *
+ * @module
+ */
+
+import { READABLE, SCORE } from "./attrs.ts";
+import { assessReplica, nextReaderState } from "./election.ts";
+import { clearKeepOut, followPublishedMaster, keptOutCode, publishedMaster } from "./follow.ts";
+import {
+  heartbeatRunning,
+  readHeartbeatLag,
+  startHeartbeat,
+  stopHeartbeat,
+  withHeartbeatLag,
+} from "./heartbeat.ts";
+import {
+  connect,
+  isClientFailure,
+  NoLoginError,
+  type Observation,
+  observe,
+  withClient,
+} from "./local_server.ts";
+import { classifyError, describeError, type MysqlClient } from "./mysql.ts";
+import {
+  cleanLeftovers,
+  datadirInitialised,
+  executableExists,
+  initialiseDatadir,
+  isMariadbServer,
+  processAlive,
+  serverPid,
+  startServer,
+  stopServer,
+  systemIds,
+  waitExit,
+} from "./mysqld.ts";
+import { OCF, type OcfCode } from "./ocf.ts";
+import { encodeCoordinates } from "./position.ts";
+import { PCMK_TOOLS_DIR } from "./cib.ts";
+import type { Problem } from "./params.ts";
+import { failWith, loadState, reportProblems, type Run, saveState } from "./run.ts";
+import { removeEntry, writeExclusive } from "./safe_fs.ts";
+import { quoteString, testTableSql } from "./sql.ts";
+
+/**
+ * How long a server may go without completing a handshake or answering a trivial query before
+ * a monitor calls it failed (counted across monitors). Busy servers answer (too many
+ * connections, lock waits): those are degraded, never failed. A frozen one answers nothing.
+ */
+export const UNRESPONSIVE_LIMIT_MS = 30_000;
+
+/** Host checks of validate-all (binaries, files, tools): each with its OCF error kind. */
+export function hostProblems(run: Run): Problem[] {
+  const problems: Problem[] = [];
+  const { layout, params } = run;
+  if (!executableExists(layout.binary)) {
+    problems.push({
+      kind: "installed",
+      message: params.binary === ""
+        ? "No mariadbd or mysqld found on this host: set the binary parameter"
+        : `Server binary ${layout.binary} is missing or not executable`,
+    });
+  } else if (/mysqld_safe$/.test(layout.binary)) {
+    problems.push({
+      kind: "configured",
+      message: "binary must be the server itself, not mysqld_safe (its restart loop undoes kills)",
+    });
+  }
+  if (params.binaryPrefix.length > 0 && !executableExists(params.binaryPrefix[0])) {
+    problems.push({
+      kind: "installed",
+      message: `binary_prefix command ${params.binaryPrefix[0]} is missing or not executable`,
+    });
+  }
+  try {
+    Deno.statSync(params.config);
+  } catch {
+    problems.push({
+      kind: "installed",
+      message: `Configuration file ${params.config} does not exist`,
+    });
+  }
+  if (params.postPromoteScript !== "" && !executableExists(params.postPromoteScript)) {
+    problems.push({
+      kind: "installed",
+      message: `post_promote_script ${params.postPromoteScript} is missing or not executable`,
+    });
+  }
+  if (run.ctx.promotable) {
+    for (const tool of ["crm_attribute", "attrd_updater", "crm_node"]) {
+      if (!executableExists(`${PCMK_TOOLS_DIR}/${tool}`)) {
+        problems.push({
+          kind: "installed",
+          message: `Pacemaker tool ${PCMK_TOOLS_DIR}/${tool} is missing`,
+        });
+      }
+    }
+  }
+  if (!params.enableCreation && !datadirInitialised(params.datadir)) {
+    problems.push({
+      kind: "installed",
+      message: `Data directory ${params.datadir} holds no database and enable_creation is false`,
+    });
+  }
+  return problems;
+}
+
+/** validate-all: every problem of the parameters, the credentials and the host. */
+export function actionValidate(run: Run, problems: Problem[]): OcfCode {
+  const all = [...problems, ...hostProblems(run)];
+  if (all.length > 0) return reportProblems(run.log, all);
+  run.log.debug("Configuration is valid");
+  return OCF.SUCCESS;
+}
+
+/**
+ * start: the server as `user`, always unpromoted (read-only, replication not auto-started), then
+ * following the published master; succeeds once a monitor says it runs.
+ */
+export async function actionStart(run: Run): Promise<OcfCode> {
+  const problems = hostProblems(run);
+  if (problems.length > 0) return reportProblems(run.log, problems);
+  const waited = await waitForAsyncStop(run);
+  if (waited !== undefined) return waited;
+  if (serverPid(run.layout) === undefined) {
+    const started = await startProcess(run);
+    if (started !== OCF.SUCCESS) return started;
+  } else {
+    run.log.info("Server already running: start is a no-op");
+  }
+  if (run.ctx.promotable) {
+    await run.cib.setPrivate(run.names.position, undefined);
+    // A start (after crm_resource --cleanup, for one) checks afresh whether this node may follow.
+    clearKeepOut(run);
+    const info = await publishedMaster(run);
+    const r = await withClient(run, async (c) => {
+      if (!(await c.readOnly())) await c.setReadOnly(true);
+      if (info !== undefined) await followPublishedMaster(run, c, info);
+      else run.log.info(`No master published (${run.names.replInfo} unset): idle replica`);
+      return true;
+    });
+    if (isClientFailure(r)) {
+      return failWith(run, OCF.ERR_GENERIC, `Cannot set up replication after start: ${r.error}`);
+    }
+  }
+  const code = await actionMonitor(run);
+  if (code === OCF.SUCCESS || code === OCF.RUNNING_PROMOTED || code === OCF.DEGRADED) {
+    return OCF.SUCCESS;
+  }
+  return code === OCF.NOT_RUNNING
+    ? failWith(run, OCF.ERR_GENERIC, "Server stopped right after start")
+    : code;
+}
+
+/** A start while an async stop still shuts the old process down waits for it (or fails). */
+async function waitForAsyncStop(run: Run): Promise<OcfCode | undefined> {
+  const state = loadState(run);
+  if (state.stoppingPid === undefined) return undefined;
+  const pid = state.stoppingPid;
+  if (processAlive(pid, run.layout.binary)) {
+    run.log.info(`Waiting for server pid ${pid} to finish its shutdown (async_stop) first`);
+  }
+  const budget = run.budget.slice({ reserveMs: 10_000 });
+  if (!(await waitExit(pid, budget.deadline, run.layout.binary))) {
+    return failWith(
+      run,
+      OCF.ERR_GENERIC,
+      `Previous server pid ${pid} is still shutting down; not starting a second one on ${run.params.datadir}`,
+    );
+  }
+  delete state.stoppingPid;
+  saveState(run, state);
+  return undefined;
+}
+
+/** Starts the server process (initialising an empty datadir first when allowed). */
+async function startProcess(run: Run): Promise<OcfCode> {
+  const removed = cleanLeftovers(run.layout);
+  if (removed.length) run.log.info(`Removed leftovers of a dead server: ${removed.join(", ")}`);
+  const startArgs: string[] = [];
+  let initFile: string | undefined;
+  if (!datadirInitialised(run.params.datadir)) {
+    const init = await initialiseDatadir(run.layout, run.budget.slice({ reserveMs: 10_000 }));
+    if (!init.ok) {
+      return failWith(run, OCF.ERR_GENERIC, `Datadir initialisation failed: ${init.output}`);
+    }
+    run.log.info(`Initialised ${run.params.datadir}`);
+    initFile = writeInitFile(run);
+    if (initFile) startArgs.push(`--init-file=${initFile}`);
+  }
+  const mariadb = await isMariadbServer(run.layout.binary, run.budget);
+  startArgs.push(mariadb ? "--skip-slave-start" : "--skip-replica-start");
+  // Semi-sync settings are not persistent: a restarted replica that keeps its coordinates must
+  // still acknowledge (MySQL needs its plugin first: replicateFrom installs it).
+  if (run.params.semiSync && mariadb) startArgs.push("--rpl-semi-sync-slave-enabled=ON");
+  if (run.ctx.promotable) {
+    // Always unpromoted: read-only from the first connection on.
+    startArgs.push("--read-only");
+    if (!mariadb) startArgs.push("--super-read-only");
+  }
+  const t0 = Date.now();
+  try {
+    const outcome = await startServer(run.layout, {
+      startArgs,
+      deadline: run.budget.slice({ reserveMs: 2_000 }).deadline,
+      probe: async () => {
+        try {
+          const c = await connect(run, { connectMs: 1_000 });
+          await c.close();
+          return "up";
+        } catch (err) {
+          if (err instanceof NoLoginError) return "up";
+          const kind = classifyError(err);
+          return kind === "auth" || kind === "busy" ? "up" : "starting";
+        }
+      },
+    });
+    if (!outcome.ok) return failWith(run, OCF.ERR_GENERIC, outcome.reason ?? "Start failed");
+    run.log.info(`Server pid ${outcome.pid} accepts connections after ${Date.now() - t0} ms`);
+    return OCF.SUCCESS;
+  } finally {
+    // It holds passwords: gone as soon as the server has read it (or failed to start).
+    if (initFile) removeEntry(initFile);
+  }
+}
+
+/**
+ * Writes a one-off --init-file creating the agent's logins in a fresh datadir (not binlogged, so
+ * it never looks like a transaction of this node). The datadir belongs to the server's user, who
+ * could have planted a link at that name: the file is created exclusively, never through a link,
+ * and handed to the server's user through its descriptor (safe_fs.ts). Mode 0600.
+ */
+function writeInitFile(run: Run): string | undefined {
+  if (run.creds === undefined) return undefined;
+  const { client, replication } = run.creds;
+  if (client.user === "" || client.user === "root") return undefined;
+  const lines = [
+    "SET sql_log_bin = 0;",
+    `CREATE USER IF NOT EXISTS ${quoteString(client.user)}@'localhost' IDENTIFIED BY ${
+      quoteString(client.password)
+    };`,
+    `GRANT ALL PRIVILEGES ON *.* TO ${quoteString(client.user)}@'localhost' WITH GRANT OPTION;`,
+  ];
+  if (replication.user !== "") {
+    lines.push(
+      `CREATE USER IF NOT EXISTS ${quoteString(replication.user)}@'%' IDENTIFIED BY ${
+        quoteString(replication.password)
+      };`,
+      `GRANT REPLICATION SLAVE ON *.* TO ${quoteString(replication.user)}@'%';`,
+    );
+  }
+  const path = `${run.params.datadir}/prm-init.sql`;
+  const ids = systemIds(run.params.user, run.params.group);
+  writeExclusive(path, lines.join("\n") + "\n", {
+    mode: 0o600,
+    // The server reads it after dropping root: it must belong to the server's user.
+    owner: ids.uid !== undefined && Deno.uid() === 0 ? { uid: ids.uid, gid: ids.gid } : undefined,
+  });
+  return path;
+}
+
+/** stop: SIGTERM, SIGKILL near the deadline; fails (so the node is fenced) if it survives. */
+export async function actionStop(run: Run): Promise<OcfCode> {
+  if (run.ctx.promotable) {
+    // Independent tool calls: together, since a stop lies on a failover's path.
+    await Promise.all([
+      run.cib.setPromotionScore(undefined),
+      run.cib.setNodeAttribute(run.names.reader, undefined),
+      run.cib.setPrivate(run.names.position, undefined),
+    ]);
+  }
+  const state = loadState(run);
+  const t0 = Date.now();
+  const outcome = await stopServer(run.layout, {
+    deadline: run.budget.deadline,
+    untilUnreachable: run.params.asyncStop
+      ? async () => {
+        try {
+          const c = await connect(run, { connectMs: 500 });
+          await c.close();
+          return false;
+        } catch (err) {
+          // Without a usable login a refused login still proves the server listens.
+          return !(err instanceof NoLoginError) && classifyError(err) === "down";
+        }
+      }
+      : undefined,
+  });
+  if (!outcome.ok) return failWith(run, OCF.ERR_GENERIC, outcome.reason ?? "Stop failed");
+  if (outcome.pid !== undefined && processAlive(outcome.pid, run.layout.binary)) {
+    state.stoppingPid = outcome.pid;
+    run.log.info(`Server pid ${outcome.pid} no longer accepts connections (async_stop): returning`);
+  } else {
+    delete state.stoppingPid;
+  }
+  delete state.reader;
+  delete state.unresponsiveSince;
+  saveState(run, state);
+  run.log.info(
+    outcome.pid === undefined
+      ? "Server was not running: stop is a no-op"
+      : `Server pid ${outcome.pid} stopped in ${Date.now() - t0} ms${
+        outcome.reason ? ` (${outcome.reason})` : ""
+      }`,
+  );
+  return OCF.SUCCESS;
+}
+
+function degraded(run: Run): OcfCode {
+  return run.ctx.role === "Promoted" ? OCF.DEGRADED_PROMOTED : OCF.DEGRADED;
+}
+
+/**
+ * A server that did not answer at all (no handshake, no answer to a trivial query): degraded
+ * while this lasts less than {@link UNRESPONSIVE_LIMIT_MS} across monitors, failed after.
+ */
+function unresponsive(run: Run, detail: string): OcfCode {
+  const state = loadState(run);
+  const now = Date.now();
+  const since = state.unresponsiveSince ?? now;
+  if (state.unresponsiveSince === undefined) {
+    state.unresponsiveSince = now;
+    saveState(run, state);
+  }
+  const forMs = now - since;
+  if (forMs >= UNRESPONSIVE_LIMIT_MS) {
+    return failWith(
+      run,
+      OCF.ERR_GENERIC,
+      `Server has not answered for ${Math.round(forMs / 1000)} s (limit ${
+        UNRESPONSIVE_LIMIT_MS / 1000
+      } s): ${detail}`,
+    );
+  }
+  run.log.warn(
+    `Server not answering for ${Math.round(forMs / 1000)} s (${detail}): degraded until ${
+      UNRESPONSIVE_LIMIT_MS / 1000
+    } s, failed after`,
+  );
+  return degraded(run);
+}
+
+function answered(run: Run): void {
+  const state = loadState(run);
+  if (state.unresponsiveSince === undefined) return;
+  run.log.info("Server answers again");
+  delete state.unresponsiveSince;
+  saveState(run, state);
+}
+
+/** monitor: the role from the server itself, scores and reader attribute kept current. */
+export async function actionMonitor(run: Run): Promise<OcfCode> {
+  const obs: Observation = await observe(run);
+  if (obs.kind === "stopped") {
+    run.log.debug(`Not running: ${obs.detail}`);
+    // A recurring monitor reports the failure at once: the recovery's stop deletes the score, and
+    // a failed instance is never promoted. A probe cleans up what a past life left.
+    if (run.ctx.promotable && run.ctx.intervalMs === 0) {
+      await run.cib.setPromotionScore(undefined);
+    }
+    return OCF.NOT_RUNNING;
+  }
+  if (obs.kind === "busy") {
+    if (!obs.answered) return unresponsive(run, obs.detail);
+    answered(run);
+    run.log.warn(`Server alive but busy (${obs.detail}): reporting degraded, not failed`);
+    return degraded(run);
+  }
+  if (obs.kind === "failed") return failWith(run, OCF.ERR_GENERIC, obs.detail);
+  const client = obs.client;
+  let trivialAnswered = false;
+  try {
+    const readOnly = await client.readOnly();
+    trivialAnswered = true;
+    answered(run);
+    if (run.ctx.checkLevel >= 10) {
+      // A lock held on test_table must read as busy, not leave a query hanging on the server
+      // (closing a connection with a query in flight waits for it): bound the lock wait.
+      await client.query("SET SESSION lock_wait_timeout = 2");
+      await client.query(testTableSql(run.params.testTable));
+    }
+    if (!run.ctx.promotable) {
+      // A plain resource is one server: running is all Pacemaker asks about.
+      run.log.debug(`Standalone server running, read_only=${readOnly}`);
+      return OCF.SUCCESS;
+    }
+    return readOnly ? await monitorUnpromoted(run, client) : await monitorPromoted(run, client);
+  } catch (err) {
+    if (classifyError(err) === "busy") {
+      if (!trivialAnswered && !hasServerAnswer(err)) {
+        return unresponsive(run, `a trivial query got no answer: ${describeError(err)}`);
+      }
+      run.log.warn(`Server alive but a check query is stuck (${describeError(err)}): degraded`);
+      return degraded(run);
+    }
+    return failWith(run, OCF.ERR_GENERIC, `Monitor query failed: ${describeError(err)}`);
+  } finally {
+    await client.close();
+    run.cib.save();
+  }
+}
+
+/** True when the error is the server's own answer (an error packet), not a timeout. */
+function hasServerAnswer(err: unknown): boolean {
+  return (err as { errno?: number }).errno !== undefined;
+}
+
+/** The promoted node's monitor: publish its coordinates when the CIB lost them, keep the score. */
+export async function monitorPromoted(run: Run, client: MysqlClient): Promise<OcfCode> {
+  // This node's own last publication spares a CIB read per monitor; probes read the CIB.
+  const info = run.cib.cachedReplInfo()?.host === run.node
+    ? run.cib.cachedReplInfo()
+    : await publishedMaster(run);
+  if (info === undefined || info.host !== run.node) {
+    // Promoted without our promote (probe after a restart, or the CIB lost the property).
+    const binlog = await client.binlogStatus();
+    if (binlog !== undefined && !run.cib.unavailable) {
+      run.log.info(
+        `Writable and ${run.names.replInfo} names ${
+          info?.host ?? "nobody"
+        }: publishing ${binlog.file}:${binlog.pos}`,
+      );
+      await run.cib.setReplInfo({ host: run.node, file: binlog.file, pos: binlog.pos });
+    }
+  }
+  if (run.params.heartbeat) await heartbeatHook(run, client, "check");
+  await run.cib.setPromotionScore(SCORE.PROMOTED);
+  await run.cib.setNodeAttribute(run.names.reader, READABLE.yes);
+  return OCF.RUNNING_PROMOTED;
+}
+
+async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode> {
+  const blocked = await keptOutCode(run);
+  if (blocked !== undefined) return blocked;
+  let status = await client.replicaStatus();
+  const state = loadState(run);
+  if (status === undefined || status.ioRunning !== "Yes") {
+    const info = await publishedMaster(run);
+    if (info !== undefined && info.host !== run.node && info.host !== status?.masterHost) {
+      // A missed notification (or a node down during the switch) still follows an old master.
+      await followPublishedMaster(run, client, info);
+      status = await client.replicaStatus();
+      const nowBlocked = await keptOutCode(run);
+      if (nowBlocked !== undefined) return nowBlocked;
+    }
+  }
+  let score: number | undefined;
+  let readableNow: boolean;
+  let code: OcfCode = OCF.SUCCESS;
+  if (status === undefined) {
+    run.log.debug("Idle: read-only, replicating from nobody");
+    score = SCORE.IDLE;
+    readableNow = false;
+  } else {
+    if (run.params.heartbeat) {
+      const hb = await readHeartbeatLag(client, run.params.heartbeatTable);
+      if (hb.lag === undefined) run.log.debug(`Heartbeat lag unknown: ${hb.problem}`);
+      status = withHeartbeatLag(status, hb.lag);
+    }
+    const health = assessReplica(status, { maxLag: run.params.maxSlaveLag });
+    score = health.healthy ? SCORE.REPLICA : undefined;
+    readableNow = health.readable;
+    if (!health.healthy || !health.readable) {
+      run.log.info(`Replica of ${status.masterHost}: ${health.reason}`);
+    } else run.log.debug(`Replica of ${status.masterHost}: ${health.reason}`);
+    if (health.outdated && run.params.evictOutdatedSlaves) {
+      score = undefined;
+      code = failWith(run, OCF.ERR_GENERIC, `Evicting outdated replica: ${health.reason}`);
+    }
+  }
+  const reader = nextReaderState(
+    state.reader ?? { readable: false, failures: 0 },
+    readableNow,
+    run.params.readerFailcount,
+  );
+  if (JSON.stringify(reader) !== JSON.stringify(state.reader)) {
+    state.reader = reader;
+    saveState(run, state);
+  }
+  await run.cib.setPromotionScore(score);
+  await run.cib.setNodeAttribute(run.names.reader, reader.readable ? READABLE.yes : READABLE.no);
+  return code;
+}
+
+/**
+ * The heartbeat writer (heartbeat.ts): started by promote, checked (and restarted) by the
+ * promoted monitor, disabled by demote. A failure is logged, never fatal: lag figures then fall
+ * back to Seconds_Behind_Master on the replicas.
+ */
+export async function heartbeatHook(
+  run: Run,
+  client: MysqlClient,
+  what: "start" | "check" | "stop",
+): Promise<void> {
+  const table = run.params.heartbeatTable;
+  try {
+    if (what === "stop") return await stopHeartbeat(client, table);
+    if (what === "check" && await heartbeatRunning(client, table)) return;
+    await startHeartbeat(client, { table, intervalSeconds: run.params.heartbeatInterval });
+    run.log.info(`Heartbeat writer on ${table} every ${run.params.heartbeatInterval} s`);
+  } catch (err) {
+    run.log.warn(`Heartbeat writer (${what}) failed: ${describeError(err)}`);
+  }
+}
+
+/**
+ * demote: read-only without hanging on long transactions (blocking sessions are killed within
+ * the budget); publishes where it stopped writing, so a switchover loses nothing.
+ */
+export async function actionDemote(run: Run): Promise<OcfCode> {
+  const obs = await observe(run);
+  if (obs.kind === "stopped") {
+    // After a crash Pacemaker demotes before it stops: "not promoted" is already true, and a
+    // failure here would only abort the transition and count a failure against the node.
+    run.log.info(`Demote of a stopped server is a no-op: ${obs.detail}`);
+    return OCF.SUCCESS;
+  }
+  if (obs.kind !== "up") return failWith(run, OCF.ERR_GENERIC, `Cannot demote: ${obs.detail}`);
+  const client = obs.client;
+  try {
+    if (await client.readOnly()) {
+      run.log.info("Already read-only: demote is a no-op");
+      return OCF.SUCCESS;
+    }
+    await setReadOnlyKillingBlockers(run, client);
+    if (run.params.heartbeat) await heartbeatHook(run, client, "stop");
+    if (run.ctx.promotable) {
+      const binlog = await client.binlogStatus();
+      if (binlog !== undefined) {
+        // Replicas wait for this position in pre-promote, so a switchover loses nothing.
+        await run.cib.setPrivate(
+          run.names.final,
+          encodeCoordinates({ host: run.node, file: binlog.file, pos: binlog.pos }),
+        );
+        run.log.info(`Demoted: read-only at ${binlog.file}:${binlog.pos}`);
+      }
+      await run.cib.setPromotionScore(SCORE.IDLE);
+      run.cib.save();
+    } else {
+      run.log.info("Standalone server made read-only");
+    }
+    return OCF.SUCCESS;
+  } catch (err) {
+    return failWith(run, OCF.ERR_GENERIC, `Demote failed: ${describeError(err)}`);
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * read_only needs the global read lock, which waits for running writes. Try with a short lock
+ * wait; then kill client sessions (not replication or system threads) and try again, within the
+ * action's budget.
+ */
+async function setReadOnlyKillingBlockers(run: Run, client: MysqlClient): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await client.setReadOnly(true, 3);
+      return;
+    } catch (err) {
+      if (classifyError(err) !== "busy" || run.budget.remainingMs() < 5_000) throw err;
+      const sessions = await client.clientSessions();
+      const victims = sessions.filter((s) => s.command !== "Sleep" || s.time > 0);
+      run.log.warn(
+        `read_only blocked (attempt ${attempt}: ${
+          describeError(err)
+        }): killing ${victims.length} sessions ${
+          victims.map((s) => `${s.id}/${s.user}/${s.command}/${s.time}s`).join(" ")
+        }`,
+      );
+      for (const s of victims) await client.kill(s.id);
+    }
+  }
+}
