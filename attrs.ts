@@ -12,6 +12,7 @@
  * | `prm-<rsc>-gtid`, `prm-<rsc>-gtid-fork` | private                  | GTID position, fork point     |
  * | `prm-<rsc>-refused`                    | private                   | `stepped-aside` or an OCF code |
  * | `prm-<rsc>-resume`                     | node attribute (operator) | `published` or `FILE:POS`     |
+ * | `prm-<rsc>-not-promotable`             | node attribute, reboot    | a {@link NotPromotable} reason |
  *
  * Private attributes never reach the CIB (`attrd_updater -p`): they carry what only the running
  * cluster needs during one transition.
@@ -76,6 +77,8 @@ export interface AttributeNames {
   refused: string;
   /** Node attribute set by an operator: where a kept-out node resumes. */
   resume: string;
+  /** Node attribute (lifetime reboot): why this node is not a promotion candidate now. */
+  notPromotable: string;
 }
 
 /**
@@ -104,6 +107,7 @@ export function attributeNames(
     gtidFork: own("gtid-fork"),
     refused: own("refused"),
     resume: own("resume"),
+    notPromotable: own("not-promotable"),
   };
 }
 
@@ -175,4 +179,36 @@ export function decodeResumeOverride(value: string | undefined): ResumeOverride 
   if (v === "published") return { published: true };
   const position = parsePosition(v);
   return position === undefined ? undefined : { published: false, position };
+}
+
+/**
+ * Why a running node is not a promotion candidate, as a short machine-readable word (shown by
+ * `crm_mon -A` as the node attribute `prm-<rsc>-not-promotable`, and by `mysql_prm status`):
+ *
+ * - `sql-broken`, `io-broken`, `io-stopped`: a replication thread stopped or failed;
+ * - `lagging`: past `max_slave_lag`;
+ * - `kept-out`: refused to follow the master (resync refused, errant transactions), until a
+ *   person acts;
+ * - `disk-full`: its datadir's filesystem is nearly full;
+ * - `cold-start-wait`: after a whole-cluster outage, waiting for a node that may hold more;
+ * - `unresponsive`: its server answers nothing.
+ */
+export const NOT_PROMOTABLE = [
+  "sql-broken",
+  "io-broken",
+  "io-stopped",
+  "lagging",
+  "kept-out",
+  "disk-full",
+  "cold-start-wait",
+  "unresponsive",
+] as const;
+
+/** One of {@link NOT_PROMOTABLE}. */
+export type NotPromotable = typeof NOT_PROMOTABLE[number];
+
+/** Decodes a not-promotable reason (untrusted); undefined when it is not one. */
+export function decodeNotPromotable(value: string | undefined): NotPromotable | undefined {
+  const v = value?.trim();
+  return (NOT_PROMOTABLE as readonly string[]).includes(v ?? "") ? v as NotPromotable : undefined;
 }

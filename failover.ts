@@ -304,6 +304,7 @@ async function openWrites(run: Run, client: MysqlClient): Promise<OcfCode> {
   await Promise.all([
     publishing,
     run.cib.setPromotionScore(SCORE.PROMOTED),
+    run.cib.setNodeAttribute(run.names.notPromotable, undefined),
     run.cib.setNodeAttribute(run.names.reader, READABLE.yes),
     run.cib.setPrivate(run.names.position, undefined),
   ]);

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { decodeResumeOverride, READABLE, type ReplInfo } from "./attrs.ts";
+import { decodeResumeOverride, type NotPromotable, READABLE, type ReplInfo } from "./attrs.ts";
 import { prepareGtidFollow } from "./gtid_agent.ts";
 import { describeError, type MysqlClient } from "./mysql.ts";
 import { OCF, type OcfCode } from "./ocf.ts";
@@ -97,6 +97,7 @@ export function clearKeepOut(run: Run): void {
 
 async function withdraw(run: Run): Promise<void> {
   await run.cib.setPromotionScore(undefined);
+  await run.cib.setNodeAttribute(run.names.notPromotable, "kept-out" satisfies NotPromotable);
   await run.cib.setNodeAttribute(run.names.reader, READABLE.no);
 }
 

@@ -9,7 +9,7 @@
  */
 
 import { READABLE, SCORE } from "./attrs.ts";
-import { assessReplica, nextReaderState } from "./election.ts";
+import { assessReplica, type Candidacy, nextReaderState, replicaCandidacy } from "./election.ts";
 import { clearKeepOut, followPublishedMaster, keptOutCode, publishedMaster } from "./follow.ts";
 import {
   heartbeatRunning,
@@ -278,6 +278,7 @@ export async function actionStop(run: Run): Promise<OcfCode> {
     await Promise.all([
       run.cib.setPromotionScore(undefined),
       run.cib.setNodeAttribute(run.names.reader, undefined),
+      run.cib.setNodeAttribute(run.names.notPromotable, undefined),
       run.cib.setPrivate(run.names.position, undefined),
     ]);
   }
@@ -438,7 +439,7 @@ export async function monitorPromoted(run: Run, client: MysqlClient): Promise<Oc
     }
   }
   if (run.params.heartbeat) await heartbeatHook(run, client, "check");
-  await run.cib.setPromotionScore(SCORE.PROMOTED);
+  await publishCandidacy(run, { score: SCORE.PROMOTED });
   await run.cib.setNodeAttribute(run.names.reader, READABLE.yes);
   return OCF.RUNNING_PROMOTED;
 }
@@ -458,12 +459,12 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
       if (nowBlocked !== undefined) return nowBlocked;
     }
   }
-  let score: number | undefined;
+  let candidacy: Candidacy;
   let readableNow: boolean;
   let code: OcfCode = OCF.SUCCESS;
   if (status === undefined) {
     run.log.debug("Idle: read-only, replicating from nobody");
-    score = SCORE.IDLE;
+    candidacy = replicaCandidacy({});
     readableNow = false;
   } else {
     if (run.params.heartbeat) {
@@ -472,17 +473,12 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
       status = withHeartbeatLag(status, hb.lag);
     }
     const health = assessReplica(status, { maxLag: run.params.maxSlaveLag });
-    score = !health.healthy
-      ? undefined
-      : hasHistoryMark(run.params.datadir)
-      ? SCORE.REPAIRED_REPLICA
-      : SCORE.REPLICA;
+    candidacy = replicaCandidacy({ health, repaired: hasHistoryMark(run.params.datadir) });
     readableNow = health.readable;
     if (!health.healthy || !health.readable) {
       run.log.info(`Replica of ${status.masterHost}: ${health.reason}`);
     } else run.log.debug(`Replica of ${status.masterHost}: ${health.reason}`);
     if (health.outdated && run.params.evictOutdatedSlaves) {
-      score = undefined;
       code = failWith(run, OCF.ERR_GENERIC, `Evicting outdated replica: ${health.reason}`);
     }
   }
@@ -495,9 +491,18 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
     state.reader = reader;
     saveState(run, state);
   }
-  await run.cib.setPromotionScore(score);
+  await publishCandidacy(run, candidacy);
   await run.cib.setNodeAttribute(run.names.reader, reader.readable ? READABLE.yes : READABLE.no);
   return code;
+}
+
+/**
+ * Writes a node's candidacy: its promotion score and, when it is not a candidate, why (the
+ * `prm-<rsc>-not-promotable` node attribute, which crm_mon -A and mysql_prm status show).
+ */
+export async function publishCandidacy(run: Run, candidacy: Candidacy): Promise<void> {
+  await run.cib.setPromotionScore(candidacy.score);
+  await run.cib.setNodeAttribute(run.names.notPromotable, candidacy.notPromotable);
 }
 
 /**

@@ -23,6 +23,7 @@ Deno.test("every name of a resource comes from one place", () => {
     gtidFork: "prm-p_mysql-gtid-fork",
     refused: "prm-p_mysql-refused",
     resume: "prm-p_mysql-resume",
+    notPromotable: "prm-p_mysql-not-promotable",
   });
   assert.equal(attributeNames("x").reader, "readable");
 });
