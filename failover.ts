@@ -34,7 +34,7 @@ import {
   READABLE,
   SCORE,
 } from "./attrs.ts";
-import { type SliceOptions, waitUntil } from "./budget.ts";
+import { type Budget, type SliceOptions, waitUntil } from "./budget.ts";
 import { runChild } from "./child.ts";
 import {
   assessReplica,
@@ -45,6 +45,7 @@ import {
 } from "./election.ts";
 import { followPublishedMaster, publishedMaster } from "./follow.ts";
 import { gtidElection, publishElectionGtid, publishGtidFork } from "./gtid_agent.ts";
+import { endRecovery, lastMasterPosition } from "./last_master.ts";
 import { heartbeatHook, monitorPromoted } from "./lifecycle.ts";
 import {
   isClientFailure,
@@ -73,12 +74,15 @@ export const NOTIFICATIONS_ACTED_ON: readonly string[] = ["pre-promote", "post-p
  * and for this node's own threads; past its share, a step goes on without (and says so).
  */
 export const STEPS = {
-  /** pre-promote: the IO thread receiving a demoted master's final position. */
-  preFinalPosition: { maxMs: 10_000, fraction: 0.5 },
+  /**
+   * pre-promote: the IO thread receiving an old master's final position (a demote's, or the
+   * server of a failed master back read-only); at most catchup_timeout ({@link catchupStep}).
+   */
+  preFinalPosition: { fraction: 0.5 },
   /** pre-promote, promotee: the moved score reaching the CIB (the abort must come first). */
   scoreMove: { maxMs: 3_000 },
-  /** promote: the IO thread receiving a demoted master's final position. */
-  finalPosition: { maxMs: 10_000, fraction: 0.25 },
+  /** promote: the same wait again; at most catchup_timeout ({@link catchupStep}). */
+  finalPosition: { fraction: 0.25 },
   /** promote: the expected peers' published positions. */
   peerPositions: { maxMs: 10_000, fraction: 0.25 },
   /** promote, GTID mode: the expected peers' GTID positions. */
@@ -90,6 +94,11 @@ export const STEPS = {
   /** post_promote_script. */
   postPromoteScript: { maxMs: 30_000 },
 } as const satisfies Record<string, SliceOptions>;
+
+/** A catch-up step's share: at most catchup_timeout, and at most its fraction of what is left. */
+function catchupStep(run: Run, step: SliceOptions): SliceOptions {
+  return { ...step, maxMs: run.params.catchupTimeout * 1000 };
+}
 
 /**
  * A tool call started early, awaited later: its failure must not become an unhandled rejection
@@ -185,8 +194,9 @@ async function receiveFinalPosition(
   const final = await finalPositionOf(run, status.masterHost, finals);
   if (final === undefined) return status;
   return await waitReceived(run, client, {
-    budget: run.budget.slice(STEPS.finalPosition),
+    budget: run.budget.slice(catchupStep(run, STEPS.finalPosition)),
     target: final,
+    reconnect: true,
   });
 }
 
@@ -216,6 +226,11 @@ async function electOnPromote(
   const received = status ? receivedPositionOf(status) : undefined;
   const mine = status && received
     ? { node: run.node, masterHost: status.masterHost, position: received }
+    : status === undefined
+    ? await lastMasterPosition(run, client, {
+      published: await publishedMaster(run),
+      candidateOnly: false,
+    })
     : undefined;
   const check = checkPromotee({ self: run.node, mine, peers: await peerPositions(run, positions) });
   run.log.info(`Election: ${check.reason}`);
@@ -297,6 +312,10 @@ async function openWrites(run: Run, client: MysqlClient): Promise<OcfCode> {
   }
   await client.setReadOnly(false);
   run.log.info(`Promoted: writable at ${binlog.file}:${binlog.pos}`);
+  endRecovery(run);
+  const state = loadState(run);
+  state.promotedAt = Date.now();
+  saveState(run, state);
   // With semi-sync, the writer's first statements may wait semi_sync_timeout for a replica that
   // is not repointed yet: the first promoted monitor starts it instead, off the failover path.
   if (run.params.heartbeat && !run.params.semiSync) await heartbeatHook(run, client, "start");
@@ -365,16 +384,32 @@ async function clearSteppedAside(run: Run): Promise<void> {
   }
 }
 
-/** The final position an old master published when demoted, if it is `host`. */
+/**
+ * The final position the old master `host` published (its demote, or its start after a failure),
+ * if any. With `awaitWithin` (the old master is being started in this transition), waits within
+ * that budget for it to appear.
+ */
 async function finalPositionOf(
   run: Run,
   host: string,
   prefetched?: Promise<Map<string, string> | undefined>,
+  awaitWithin?: Budget,
 ): Promise<BinlogPosition | undefined> {
-  const values = (await prefetched) ?? await run.cib.privateAll(run.names.final);
-  const raw = values.get(host);
-  const final = raw === undefined ? undefined : decodeCoordinates(raw);
-  if (final === undefined || final.host !== host) return undefined;
+  const decode = (values: Map<string, string>) => {
+    const raw = values.get(host);
+    const final = raw === undefined ? undefined : decodeCoordinates(raw);
+    return final?.host === host ? final : undefined;
+  };
+  let final = decode((await prefetched) ?? await run.cib.privateAll(run.names.final));
+  if (final === undefined && awaitWithin !== undefined) {
+    run.log.info(`Old master ${host} is being started: waiting for where its commits end`);
+    final = await waitUntil(async () => decode(await run.cib.privateAll(run.names.final)), {
+      budget: awaitWithin,
+      intervalMs: 100,
+      abandon: () => run.cib.unavailable,
+    });
+  }
+  if (final === undefined) return undefined;
   run.log.info(`Old master ${host} stopped writing at ${formatPosition(final)}`);
   return { file: final.file, pos: final.pos };
 }
@@ -478,12 +513,31 @@ async function notifyPrePromote(run: Run): Promise<void> {
   const finals = prefetch(run.cib.privateAll(run.names.final));
   const value = await withClient(run, async (c) => {
     const before = await c.replicaStatus();
-    if (before === undefined) return IDLE_MARK;
-    // Switchover: the demoted master published where it stopped; let the IO thread get there.
-    const final = await finalPositionOf(run, before.masterHost, finals);
+    if (before === undefined) {
+      // The last master back read-only is a candidate in its own coordinates (last_master.ts).
+      const own = await lastMasterPosition(run, c, {
+        published: await publishedMaster(run),
+        candidateOnly: true,
+      });
+      return own === undefined ? IDLE_MARK : encodePublishedPosition({
+        idle: false,
+        masterHost: own.masterHost,
+        position: own.position,
+      });
+    }
+    // The old master published where its commits end (a demote in a switchover, or its server
+    // back read-only after a failure): let the IO thread get there, unless it is the promotee.
+    const budget = run.budget.slice(catchupStep(run, STEPS.preFinalPosition));
+    const final = promotee === before.masterHost ? undefined : await finalPositionOf(
+      run,
+      before.masterHost,
+      finals,
+      n.start.some((e) => e.uname === before.masterHost) ? budget : undefined,
+    );
     const status = final === undefined ? before : await waitReceived(run, c, {
-      budget: run.budget.slice(STEPS.preFinalPosition),
+      budget,
       target: final,
+      reconnect: true,
     });
     const received = receivedPositionOf(status);
     if (received === undefined) return IDLE_MARK;

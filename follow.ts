@@ -26,6 +26,7 @@ import { OCF, type OcfCode } from "./ocf.ts";
 import { formatPosition } from "./position.ts";
 import {
   checkReturningNode,
+  DamagedLogError,
   markHistoryStart,
   readBlock,
   type ResyncOutcome,
@@ -205,7 +206,10 @@ export async function followPublishedMaster(
   const overrideValue = run.cib.nodeAttribute(run.names.resume).catch(() => undefined);
   const status = await client.replicaStatus();
   if (status !== undefined && status.masterHost === info.host) {
-    if (status.ioRunning !== "Yes" || !status.sqlRunning) await client.startReplica();
+    // Its master came back (restarted in place, or after an outage): an IO thread waiting in its
+    // connect retry (60 s by default) connects at once.
+    if (status.ioRunning === "Connecting") await client.reconnectReplicaIo();
+    else if (status.ioRunning !== "Yes" || !status.sqlRunning) await client.startReplica();
     run.log.info(
       `Already a replica of ${info.host}: keeping its own coordinates ${status.relayMasterLogFile}:${status.execMasterLogPos}`,
     );
@@ -258,6 +262,16 @@ async function resyncTo(
       ? await resyncReplica(client, source, options)
       : await checkReturningNode(client, source, options);
   } catch (err) {
+    if (err instanceof DamagedLogError) {
+      // Permanent: no later monitor can read past the damage.
+      if (status !== undefined) await client.stopReplica();
+      await keepOut(run, {
+        reason: `Resync refused (damaged-log): ${err.message}`.slice(0, 250),
+        remedy: "re-clone this node from the master (or repair its binary log by hand and set " +
+          `the node attribute ${run.names.resume})`,
+      });
+      return;
+    }
     run.log.warn(
       `Resync with ${info.host} not possible now (retrying later): ${describeError(err)}`,
     );

@@ -72,6 +72,8 @@ export interface OcfContext {
   resource: string;
   /** Clone instance number, or undefined when not cloned. */
   cloneNumber?: number;
+  /** The clone's clone-max (`OCF_RESKEY_CRM_meta_clone_max`), or undefined when not cloned. */
+  cloneMax?: number;
   /** True when the resource is a promotable clone (promoted_max/master_max/promotable meta). */
   promotable: boolean;
   /** The role Pacemaker expects on a recurring monitor, if any. */
@@ -163,6 +165,10 @@ export function readContext(
   const cloneNumber = cloneRaw !== undefined && /^\d+$/.test(cloneRaw)
     ? Number(cloneRaw)
     : undefined;
+  const cloneMaxRaw = env.OCF_RESKEY_CRM_meta_clone_max;
+  const cloneMax = cloneMaxRaw !== undefined && /^\d{1,6}$/.test(cloneMaxRaw)
+    ? Number(cloneMaxRaw)
+    : undefined;
   const promotable = isTrue(env.OCF_RESKEY_CRM_meta_promotable) ||
     env.OCF_RESKEY_CRM_meta_promoted_max !== undefined ||
     env.OCF_RESKEY_CRM_meta_master_max !== undefined;
@@ -194,6 +200,7 @@ export function readContext(
     action: options.action ?? env.__OCF_ACTION ?? "",
     resource: resource || "mysql_prm",
     cloneNumber,
+    cloneMax,
     promotable,
     role: parseRole(env.OCF_RESKEY_CRM_meta_role),
     intervalMs: parseMs(env.OCF_RESKEY_CRM_meta_interval, 0),

@@ -20,7 +20,7 @@ import { BinlogError, type BinlogTransaction, tailTransactions } from "./binlog.
 import { type Budget, delay } from "./budget.ts";
 import { relayApplied } from "./election.ts";
 import { type MysqlClient } from "./mysql.ts";
-import { binlogSequence, isBinlogName } from "./position.ts";
+import { type BinlogPosition, binlogSequence, isBinlogName } from "./position.ts";
 import { findResumePoint, type ResumeSearch } from "./remote_binlog.ts";
 import { chooseTrailing } from "./resync.ts";
 import { analyseErrant, fetchMasterTransactions, writeSalvage } from "./salvage.ts";
@@ -210,8 +210,29 @@ export async function markHistoryStart(client: MysqlClient): Promise<string | un
 }
 
 /**
- * The last `n` transactions of `files`, reading only as many of the newest files as needed.
- * An older file that cannot be opened ends the walk back; any other error is thrown.
+ * This node's own binary or relay log is damaged (a bad checksum, a torn event: a write that
+ * failed on a full disk, a filesystem error). Retrying does not mend it: the node cannot be
+ * located in another server's history until a person repairs or re-clones it.
+ */
+export class DamagedLogError extends Error {
+  /** The log file. */
+  readonly file: string;
+  /** Where the damage was found. */
+  readonly offset: number;
+
+  /** Wraps the parser's error. */
+  constructor(cause: BinlogError) {
+    super(`this node's log ${cause.file} is damaged at offset ${cause.offset}: ${cause.detail}`);
+    this.name = "DamagedLogError";
+    this.file = cause.file;
+    this.offset = cause.offset;
+  }
+}
+
+/**
+ * The last `n` transactions of `files` (this node's own logs), reading only as many of the
+ * newest files as needed. An older file that cannot be opened ends the walk back; a damaged one
+ * throws {@link DamagedLogError}; any other error is thrown as it is.
  */
 export async function tailOf(files: string[], n: number): Promise<BinlogTransaction[]> {
   let best: BinlogTransaction[] = [];
@@ -222,12 +243,26 @@ export async function tailOf(files: string[], n: number): Promise<BinlogTransact
     } catch (e) {
       // An older file listed in the index but gone (removed by hand): what was read stands.
       if (k > 1 && e instanceof BinlogError && e.kind === "io") break;
+      if (e instanceof BinlogError && e.kind === "corrupt") throw new DamagedLogError(e);
       throw e;
     }
     best = got;
     if (got.length >= n) break;
   }
   return best;
+}
+
+/**
+ * Where this node's last complete transaction ends in its own binary log (newest first, as far
+ * back as needed), or undefined when it holds none. After a crash this is what its replicas must
+ * have received to hold every commit: an unfinished transaction at the end of the file was never
+ * committed, and a fresh binary log opened at the restart holds none.
+ */
+export async function ownLastTransaction(client: MysqlClient): Promise<BinlogPosition | undefined> {
+  const [last] = await tailOf((await localLogs(client)).binlogFiles, 1);
+  if (last === undefined) return undefined;
+  const file = last.file.slice(last.file.lastIndexOf("/") + 1);
+  return isBinlogName(file) ? { file, pos: last.end } : undefined;
 }
 
 function describe(search: ResumeSearch): string {
