@@ -202,9 +202,12 @@ export async function coldStartWaiting(
 }
 
 /**
- * The last master's own position for the election: its binary log end in its own coordinates,
- * when `<rsc>_REPL_INFO` names it (so its replicas' received positions compare with it), else
- * undefined. In pre-promote a node that failed over publishes none (it is not a candidate).
+ * The last master's own position for the election, when `<rsc>_REPL_INFO` names it (else
+ * undefined): where its last complete transaction ends, in its own coordinates, so that its
+ * replicas' received positions compare with it. Not the current binary log position: a restart
+ * opens a new file, which would rank above any replica even when the server came back with less
+ * than they received (a power loss with sync_binlog=0); the replica holding more must win then.
+ * In pre-promote a node that failed over publishes none (it is not a candidate).
  */
 export async function lastMasterPosition(
   run: Run,
@@ -213,9 +216,9 @@ export async function lastMasterPosition(
 ): Promise<PeerPosition | undefined> {
   if (options.published?.host !== run.node) return undefined;
   if (options.candidateOnly && recoveryDecision(loadState(run)) === "failover") return undefined;
-  const binlog = await client.binlogStatus();
-  if (binlog === undefined) return undefined;
-  return { node: run.node, masterHost: run.node, position: { file: binlog.file, pos: binlog.pos } };
+  const end = await ownLastTransaction(client);
+  if (end === undefined) return undefined;
+  return { node: run.node, masterHost: run.node, position: end };
 }
 
 /** Ends this node's recovery and cold-start records (it is promoted, or follows another). */

@@ -111,7 +111,7 @@ Deno.test("a crashed master is restarted in place once per window, then fails ov
   });
 
   await t.step(
-    "pre-promote: its own binary log end is its position; a replica holding less does not win",
+    "pre-promote: its last transaction's end is its position; a replica holding less does not win",
     async () => {
       const end = await lastCommitEnd(s);
       s.setPrivateAttribute("position", peer(end.file, end.pos - 100), "nodeB");
@@ -124,13 +124,35 @@ Deno.test("a crashed master is restarted in place once per window, then fails ov
         }),
       );
       assertCode(r, OCF.SUCCESS);
+      // In its own coordinates, and not the new binary log the restart opened: that one would
+      // rank above any replica whatever they hold.
       assert.deepEqual(decodePublishedPosition(s.privateAttribute("position") ?? ""), {
         idle: false,
         masterHost: "nodeA",
-        position: await binlogPosition(s),
+        position: end,
       });
+      assert.notDeepEqual(end, await binlogPosition(s));
       assert.equal(s.score(), SCORE.LAST_MASTER, "nobody holds more: the scores stay");
       assert.equal(s.score("nodeB"), undefined);
+    },
+  );
+
+  await t.step(
+    "a replica that received more than the restarted binary log holds wins",
+    async () => {
+      const end = await lastCommitEnd(s);
+      s.setPrivateAttribute("position", peer(end.file, end.pos + 100), "nodeB");
+      const r = await s.run(
+        "notify",
+        s.notify("pre", "promote", { promote: ["nodeA"], active: ["nodeA", "nodeB"] }),
+      );
+      assertCode(r, OCF.SUCCESS);
+      assert.equal(s.score("nodeB"), SCORE.BETTER_PEER, describeRun(r));
+      assert.equal(s.score(), SCORE.STEPPED_ASIDE);
+      // Back as it was, for the in-place promote below.
+      s.setScore(SCORE.LAST_MASTER);
+      s.setScore(undefined, "nodeB");
+      s.setPrivateAttribute("position", peer(end.file, end.pos - 100), "nodeB");
     },
   );
 
