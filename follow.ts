@@ -28,6 +28,7 @@ import {
   checkReturningNode,
   markHistoryStart,
   readBlock,
+  type RefusalCause,
   type ResyncOutcome,
   resyncReplica,
   writeBlock,
@@ -66,6 +67,8 @@ export async function publishedMaster(run: Run): Promise<ReplInfo | undefined> {
 
 /** Why a node is kept out, as {@link keepOut} records it. */
 export interface KeepOutReason {
+  /** Why, typed: it becomes the node's not-promotable reason. */
+  cause: RefusalCause;
   /** Short sentence: the exit reason crm_mon shows. */
   reason: string;
   /** What a person does about it, for the log. */
@@ -82,12 +85,22 @@ export async function keepOut(run: Run, why: KeepOutReason): Promise<void> {
   if (run.stateUsable) {
     writeBlock(blockPath(run), {
       reason: why.reason,
+      cause: why.cause,
       at: new Date().toISOString(),
       salvageFile: why.salvageFile,
     });
   }
   run.log.error(`${why.reason}. Kept out: ${why.remedy}, then run crm_resource --cleanup`);
-  await withdraw(run);
+  await withdraw(run, why.cause);
+}
+
+/**
+ * The not-promotable reason of a kept-out node: errant transactions, a refused resync, or (a
+ * keep-out recorded without a cause, by an older agent) kept out.
+ */
+export function keptOutReason(cause: RefusalCause | undefined): NotPromotable {
+  if (cause === undefined) return "kept-out";
+  return cause === "errant" ? "errant-transactions" : "resync-refused";
 }
 
 /** Lifts a recorded keep-out (a start checks afresh whether the node may follow). */
@@ -95,9 +108,9 @@ export function clearKeepOut(run: Run): void {
   if (run.stateUsable) writeBlock(blockPath(run), undefined);
 }
 
-async function withdraw(run: Run): Promise<void> {
+async function withdraw(run: Run, cause: RefusalCause | undefined): Promise<void> {
   await run.cib.setPromotionScore(undefined);
-  await run.cib.setNodeAttribute(run.names.notPromotable, "kept-out" satisfies NotPromotable);
+  await run.cib.setNodeAttribute(run.names.notPromotable, keptOutReason(cause));
   await run.cib.setNodeAttribute(run.names.reader, READABLE.no);
 }
 
@@ -108,7 +121,7 @@ async function withdraw(run: Run): Promise<void> {
 export async function keptOutCode(run: Run): Promise<OcfCode | undefined> {
   const block = run.stateUsable ? readBlock(blockPath(run)) : undefined;
   if (block === undefined) return undefined;
-  await withdraw(run);
+  await withdraw(run, block.cause);
   return failWith(run, OCF.ERR_PERM, block.reason);
 }
 
@@ -170,6 +183,7 @@ async function replicateByGtid(run: Run, client: MysqlClient, info: ReplInfo): P
   });
   if (!follow.ok) {
     await keepOut(run, {
+      cause: "errant",
       reason: follow.reason,
       remedy: "remove or replay those transactions (mariadb-binlog on this node's binlog), " +
         "or re-clone",
@@ -273,6 +287,7 @@ async function resyncTo(
     if (status !== undefined) await client.stopReplica();
     run.log.error(`${outcome.reason}: ${outcome.detail}`);
     await keepOut(run, {
+      cause: outcome.cause,
       reason: outcome.reason,
       remedy: `fix the data, then set the node attribute ${run.names.resume} (published or ` +
         "FILE:POS) or re-clone",

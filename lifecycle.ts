@@ -329,7 +329,11 @@ function degraded(run: Run): OcfCode {
  * A server that did not answer at all (no handshake, no answer to a trivial query): degraded
  * while this lasts less than {@link UNRESPONSIVE_LIMIT_MS} across monitors, failed after.
  */
-function unresponsive(run: Run, detail: string): OcfCode {
+async function unresponsive(run: Run, detail: string): Promise<OcfCode> {
+  if (run.ctx.promotable && run.ctx.role !== "Promoted") {
+    // A server that answers nothing cannot take over: not a candidate until it answers again.
+    await publishCandidacy(run, { notPromotable: "unresponsive" });
+  }
   const state = loadState(run);
   const now = Date.now();
   const since = state.unresponsiveSince ?? now;
@@ -376,7 +380,7 @@ export async function actionMonitor(run: Run): Promise<OcfCode> {
     return OCF.NOT_RUNNING;
   }
   if (obs.kind === "busy") {
-    if (!obs.answered) return unresponsive(run, obs.detail);
+    if (!obs.answered) return await unresponsive(run, obs.detail);
     answered(run);
     run.log.warn(`Server alive but busy (${obs.detail}): reporting degraded, not failed`);
     return degraded(run);
@@ -403,7 +407,7 @@ export async function actionMonitor(run: Run): Promise<OcfCode> {
   } catch (err) {
     if (classifyError(err) === "busy") {
       if (!trivialAnswered && !hasServerAnswer(err)) {
-        return unresponsive(run, `a trivial query got no answer: ${describeError(err)}`);
+        return await unresponsive(run, `a trivial query got no answer: ${describeError(err)}`);
       }
       run.log.warn(`Server alive but a check query is stuck (${describeError(err)}): degraded`);
       return degraded(run);
@@ -449,14 +453,24 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
   if (blocked !== undefined) return blocked;
   let status = await client.replicaStatus();
   const state = loadState(run);
+  let staleMaster = false;
   if (status === undefined || status.ioRunning !== "Yes") {
     const info = await publishedMaster(run);
     if (info !== undefined && info.host !== run.node && info.host !== status?.masterHost) {
-      // A missed notification (or a node down during the switch) still follows an old master.
-      await followPublishedMaster(run, client, info);
-      status = await client.replicaStatus();
-      const nowBlocked = await keptOutCode(run);
-      if (nowBlocked !== undefined) return nowBlocked;
+      const leftAlone = await run.cib.unmanagedReason(run.node);
+      if (leftAlone !== undefined) {
+        // Maintenance: a person may be working on replication; the first monitor after it
+        // repoints (CTS MaintenanceMode: nothing restarted or repointed while it is on).
+        run.log.info(`Not following ${info.host} now (${leftAlone}): Pacemaker leaves us alone`);
+      } else {
+        // A missed notification (or a node down during the switch) still follows an old master.
+        await followPublishedMaster(run, client, info);
+        status = await client.replicaStatus();
+        const nowBlocked = await keptOutCode(run);
+        if (nowBlocked !== undefined) return nowBlocked;
+      }
+      // Still the replica of another master: its coordinates say nothing in the new master's.
+      staleMaster = status !== undefined && status.masterHost !== info.host;
     }
   }
   let candidacy: Candidacy;
@@ -473,7 +487,11 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
       status = withHeartbeatLag(status, hb.lag);
     }
     const health = assessReplica(status, { maxLag: run.params.maxSlaveLag });
-    candidacy = replicaCandidacy({ health, repaired: hasHistoryMark(run.params.datadir) });
+    candidacy = replicaCandidacy({
+      health,
+      repaired: hasHistoryMark(run.params.datadir),
+      withheld: staleMaster ? "stale-master" : undefined,
+    });
     readableNow = health.readable;
     if (!health.healthy || !health.readable) {
       run.log.info(`Replica of ${status.masterHost}: ${health.reason}`);

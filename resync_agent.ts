@@ -22,7 +22,7 @@ import { relayApplied } from "./election.ts";
 import { type MysqlClient } from "./mysql.ts";
 import { binlogSequence, isBinlogName } from "./position.ts";
 import { findResumePoint, type ResumeSearch } from "./remote_binlog.ts";
-import { chooseTrailing } from "./resync.ts";
+import { chooseTrailing, type RefusalReason } from "./resync.ts";
 import { analyseErrant, fetchMasterTransactions, writeSalvage } from "./salvage.ts";
 import { AGENT_DATA_DIR, readBoundedFile, removeEntry, replaceFile } from "./safe_fs.ts";
 
@@ -77,6 +77,31 @@ export const SALVAGE_DIR = AGENT_DATA_DIR;
 /** The most an index or mark file may hold (a relay log index of 10,000 files is ~200 KiB). */
 const INDEX_MAX = 4 * 1024 * 1024;
 
+/**
+ * Why a node may not follow the new master, as a value to decide on (the `reason` text is for
+ * people): its SQL thread failed before the relay log was applied (`sql-error`); nothing since
+ * an operator's repair locates it (`no-history`); it holds transactions the new master never
+ * received (`errant`); or the lookup of its last transactions refused (resync.ts's reasons:
+ * `not-found`, `ambiguous`, `too-short`, `incomplete`, `empty`).
+ */
+export type RefusalCause = "sql-error" | "no-history" | "errant" | RefusalReason;
+
+const REFUSAL_CAUSES: readonly RefusalCause[] = [
+  "sql-error",
+  "no-history",
+  "errant",
+  "empty",
+  "too-short",
+  "not-found",
+  "ambiguous",
+  "incomplete",
+];
+
+/** Decodes a recorded cause (untrusted); undefined when it is not one. */
+export function decodeRefusalCause(value: unknown): RefusalCause | undefined {
+  return REFUSAL_CAUSES.includes(value as RefusalCause) ? value as RefusalCause : undefined;
+}
+
 /** What to do with a node that must follow a new master. */
 export type ResyncOutcome =
   | {
@@ -93,6 +118,8 @@ export type ResyncOutcome =
   | { kind: "nothing"; detail: string }
   | {
     kind: "refused";
+    /** Why, typed. */
+    cause: RefusalCause;
     /** Short sentence for the exit reason (Pacemaker keeps about 128 characters). */
     reason: string;
     /** The rest, for the log. */
@@ -283,6 +310,7 @@ export async function resyncReplica(
     if (s.lastSqlErrno !== 0 && !s.sqlRunning) {
       return {
         kind: "refused",
+        cause: "sql-error",
         reason:
           `Resync refused: SQL thread error ${s.lastSqlErrno} before the relay log was applied`,
         detail: s.lastSqlError,
@@ -328,6 +356,7 @@ export async function resyncReplica(
   log.warn(`Resync lookup refused (${d.reason}): ${d.message}; ${describe(search)}`);
   return {
     kind: "refused",
+    cause: d.reason,
     reason:
       `Resync refused (${d.reason}): last transaction not found once in the binlog of ${source.host}`,
     detail: `last transaction ${last.md5} (${last.file}:${last.end}): ${d.message}; ` +
@@ -344,6 +373,7 @@ export async function resyncReplica(
 function untraceableSinceRepair(source: ResyncSource): ResyncOutcome {
   return {
     kind: "refused",
+    cause: "no-history",
     reason:
       `Resync refused (no-history): nothing since the repair locates this node in ${source.host}`,
     detail: "its binary log history starts at the operator's repair and neither its relay log " +
@@ -410,6 +440,7 @@ export async function checkReturningNode(
     : "beyond the tail examined";
   return {
     kind: "refused",
+    cause: "errant",
     salvageFile: file,
     reason: `Errant transactions (${count}${analysis.certain ? "" : "+"}) saved in ${file}`,
     detail: `this node holds ${count}${
@@ -422,6 +453,8 @@ export async function checkReturningNode(
 export interface ResyncBlock {
   /** The exit reason. */
   reason: string;
+  /** Why, typed (absent in a block written by an older agent). */
+  cause?: RefusalCause;
   /** When it was decided (ISO time). */
   at: string;
   /** Salvage file, when one was written. */
@@ -434,7 +467,8 @@ export function readBlock(path: string): ResyncBlock | undefined {
   if (!read.ok) return undefined;
   try {
     const b = JSON.parse(read.text) as ResyncBlock;
-    return typeof b?.reason === "string" ? b : undefined;
+    if (typeof b?.reason !== "string") return undefined;
+    return { ...b, cause: decodeRefusalCause(b.cause) };
   } catch {
     return undefined;
   }
