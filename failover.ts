@@ -57,7 +57,7 @@ import { describeError, type MysqlClient } from "./mysql.ts";
 import { serverPid } from "./mysqld.ts";
 import { OCF, type OcfCode } from "./ocf.ts";
 import { type BinlogPosition, decodeCoordinates, formatPosition } from "./position.ts";
-import { failWith, loadState, type Run, saveState } from "./run.ts";
+import { failWith, loadState, type Run, updateState } from "./run.ts";
 import type { ReplicaStatus } from "./sql.ts";
 
 /**
@@ -471,9 +471,11 @@ async function notifyPrePromote(run: Run): Promise<void> {
     const peers = new Set(
       [...n.active, ...n.unpromoted, ...n.promoted, ...n.demote].map((e) => e.uname),
     );
-    const state = loadState(run);
-    state.expectedPeers = [...peers].filter((u) => u !== run.node && !stopping.has(u) && u !== "");
-    saveState(run, state);
+    updateState(run, (state) => {
+      state.expectedPeers = [...peers].filter((u) =>
+        u !== run.node && !stopping.has(u) && u !== ""
+      );
+    });
   }
   const finals = prefetch(run.cib.privateAll(run.names.final));
   const value = await withClient(run, async (c) => {

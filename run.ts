@@ -95,6 +95,16 @@ export function saveState(run: Run, state: LocalState): void {
   }
 }
 
+/**
+ * Changes this node's {@link LocalState} in one step: reads it, lets `change` edit it, keeps it
+ * unless `change` returns false. Never hold a LocalState across an await and save it later: a
+ * step in between may have changed the file (a lost update).
+ */
+export function updateState(run: Run, change: (state: LocalState) => boolean | void): void {
+  const state = loadState(run);
+  if (change(state) !== false) saveState(run, state);
+}
+
 /** Logs `message` as an error, writes it as the exit reason and returns `code`. */
 export function failWith(run: { log: Logger }, code: OcfCode, message: string): OcfCode {
   run.log.error(message);
