@@ -1,5 +1,5 @@
 /**
- * The agent runs as root on every database host: issue 12's defects, each as a regression test
+ * The agent runs as root on every database host: the defects a review found, each as a regression test
  * against a real mariadbd (the shared harness) and the fake Pacemaker tools. The `mysql` user
  * (the server's own) plants links where root writes; Pacemaker's tools hang; the server freezes;
  * the credentials file is unusable. Each action must stay within its operation timeout and never

@@ -1,6 +1,6 @@
 /**
  * mysql_prm on the lab cluster (real Corosync + Pacemaker + MariaDB, fencing on): one lab
- * bring-up shared by the scenarios of issue 4, run in order. Each fault scenario writes through
+ * bring-up shared by the failover scenarios, run in order. Each fault scenario writes through
  * the writer VIP while the fault happens, then checks that every acknowledged row exists on the new
  * master and that all nodes hold identical data, or says exactly which acknowledged rows an
  * asynchronous crash lost.
