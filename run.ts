@@ -56,6 +56,8 @@ export interface LocalState {
   reader?: { readable: boolean; failures: number };
   /** Peers the promotee expects positions from (written in pre-promote). */
   expectedPeers?: string[];
+  /** Nodes the current transition demotes or starts (written in pre-promote). */
+  finalHosts?: string[];
   /** pid of a server being stopped asynchronously. */
   stoppingPid?: number;
   /** A malformed `<rsc>_REPL_INFO` value already warned about (logged once, not per monitor). */
