@@ -33,7 +33,7 @@ import {
   resyncReplica,
   writeBlock,
 } from "./resync_agent.ts";
-import { failWith, loadState, type Run, saveState, statePath } from "./run.ts";
+import { failWith, type Run, statePath, updateState } from "./run.ts";
 import type { ReplicaStatus } from "./sql.ts";
 
 function blockPath(run: Run): string {
@@ -46,22 +46,19 @@ function blockPath(run: Run): string {
  */
 export async function publishedMaster(run: Run): Promise<ReplInfo | undefined> {
   const read = await run.cib.readReplInfo();
-  const state = loadState(run);
-  if (read.state === "malformed") {
-    if (state.malformedReplInfo !== read.raw) {
+  updateState(run, (state) => {
+    if (read.state === "malformed") {
+      if (state.malformedReplInfo === read.raw) return false;
       run.log.warn(
         `Ignoring malformed ${run.names.replInfo} value ${JSON.stringify(read.raw)}: ` +
           "it is not host|file|pos (mysql_prm status shows it)",
       );
       state.malformedReplInfo = read.raw;
-      saveState(run, state);
+      return true;
     }
-    return undefined;
-  }
-  if (read.state !== "unreachable" && state.malformedReplInfo !== undefined) {
+    if (read.state === "unreachable" || state.malformedReplInfo === undefined) return false;
     delete state.malformedReplInfo;
-    saveState(run, state);
-  }
+  });
   return read.state === "set" ? read.info : undefined;
 }
 

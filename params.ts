@@ -391,8 +391,17 @@ const TABLE = {
     default: "",
     shortdesc: "Script run after promotion",
     longdesc:
-      "An executable run (without shell, no arguments, 30 s limit) after a successful promote; its failure is logged but does not fail the promote.",
+      "An executable run (without shell, no arguments, 30 s limit) after a successful promote; its failure is logged but does not fail the promote. It gets a minimal environment, never the agent's (which holds every parameter, passwords too): PATH, LC_ALL=C, OCF_RESOURCE_INSTANCE and PRM_RESOURCE (the resource), PRM_NODE (this node), PRM_MASTER_FILE and PRM_MASTER_POS (the coordinates it published).",
     check: absolutePath,
+  },
+  unresponsiveTimeout: {
+    name: "unresponsive_timeout",
+    type: "integer",
+    default: "30",
+    shortdesc: "Seconds a server may answer nothing before it counts as failed",
+    longdesc:
+      "A server that accepts connections but completes no handshake, or answers not even a trivial query, for this many seconds (counted across monitors) fails its monitor, so that Pacemaker recovers it (a promoted one fails over; its stop then kills it after a short grace instead of waiting for an orderly shutdown). Until then it is reported degraded (190/191). A busy server that answers, even with an error (too many connections, lock wait timeouts, slow queries), is degraded, never failed.",
+    check: integerIn(5, 3600),
   },
 } satisfies Record<string, ParamDef<unknown>>;
 

@@ -212,7 +212,7 @@ export interface SourceTarget {
   file?: string;
   /** Position in that file. */
   pos?: number;
-  /** GTID auto-positioning instead of file/pos (issue 5 wires it). */
+  /** GTID auto-positioning instead of file/pos (replication_mode=gtid). */
   gtid?: boolean;
   /** Validated extra options (SSL etc.). */
   options?: ReplicationOption[];

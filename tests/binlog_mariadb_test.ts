@@ -449,7 +449,7 @@ function dropTableKey(statement: string): string {
 }
 
 /**
- * Names the never-match class (BINLOG.md) explaining why a replica's copy of a transaction hashes
+ * Names the never-match class (binlog.ts) explaining why a replica's copy of a transaction hashes
  * differently from the master's, from what mysqlbinlog shows of both; undefined if none applies.
  */
 function neverMatchClass(master: MbTxn, replica: MbTxn): string | undefined {
