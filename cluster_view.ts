@@ -80,6 +80,8 @@ export interface ClusterView {
   clone?: string;
   /** The clone's meta attributes (notify, promoted-max, ...). */
   cloneMeta: Record<string, string>;
+  /** A promotable clone (promotable=true, or the old master element). */
+  promotable: boolean;
   /** False when Pacemaker does not manage the resource now (is-managed=false, maintenance). */
   managed: boolean;
   /** Its instance parameters. */
@@ -345,6 +347,8 @@ export function parseClusterView(
     resource: rsc,
     clone: chosen.clone,
     cloneMeta,
+    promotable: cloneEl !== undefined &&
+      (cloneEl.name === "master" || isTrue(cloneMeta.promotable)),
     managed: managed && !maintenance,
     params,
     replInfoRaw,

@@ -47,6 +47,8 @@ export interface NodeProbe {
   unreachable?: string;
   /** Server version. */
   version?: string;
+  /** mariadb or mysql (which GTID notation). */
+  flavour?: "mariadb" | "mysql";
   /** read_only (or super_read_only). */
   readOnly?: boolean;
   /** SHOW MASTER STATUS, undefined when binary logging is off. */
@@ -75,6 +77,8 @@ export interface StatusRow {
   binlog: string;
   /** GTID position, or "". */
   gtid: string;
+  /** mariadb or mysql, when the server answered. */
+  flavour?: "mariadb" | "mysql";
   /** Master host and both threads (e.g. `prm1 io=Yes sql=Yes`), "" when not a replica. */
   replication: string;
   /** The replica's master, "" when not a replica. */
@@ -184,6 +188,7 @@ export function buildReport(
       readOnly: p.readOnly,
       binlog: p.binlog ? `${p.binlog.file}:${p.binlog.pos}` : "",
       gtid: p.gtid ?? "",
+      flavour: p.flavour,
       replication: r
         ? `${r.masterHost} io=${r.ioRunning || "-"} sql=${r.sqlRunning ? "Yes" : "No"}`
         : "",
@@ -395,6 +400,7 @@ async function probeNode(
     const f = client.flavour;
     const probe: NodeProbe = {
       version: `${f.kind} ${f.major}.${f.minor}.${f.patch}`,
+      flavour: f.kind,
       readOnly: await client.readOnly(),
     };
     const binlog = await client.binlogStatus();
@@ -420,6 +426,23 @@ async function probeNode(
 
 /** Reads the cluster and every node's MySQL; throws only when Pacemaker cannot be read. */
 export async function collectStatus(options: CollectOptions = {}): Promise<StatusReport> {
+  return (await collectCluster(options)).report;
+}
+
+/** What {@link collectCluster} read: Pacemaker's view, the report, and the login it used. */
+export interface ClusterReading {
+  /** Pacemaker's view. */
+  view: ClusterView;
+  /** The report (the view and every node's MySQL). */
+  report: StatusReport;
+  /** The login used on every node's MySQL. */
+  login: Credentials["client"];
+  /** The resource's typed parameters. */
+  params: AgentParams;
+}
+
+/** {@link collectStatus}, keeping Pacemaker's view and the login (for switchover). */
+export async function collectCluster(options: CollectOptions = {}): Promise<ClusterReading> {
   const run = options.runner ?? runTool;
   const [mon, cib] = await Promise.all([
     run("crm_mon", ["-1", "-A", "-r", "--output-as=xml"], TOOL_MAX_MS),
@@ -475,7 +498,7 @@ export async function collectStatus(options: CollectOptions = {}): Promise<Statu
       salvageFiles: countSalvageFiles(options.salvageDir ?? AGENT_DATA_DIR, view.resource),
     }
     : undefined;
-  return buildReport(view, probes, { promotions, local });
+  return { view, report: buildReport(view, probes, { promotions, local }), login, params };
 }
 
 /** The output formats of `mysql_prm status`. */

@@ -72,6 +72,10 @@ export const CIB =
     <resources>
       <primitive id="fence_lab" class="stonith" type="fence_prm_lab"/>
       <clone id="ms_mysql">
+        <meta_attributes id="ms_mysql-meta">
+          <nvpair id="ms_mysql-promotable" name="promotable" value="true"/>
+          <nvpair id="ms_mysql-notify" name="notify" value="true"/>
+        </meta_attributes>
         <primitive id="p_mysql" class="ocf" provider="prm" type="mysql_prm">
           <instance_attributes id="p_mysql-ia">
             <nvpair id="p_mysql-ia-cf" name="credentials_file" value="/etc/mysql/prm.cnf"/>
@@ -82,7 +86,9 @@ export const CIB =
         </primitive>
       </clone>
     </resources>
-    <constraints/>
+    <constraints>
+      <rsc_colocation id="col_writer" score="INFINITY" rsc="vip_writer" with-rsc="ms_mysql" with-rsc-role="Promoted"/>
+    </constraints>
   </configuration>
   <status/>
 </cib>

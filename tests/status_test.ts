@@ -232,7 +232,10 @@ Deno.test("mysql_prm status/config --help and usage errors through main()", asyn
     assert.equal(await main(["status", "--address", "nonsense"]), 2);
     out.length = 0;
     assert.equal(await main(["--help"]), 0);
-    assert.match(out.join("\n"), /mysql_prm status \[--json\]/);
+    assert.match(
+      out.join("\n"),
+      /mysql_prm status \[--format text\|json\|openmetrics\|prometheus\]/,
+    );
     assert.match(out.join("\n"), /heartbeat_interval \[integer\] \(default: 1\)/);
   } finally {
     console.log = log;
