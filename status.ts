@@ -563,6 +563,25 @@ Exit status: 0 when the report was printed (unreachable nodes included), 1 when 
 could not be read or no mysql_prm resource exists, 2 on a usage error.
 `;
 
+/**
+ * The `--address NODE=ADDRESS` options of status and switchover: node → address, or the usage
+ * error to print.
+ *
+ * @example
+ * ```ts
+ * parseAddresses(["prm1=10.0.0.11"]); // { prm1: "10.0.0.11" }
+ * ```
+ */
+export function parseAddresses(list: string[] | undefined): Record<string, string> | string {
+  const addresses: Record<string, string> = {};
+  for (const a of list ?? []) {
+    const eq = a.indexOf("=");
+    if (eq <= 0 || eq === a.length - 1) return `--address takes NODE=ADDRESS, not "${a}"`;
+    addresses[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  return addresses;
+}
+
 /** Entry point of `mysql_prm status ARGS...`; returns the exit status. */
 export async function statusMain(args: string[]): Promise<number> {
   let values;
@@ -600,14 +619,10 @@ export async function statusMain(args: string[]): Promise<number> {
     console.error(`--json and --format ${format} contradict each other`);
     return 2;
   }
-  const addresses: Record<string, string> = {};
-  for (const a of values.address ?? []) {
-    const eq = a.indexOf("=");
-    if (eq <= 0 || eq === a.length - 1) {
-      console.error(`--address takes NODE=ADDRESS, not "${a}"`);
-      return 2;
-    }
-    addresses[a.slice(0, eq)] = a.slice(eq + 1);
+  const addresses = parseAddresses(values.address);
+  if (typeof addresses === "string") {
+    console.error(addresses);
+    return 2;
   }
   const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout);
   if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {

@@ -31,7 +31,7 @@ import type { ClusterView } from "./cluster_view.ts";
 import { errantGtidText } from "./gtid.ts";
 import { describeError, MysqlClient } from "./mysql.ts";
 import { findAll, parseXml } from "./pcmk_xml.ts";
-import { collectCluster, type StatusReport, type StatusRow } from "./status.ts";
+import { collectCluster, parseAddresses, type StatusReport, type StatusRow } from "./status.ts";
 
 /** Why a switchover is refused, as a value. */
 export type RefusalCode =
@@ -613,14 +613,10 @@ export async function switchoverMain(args: string[]): Promise<number> {
     console.error(`--to takes a node name, not "${values.to}"`);
     return 2;
   }
-  const addresses: Record<string, string> = {};
-  for (const a of values.address ?? []) {
-    const eq = a.indexOf("=");
-    if (eq <= 0 || eq === a.length - 1) {
-      console.error(`--address takes NODE=ADDRESS, not "${a}"`);
-      return 2;
-    }
-    addresses[a.slice(0, eq)] = a.slice(eq + 1);
+  const addresses = parseAddresses(values.address);
+  if (typeof addresses === "string") {
+    console.error(addresses);
+    return 2;
   }
   const print = (what: unknown, text: string) =>
     console.log(values.json ? JSON.stringify(what, null, 2) : text);
