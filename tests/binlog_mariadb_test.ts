@@ -397,6 +397,49 @@ async function runWorkload(master: MariadbServer, transactionsPerBatch: number):
   }
 }
 
+/**
+ * Starts a master and three replicas with log_slave_updates and their relay logs kept (A: CRC32,
+ * MIXED; B: checksums off, ROW; C: like A with compressed events), runs the workload on the
+ * master and stops all four once the replicas caught up: their binlogs and relay logs are
+ * finished files. Returns [master, A, B, C]; their directories stay until `stopAll` (removed
+ * here on failure). bench/binlog_compare.ts builds its corpus with it too.
+ */
+export async function replicatedWorkload(
+  options: { keepDir?: boolean; transactionsPerBatch?: number } = {},
+): Promise<MariadbServer[]> {
+  const common = { maxBinlogSize: 256 * 1024, keepDir: options.keepDir ?? false };
+  const servers = await startMariadbServers([
+    { ...common, serverId: 1, binlogChecksum: "CRC32", binlogFormat: "MIXED" },
+    {
+      ...common,
+      serverId: 2,
+      binlogChecksum: "CRC32",
+      binlogFormat: "MIXED",
+      logSlaveUpdates: true,
+    },
+    { ...common, serverId: 3, binlogChecksum: "NONE", binlogFormat: "ROW", logSlaveUpdates: true },
+    {
+      ...common,
+      serverId: 4,
+      binlogChecksum: "CRC32",
+      binlogFormat: "MIXED",
+      logSlaveUpdates: true,
+      extraArgs: ["--log-bin-compress=ON", "--log-bin-compress-min-len=10"],
+    },
+  ]);
+  try {
+    const [master, ...replicas] = servers;
+    for (const r of replicas) await setupReplication(r, master);
+    await runWorkload(master, options.transactionsPerBatch ?? 420);
+    for (const r of replicas) await waitForCatchUp(r, master);
+    await Promise.all(servers.map((s) => s.stop({ keepDir: true })));
+    return servers;
+  } catch (e) {
+    await stopAll(servers);
+    throw e;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Checks.
 
@@ -597,45 +640,9 @@ Deno.test({
     const t0 = performance.now();
     const servers: MariadbServer[] = [];
     try {
-      const common = { maxBinlogSize: 256 * 1024, keepDir: KEEP };
-      servers.push(
-        ...await startMariadbServers([
-          { ...common, serverId: 1, binlogChecksum: "CRC32", binlogFormat: "MIXED" },
-          {
-            ...common,
-            serverId: 2,
-            binlogChecksum: "CRC32",
-            binlogFormat: "MIXED",
-            logSlaveUpdates: true,
-          },
-          {
-            ...common,
-            serverId: 3,
-            binlogChecksum: "NONE",
-            binlogFormat: "ROW",
-            logSlaveUpdates: true,
-          },
-          {
-            ...common,
-            serverId: 4,
-            binlogChecksum: "CRC32",
-            binlogFormat: "MIXED",
-            logSlaveUpdates: true,
-            extraArgs: ["--log-bin-compress=ON", "--log-bin-compress-min-len=10"],
-          },
-        ]),
-      );
+      servers.push(...await replicatedWorkload({ keepDir: KEEP }));
       const [master, replicaA, replicaB, replicaC] = servers;
-      await setupReplication(replicaA, master);
-      await setupReplication(replicaB, master);
-      await setupReplication(replicaC, master);
-      await runWorkload(master, 420);
-      await waitForCatchUp(replicaA, master);
-      await waitForCatchUp(replicaB, master);
-      await waitForCatchUp(replicaC, master);
       const tWorkload = performance.now();
-      // Stopped servers leave finished files; the directories stay until the finally block.
-      await Promise.all(servers.map((s) => s.stop({ keepDir: true })));
       if (KEEP) console.log(`fixtures kept in ${servers.map((s) => s.dir).join(" ")}`);
 
       const sets: FileSet[] = [
