@@ -9,6 +9,31 @@ import {
   readTransactions,
   tailTransactions,
 } from "../binlog.ts";
+import {
+  DROP_BEFORE_BEGIN,
+  DROP_BEFORE_GTID,
+  END,
+  groupStep,
+  IN_TRANSACTION,
+  OPEN,
+  ORPHAN_COMMIT,
+} from "../binlog_group.ts";
+import {
+  QK_BEGIN,
+  QK_END,
+  QK_OTHER,
+  QK_START_TRX,
+  QK_XA_END_TRX,
+  QK_XA_OTHER,
+  QK_XA_START,
+} from "../binlog_events.ts";
+import {
+  ROLE_COMMIT,
+  ROLE_CONTENT,
+  ROLE_GTID,
+  ROLE_OTHER,
+  ROLE_QUERY,
+} from "../binlog_hash_plan.ts";
 
 const FIXTURES_DIR = new URL("./fixtures/mysql", import.meta.url).pathname;
 
@@ -862,5 +887,40 @@ Deno.test("a bad checksum: the error names its event, transactions before it com
     }
   } finally {
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The grouping rule on its own (binlog_group.ts)
+
+Deno.test("grouping rule: what each event does to the open group", () => {
+  const none = null;
+  const open = { inTrx: false, standalone: false };
+  const inTrx = { inTrx: true, standalone: false };
+  const standalone = { inTrx: false, standalone: true };
+  const cases: Array<[string, typeof open | null, number, number, number]> = [
+    ["GTID, nothing open", none, ROLE_GTID, 0, OPEN],
+    ["GTID, a group open", inTrx, ROLE_GTID, 0, DROP_BEFORE_GTID | OPEN],
+    ["BEGIN, nothing open", none, ROLE_QUERY, QK_BEGIN, OPEN | IN_TRANSACTION],
+    ["BEGIN after a GTID", open, ROLE_QUERY, QK_BEGIN, IN_TRANSACTION],
+    ["BEGIN inside BEGIN", inTrx, ROLE_QUERY, QK_BEGIN, DROP_BEFORE_BEGIN | OPEN | IN_TRANSACTION],
+    ["COMMIT", inTrx, ROLE_QUERY, QK_END, END],
+    ["COMMIT, nothing open", none, ROLE_QUERY, QK_END, 0],
+    ["DDL, nothing open", none, ROLE_QUERY, QK_OTHER, OPEN | END],
+    ["DDL after a GTID", open, ROLE_QUERY, QK_OTHER, END],
+    ["statement inside BEGIN", inTrx, ROLE_QUERY, QK_OTHER, 0],
+    ["the query after a standalone GTID", standalone, ROLE_QUERY, QK_OTHER, END],
+    ["XA START", open, ROLE_QUERY, QK_XA_START, IN_TRANSACTION],
+    ["XA END", inTrx, ROLE_QUERY, QK_XA_OTHER, 0],
+    ["XA COMMIT", open, ROLE_QUERY, QK_XA_END_TRX, END],
+    ["CREATE ... START TRANSACTION", open, ROLE_QUERY, QK_START_TRX, IN_TRANSACTION],
+    ["rows, nothing open", none, ROLE_CONTENT, 0, OPEN],
+    ["rows inside BEGIN", inTrx, ROLE_CONTENT, 0, 0],
+    ["XID", inTrx, ROLE_COMMIT, 0, END],
+    ["XID, nothing open", none, ROLE_COMMIT, 0, ORPHAN_COMMIT],
+    ["ANNOTATE_ROWS", inTrx, ROLE_OTHER, 0, 0],
+  ];
+  for (const [name, g, role, query, expected] of cases) {
+    assert.equal(groupStep(g, role, query), expected, name);
   }
 });
