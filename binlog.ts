@@ -10,7 +10,7 @@
  * - binlog_read.ts: readTransactions, tailTransactions; files read as one stream, relay-log
  *   carry-over between files, the number of hashing workers.
  * - binlog_parser.ts: one file: event walk, CRC32 checks, big events, TRANSACTION_PAYLOAD.
- * - binlog_reader.ts: byte sources (files, streams) and the framing buffer.
+ * - binlog_reader.ts: byte sources (regular files only, streams) and the framing buffer.
  * - binlog_events.ts: event type codes and decoders (format description, query, GTID, ...).
  * - binlog_hash_plan.ts: what is hashed (the specification), one plan for every path.
  * - binlog_group.ts: the transaction grouping rule.
@@ -108,7 +108,8 @@ Exit codes:
   0  success (warnings possible)
   1  internal error
   2  usage error (bad option, --start-position not at an event boundary or past the end)
-  3  cannot open or read a file (missing, directory, permission denied, I/O error)
+  3  cannot open or read a file (missing, not a regular file: directory, FIFO, socket or
+     device, permission denied, I/O error)
   4  not a binlog (empty file, bad magic number, first event not a format description)
   5  corrupt event (size below 19, truncated event in a file that is not the last one,
      bad CRC32 checksum, malformed event body, undecodable compressed data)

@@ -102,7 +102,7 @@ export async function* readBatches(
       const name = files[i];
       const src = name === null
         ? streamSource(source as Exclude<BinlogSource, string[]>)
-        : await openFile(name, i === files.length - 1);
+        : await openFile(name, i === files.length - 1, native.fs);
       try {
         const opts: FileParseOptions = {
           ...common,

@@ -22,17 +22,48 @@ export interface ByteSource {
   close(): void;
 }
 
-/** Opens the binlog file at `path` as a byte source (`final`: the last file of the read). */
-export async function openFile(path: string, final: boolean): Promise<ByteSource> {
-  let file: Deno.FsFile;
+/** What openFile uses of node:fs (loaded with the other native modules, see binlog_native.ts). */
+export type NodeFs = Pick<
+  typeof import("node:fs"),
+  "openSync" | "fstatSync" | "readSync" | "closeSync" | "constants"
+>;
+
+/** Why the file system object `st` is not a regular file, or null when it is one. */
+function notRegular(st: Deno.FileInfo): string | null {
+  if (st.isFile) return null;
+  if (st.isDirectory) return "is a directory";
+  if (st.isFifo) return "not a regular file (a FIFO)";
+  if (st.isSocket) return "not a regular file (a socket)";
+  if (st.isCharDevice) return "not a regular file (a character device)";
+  if (st.isBlockDevice) return "not a regular file (a block device)";
+  return "not a regular file";
+}
+
+/**
+ * Opens the binlog file at `path` as a byte source (`final`: the last file of the read). Anything
+ * but a regular file is refused before it is opened: opening a FIFO waits for a writer, for ever.
+ * The open itself does not wait either (O_NONBLOCK, which regular files ignore), and what it
+ * opened is checked to be that same regular file, so that a FIFO put in its place meanwhile is
+ * refused too.
+ */
+export async function openFile(path: string, final: boolean, fs: NodeFs): Promise<ByteSource> {
+  let fd: number;
   try {
     const st = await Deno.stat(path);
-    if (st.isDirectory) throw new BinlogError("io", path, -1, "cannot read: is a directory");
-    file = await Deno.open(path, { read: true });
+    const why = notRegular(st);
+    if (why !== null) throw new BinlogError("io", path, -1, `cannot read: ${why}`);
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const opened = fs.fstatSync(fd);
+    if (!opened.isFile() || Number(opened.ino) !== st.ino || Number(opened.dev) !== st.dev) {
+      fs.closeSync(fd);
+      throw new BinlogError("io", path, -1, "cannot read: the file changed while it was opened");
+    }
   } catch (e) {
     if (e instanceof BinlogError) throw e;
     throw new BinlogError("io", path, -1, `cannot open: ${ioReason(e)}`);
   }
+  // Reads at explicit positions (no seek): skip() only moves `position`.
+  let position = 0;
   return {
     name: path,
     final,
@@ -40,25 +71,26 @@ export async function openFile(path: string, final: boolean): Promise<ByteSource
       try {
         // Synchronous reads: the data is usually in the page cache, and an async round trip
         // per buffer costs more than it saves.
-        return Promise.resolve(file.readSync(into));
+        const n = fs.readSync(fd, into, 0, into.length, position);
+        position += n;
+        return Promise.resolve(n);
       } catch (e) {
         return Promise.reject(new BinlogError("io", path, -1, `cannot read: ${ioReason(e)}`));
       }
     },
-    async skip(n) {
+    skip(n) {
       try {
-        const here = await file.seek(0, Deno.SeekMode.Current);
-        const size = (await file.stat()).size;
-        const to = Math.min(size, here + n);
-        await file.seek(to, Deno.SeekMode.Start);
-        return to - here;
+        const to = Math.min(fs.fstatSync(fd).size, position + n);
+        const k = Math.max(0, to - position);
+        position += k;
+        return Promise.resolve(k);
       } catch (e) {
-        throw new BinlogError("io", path, -1, `cannot seek: ${ioReason(e)}`);
+        return Promise.reject(new BinlogError("io", path, -1, `cannot seek: ${ioReason(e)}`));
       }
     },
     close() {
       try {
-        file.close();
+        fs.closeSync(fd);
       } catch {
         // already closed
       }
@@ -66,12 +98,24 @@ export async function openFile(path: string, final: boolean): Promise<ByteSource
   };
 }
 
+/** Node-style error codes (node:fs) in the words of the messages. */
+const IO_CODES: Record<string, string> = {
+  ENOENT: "no such file or directory",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  EISDIR: "is a directory",
+};
+
 function ioReason(e: unknown): string {
   if (e instanceof Deno.errors.NotFound) return "no such file or directory";
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (e instanceof Deno.errors.IsADirectory) return "is a directory";
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code === "string" && IO_CODES[code] !== undefined) return IO_CODES[code];
   const m = e instanceof Error ? e.message : String(e);
-  return m.split("\n")[0].replace(/^./, (c) => c.toLowerCase());
+  // node:fs says "EIO: i/o error, read": keep the words, not the code and the call.
+  return m.split("\n")[0].replace(/^[A-Z]+: /, "").replace(/, \w+( '.*')?$/, "")
+    .replace(/^./, (c) => c.toLowerCase());
 }
 
 /** A raw byte stream as a byte source (always the last of its read). */

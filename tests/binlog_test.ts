@@ -34,6 +34,7 @@ import {
   ROLE_OTHER,
   ROLE_QUERY,
 } from "../binlog_hash_plan.ts";
+import { runKilledAfter } from "./binlog_run.ts";
 
 const FIXTURES_DIR = new URL("./fixtures/mysql", import.meta.url).pathname;
 
@@ -922,5 +923,45 @@ Deno.test("grouping rule: what each event does to the open group", () => {
   ];
   for (const [name, g, role, query, expected] of cases) {
     assert.equal(groupStep(g, role, query), expected, name);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Files that are not regular files
+
+Deno.test("a relay-log index naming a FIFO: the read refuses it instead of waiting", async () => {
+  // The parser reads no index files; the agent reads the relay-log index and gives the paths
+  // to tailTransactions (resync_agent.ts). The same here, in a child process that is killed if
+  // it waits on the FIFO (a FIFO without a writer blocks whoever opens it).
+  const dir = Deno.makeTempDirSync();
+  try {
+    Deno.copyFileSync(fixturePath("mariadb-bin.000001"), `${dir}/relay-bin.000001`);
+    const mkfifo = await new Deno.Command("mkfifo", { args: [`${dir}/relay-bin.000002`] }).output();
+    assert.ok(mkfifo.success, "mkfifo");
+    Deno.writeTextFileSync(`${dir}/relay-bin.index`, "./relay-bin.000001\n./relay-bin.000002\n");
+    const binlog = new URL("../binlog.ts", import.meta.url).href;
+    const code = `
+      import { BinlogError, tailTransactions, readTransactions } from ${JSON.stringify(binlog)};
+      const dir = ${JSON.stringify(dir)};
+      const files = Deno.readTextFileSync(dir + "/relay-bin.index").split("\\n")
+        .filter((l) => l !== "").map((l) => dir + "/" + l.replace(/^\\.\\//, ""));
+      for (const read of [() => tailTransactions(files, 5), () => Array.fromAsync(readTransactions(files))]) {
+        try {
+          await read();
+          console.log("read");
+        } catch (e) {
+          console.log(e instanceof BinlogError ? e.kind + " " + e.message : "other " + e);
+        }
+      }`;
+    const r = await runKilledAfter(Deno.execPath(), ["eval", "--ext=ts", code], 20_000);
+    assert.equal(r.signal, null, `killed: it waited on the FIFO (${r.stderr})`);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 2, r.stdout);
+    for (const l of lines) {
+      assert.equal(l, `io ${dir}/relay-bin.000002: cannot read: not a regular file (a FIFO)`);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });
