@@ -5,12 +5,13 @@
  * This module is the program (the CLI, `main`) and the library's entry point: the public types
  * and functions below are defined in the modules it re-exports. Where each concept lives:
  *
- * - binlog_types.ts: the public types (BinlogTransaction, BinlogSource, ReadOptions).
+ * - binlog_types.ts: the public types (BinlogTransaction, BinlogSource, ReadOptions, ReadEnd).
  * - binlog_error.ts: BinlogError and its exit codes; EventError of the decoders.
- * - binlog_read.ts: readTransactions, tailTransactions; files read as one stream, relay-log
- *   carry-over between files, the number of hashing workers.
+ * - binlog_read.ts: readTransactions, tailTransactions, tailWithEnd; files read as one stream,
+ *   relay-log carry-over between files, the number of hashing workers.
  * - binlog_parser.ts: one file: event walk, CRC32 checks, big events, TRANSACTION_PAYLOAD.
- * - binlog_reader.ts: byte sources (regular files only, streams) and the framing buffer.
+ * - binlog_reader.ts: byte sources (regular files only, streams), the framing buffer, and the
+ *   rule that tells a torn tail from a corrupt event size (isTornTail).
  * - binlog_events.ts: event type codes and decoders (format description, query, GTID, ...).
  * - binlog_hash_plan.ts: what is hashed (the specification), one plan for every path.
  * - binlog_group.ts: the transaction grouping rule.
@@ -47,8 +48,15 @@ import { readBatches, tailTransactions } from "./binlog_read.ts";
 import type { BinlogTransaction, ReadOptions } from "./binlog_types.ts";
 
 export { BinlogError, type BinlogErrorKind, EXIT_CODES, PROGRAM } from "./binlog_error.ts";
-export { readTransactions, tailTransactions } from "./binlog_read.ts";
-export type { BinlogSource, BinlogStream, BinlogTransaction, ReadOptions } from "./binlog_types.ts";
+export { readTransactions, tailTransactions, tailWithEnd } from "./binlog_read.ts";
+export type {
+  BinlogSource,
+  BinlogStream,
+  BinlogTransaction,
+  ReadEnd,
+  ReadOptions,
+  TailResult,
+} from "./binlog_types.ts";
 
 const HELP = `Usage: ${PROGRAM} [options] FILE...
 
@@ -100,9 +108,11 @@ transaction, and end at: XID, COMMIT or ROLLBACK query, XA_PREPARE, XA COMMIT/XA
 a query outside BEGIN (DDL), the query after a MariaDB standalone GTID. XA START and a statement
 ending in START TRANSACTION (MySQL CREATE ... SELECT) open a transaction like BEGIN.
 
-A file ending in a partial event or transaction (live or crashed log) yields its complete
-transactions and a warning on stderr saying what was left out (exit 0). So does a transaction
-cut short by a new GTID event (e.g. a relay log after a reconnection).
+A last file that ends inside an event or a transaction (a live or crashed log: a torn tail)
+yields its complete transactions and a warning on stderr saying what was left out (exit 0). So
+does a transaction cut short by a new GTID event (e.g. a relay log after a reconnection). An
+event whose size points past the end of the last file but does not fit its header's log_pos is
+not a torn tail but a corrupt size (exit 5), and so is any event cut short in another file.
 
 Exit codes:
   0  success (warnings possible)
@@ -111,10 +121,12 @@ Exit codes:
   3  cannot open or read a file (missing, not a regular file: directory, FIFO, socket or
      device, permission denied, I/O error)
   4  not a binlog (empty file, bad magic number, first event not a format description)
-  5  corrupt event (size below 19, truncated event in a file that is not the last one,
-     bad CRC32 checksum, malformed event body, undecodable compressed data)
+  5  corrupt event (size below 19 or over 1 GiB, an event cut short by the end of a file that
+     is not the last one, a size past the end of the last file that its log_pos contradicts,
+     bad CRC32 checksum, malformed event body, undecodable compressed data, compressed data
+     larger than its event says)
   6  unsupported (encrypted binlog, unknown compression or checksum algorithm, binlog v1-v3,
-     compressed event over ${MAX_WHOLE_EVENT / 1024 / 1024} MiB)
+     compressed event or decompressed content over ${MAX_WHOLE_EVENT / 1024 / 1024} MiB)
 `;
 
 /** Runs the CLI with `args`; returns the exit code. Never throws. */

@@ -41,8 +41,8 @@ export interface Group {
 export interface Carry {
   /** The open group. */
   group: Group;
-  /** Offset of the end of the file it was open at. */
-  fileEnd: number;
+  /** Bytes of the transaction up to the end of that file, earlier files included. */
+  bytes: number;
 }
 
 /** Action: leave out the open group, a BEGIN query started before its commit. */

@@ -49,8 +49,14 @@ import {
 import { MAX_EVENT_SIZE, MAX_WHOLE_EVENT, PREFIX_MAX } from "./binlog_limits.ts";
 import type { Native } from "./binlog_native.ts";
 import type { HashPool } from "./binlog_pool.ts";
-import { type ByteSource, EventReader, ownBuffer, type ReadBuffers } from "./binlog_reader.ts";
-import type { BinlogTransaction } from "./binlog_types.ts";
+import {
+  type ByteSource,
+  EventReader,
+  isTornTail,
+  ownBuffer,
+  type ReadBuffers,
+} from "./binlog_reader.ts";
+import type { BinlogTransaction, ReadEnd } from "./binlog_types.ts";
 
 /** How one file or stream is parsed. */
 export interface FileParseOptions {
@@ -72,10 +78,18 @@ export interface FileParseOptions {
   carryIn: Carry | null;
 }
 
-/** What a file leaves to the next one. */
+/** What a file leaves to the next one, and where it ended. */
 export interface FileEnd {
   /** The transaction open at the end of this (not last) file. */
   carry: Carry | null;
+  /** Where this file ended (for the last file: where the read ended). */
+  end: ReadEnd;
+}
+
+/** The size and log_pos an event's header gives. */
+interface Header {
+  size: number;
+  logPos: number;
 }
 
 /** The events of encrypted binlogs are not read. */
@@ -102,6 +116,14 @@ export class FileParser {
   private carryIn: Carry | null;
   /** Open transaction at the end of this (non-final) file. */
   private carryOut: Carry | null = null;
+  /** Bytes in earlier files of the transaction continued from them (adopted carry). */
+  private carriedBytes = 0;
+  /** log_pos of the last complete event (0 before the first): see isTornTail. */
+  private prevLogPos = 0;
+  /** Offset after the last complete transaction that ended in this file, or -1. */
+  private lastTransactionEnd = -1;
+  /** Where the file ended (set at its end). */
+  private end: ReadEnd | null = null;
   /** Where the hash prefix of an event is written before it goes to the pool. */
   private prefix = new Uint8Array(HASH_PREFIX_MAX);
   private pool: HashPool | null;
@@ -156,7 +178,7 @@ export class FileParser {
     if (done !== null) yield done;
     this.out = [];
     if (error !== null) throw error;
-    return { carry: this.carryOut };
+    return { carry: this.carryOut, end: this.end! };
   }
 
   /** Transactions at the head of `out` whose md5 is known (all of them without hashing). */
@@ -197,6 +219,7 @@ export class FileParser {
       // Hand transactions over every few so that they die young (cheap for the garbage
       // collector; RSS grows when many survive a scavenge).
       const limit = this.out.length + 64;
+      let last = -1;
       try {
         while (hi - lo >= HEADER_LEN && this.out.length < limit) {
           const size = (b[lo + 9] | (b[lo + 10] << 8) | (b[lo + 11] << 16) | (b[lo + 12] << 24)) >>>
@@ -210,11 +233,13 @@ export class FileParser {
           first = false;
           if (pos < this.startPosition) this.preStartEvent(b, lo, size, pos);
           else this.event(b, lo, size, pos);
+          last = lo;
           lo += size;
         }
       } catch (e) {
         throw locate(e, this.src.name, r.base + lo);
       }
+      if (last >= 0) this.prevLogPos = u32(b, last + 13);
       r.lo = lo;
       const done = this.ready();
       if (done !== null) yield done;
@@ -223,11 +248,12 @@ export class FileParser {
       // Need more input: a header, or an event larger than what is buffered.
       const avail = await r.fill(HEADER_LEN);
       if (avail < HEADER_LEN) {
-        this.atEnd(avail);
+        this.atEnd(r.offset, avail, null);
         break;
       }
       const size = u32(r.buf, r.lo + 9);
       const pos = r.offset;
+      const header = { size, logPos: u32(r.buf, r.lo + 13) };
       if (size < HEADER_LEN) {
         this.fail("corrupt", pos, `event size ${size} is below the 19-byte header`);
       }
@@ -237,7 +263,7 @@ export class FileParser {
       if (size <= r.buf.length) {
         const got = await r.fill(size);
         if (got < size) {
-          this.atEnd(got);
+          this.atEnd(pos, got, header);
           break;
         }
         continue;
@@ -246,7 +272,7 @@ export class FileParser {
       first = false;
       let more: boolean;
       try {
-        more = await this.bigEvent(size, pos);
+        more = await this.bigEvent(header, pos);
       } catch (e) {
         throw locate(e, this.src.name, pos);
       }
@@ -269,40 +295,68 @@ export class FileParser {
     );
   }
 
-  /** End of input with `avail` unconsumed bytes (a partial event, or none). */
-  private atEnd(avail: number): void {
-    const pos = this.reader.offset;
-    if (avail > 0 && this.startPosition > pos) {
-      this.fail("usage", this.startPosition, "start position is past the end of the file");
-    }
+  /**
+   * End of input: the file ends `have` bytes (0: none) after its last complete event, which ends
+   * at `pos`; `header` is the header of the event cut short, when all of it is there. A torn
+   * event at the end of the last file is left out with a warning; one whose header contradicts
+   * its size, or one in a file that is not the last, is corrupt.
+   */
+  private atEnd(pos: number, have: number, header: Header | null): void {
     if (this.startPosition > pos) {
       this.fail("usage", this.startPosition, "start position is past the end of the file");
     }
-    if (avail > 0 && !this.src.final) {
-      this.fail("corrupt", pos, `event of ${avail} bytes truncated (the file is not the last one)`);
+    if (have > 0 && !this.src.final) {
+      this.fail("corrupt", pos, `event of ${have} bytes truncated (the file is not the last one)`);
     }
-    const end = pos + avail;
+    if (have > 0 && header !== null && !isTornTail({ pos, ...header }, this.prevLogPos)) {
+      this.fail(
+        "corrupt",
+        pos,
+        `event size ${header.size} points ${
+          header.size - have
+        } bytes past the end of the file, which its log_pos ${header.logPos} contradicts ` +
+          "(a corrupt size, not a torn tail)",
+      );
+    }
+    const end = pos + have;
     this.dropCarry();
-    if (this.group && !this.src.final) {
+    const g = this.group;
+    this.end = {
+      file: this.src.name,
+      size: end,
+      complete: g !== null
+        ? { file: g.file, offset: g.start }
+        : { file: this.src.name, offset: pos },
+      eventsEnd: pos,
+      lastTransactionEnd: this.lastTransactionEnd,
+      tornBytes: have,
+      openTransaction: g !== null ? { file: g.file, start: g.start } : null,
+      leftOutBytes: g !== null ? this.bytesOf(g, end) : have,
+    };
+    if (g && !this.src.final) {
       // Relay logs can rotate inside a transaction: the next file decides (see dropCarry).
-      this.carryOut = { group: this.group, fileEnd: end };
+      this.carryOut = { group: g, bytes: this.bytesOf(g, end) };
       this.group = null;
-    } else if (this.group) {
-      this.warnPartial(this.group, end);
+    } else if (g) {
+      this.warnPartial(g, this.bytesOf(g, end));
       this.group = null;
       this.pool?.abort();
-    } else if (avail > 0) {
+    } else if (have > 0) {
       this.warn(
-        `${this.src.name}: offset ${pos}: partial event of ${avail} bytes at end of file left out`,
+        `${this.src.name}: offset ${pos}: partial event of ${have} bytes at end of file left out`,
       );
     }
   }
 
-  private warnPartial(g: Group, end: number): void {
+  /** Bytes of the open group `g` up to offset `end` of this file, earlier files included. */
+  private bytesOf(g: Group, end: number): number {
+    const startedHere = g.file === this.src.name && g.fileIndex === this.fileIndex;
+    return startedHere ? end - g.start : this.carriedBytes + end;
+  }
+
+  private warnPartial(g: Group, bytes: number): void {
     this.warn(
-      `${g.file}: offset ${g.start}: partial transaction of ${
-        end - g.start
-      } bytes at end of file left out`,
+      `${g.file}: offset ${g.start}: partial transaction of ${bytes} bytes at end of file left out`,
     );
   }
 
@@ -311,7 +365,7 @@ export class FileParser {
     const c = this.carryIn;
     if (c === null) return;
     this.carryIn = null;
-    this.warnPartial(c.group, c.fileEnd);
+    this.warnPartial(c.group, c.bytes);
     // The carried transaction is the one open in the pool (this file has opened none).
     if (this.group === null) this.pool?.abort();
   }
@@ -349,6 +403,7 @@ export class FileParser {
       if ((u16(b, o + 17) & FLAG_RELAY_LOG) !== 0 && this.group === null) {
         // A relay log continues the previous one, possibly inside a transaction.
         this.group = this.carryIn.group;
+        this.carriedBytes = this.carryIn.bytes;
         this.carryIn = null;
       } else this.dropCarry();
     }
@@ -497,6 +552,7 @@ export class FileParser {
         serverId: g.serverId,
       };
     if (g.file !== this.src.name || g.fileIndex !== this.fileIndex) t.startFile = g.file;
+    this.lastTransactionEnd = endOffset;
     // Sets t.md5, now or when its batch is hashed.
     this.pool?.end(t);
     this.out.push(t);
@@ -537,20 +593,22 @@ export class FileParser {
   }
 
   /**
-   * An event larger than the read buffer: hashed and checksummed while streaming, never held
-   * whole, except compressed events (bounded by MAX_WHOLE_EVENT). Returns false at end of input.
+   * The event at `pos` (its header `header`) larger than the read buffer: hashed and checksummed
+   * while streaming, never held whole, except compressed events (bounded by MAX_WHOLE_EVENT).
+   * Returns false at end of input.
    */
-  private async bigEvent(size: number, pos: number): Promise<boolean> {
+  private async bigEvent(header: Header, pos: number): Promise<boolean> {
     const r = this.reader;
+    const size = header.size;
     const type = r.buf[r.lo + 4];
     if (pos < this.startPosition) {
       if (pos + size > this.startPosition) this.preStartEvent(r.buf, r.lo, size, pos);
       const k = await r.skip(size);
       if (k < size) {
-        r.lo = r.hi = 0;
-        this.atEnd(k);
+        this.atEnd(pos, k, header);
         return false;
       }
+      this.prevLogPos = header.logPos;
       return true;
     }
     const planner = this.plannerAt(pos);
@@ -565,7 +623,7 @@ export class FileParser {
       let got = 0;
       while (got < size) {
         if (r.hi === r.lo && (await r.fill(1)) === 0) {
-          this.atEnd(got);
+          this.atEnd(pos, got, header);
           return false;
         }
         const k = Math.min(r.hi - r.lo, size - got);
@@ -574,12 +632,13 @@ export class FileParser {
         got += k;
       }
       this.event(ev, 0, size, pos);
+      this.prevLogPos = header.logPos;
       return true;
     }
     const skipIt = outsideTransactions(r.buf, r.lo);
     const avail = await r.fill(Math.min(size, PREFIX_MAX));
     if (avail < Math.min(size, PREFIX_MAX)) {
-      this.atEnd(avail);
+      this.atEnd(pos, avail, header);
       return false;
     }
     const end = size - crcLen;
@@ -598,21 +657,20 @@ export class FileParser {
     const from = plan?.from ?? 0;
     const to = plan?.to ?? 0;
     const doCrc = crcLen > 0 && this.verify;
-    const logPos = u32(r.buf, r.lo + 13);
     const tail = new Uint8Array(4);
     let crc = 0;
     let done = 0;
     if (!doCrc && pool === null) {
       const k = await r.skip(size);
       if (k < size) {
-        this.atEnd(k);
+        this.atEnd(pos, k, header);
         return false;
       }
       done = size;
     }
     while (done < size) {
       if (r.hi === r.lo && (await r.fill(1)) === 0) {
-        this.atEnd(done);
+        this.atEnd(pos, done, header);
         return false;
       }
       const take = Math.min(r.hi - r.lo, size - done);
@@ -639,7 +697,8 @@ export class FileParser {
         throw crcMismatch({ file: this.src.name, offset: pos, stored, computed: crc });
       }
     }
-    if (!skipIt) this.leave(act, pos, pos + size, logPos);
+    if (!skipIt) this.leave(act, pos, pos + size, header.logPos);
+    this.prevLogPos = header.logPos;
     return true;
   }
 }

@@ -13,24 +13,35 @@ import { loadNative } from "./binlog_native.ts";
 import { type FileParseOptions, FileParser } from "./binlog_parser.ts";
 import { HashPool, READ_BUFFER_SIZE, startPool, stopWorkers } from "./binlog_pool.ts";
 import { openFile, streamSource } from "./binlog_reader.ts";
-import type { BinlogSource, BinlogTransaction, ReadOptions } from "./binlog_types.ts";
+import type {
+  BinlogSource,
+  BinlogTransaction,
+  ReadEnd,
+  ReadOptions,
+  TailResult,
+} from "./binlog_types.ts";
 
 /**
  * Reads transactions from binlog files (in order, as one stream) or from a raw byte stream.
- * Yields complete transactions in file order; throws BinlogError on bad input.
+ * Yields complete transactions in file order, and returns where the read ended (what was left
+ * out at the end: see ReadEnd); throws BinlogError on bad input.
  *
  * @example
  * ```ts
- * for await (const t of readTransactions(["/var/lib/mysql/mysql-bin.000007"])) {
- *   console.log(t.end, t.md5);
- * }
+ * const read = readTransactions(["/var/lib/mysql/mysql-bin.000007"]);
+ * let r = await read.next();
+ * for (; !r.done; r = await read.next()) console.log(r.value.end, r.value.md5);
+ * if (r.value.leftOutBytes > 0) console.log(`left out after ${r.value.complete.offset}`);
  * ```
  */
 export async function* readTransactions(
   source: BinlogSource,
   options: ReadOptions = {},
-): AsyncGenerator<BinlogTransaction> {
-  for await (const batch of readBatches(source, options)) yield* batch.transactions;
+): AsyncGenerator<BinlogTransaction, ReadEnd> {
+  const batches = readBatches(source, options);
+  let r = await batches.next();
+  for (; !r.done; r = await batches.next()) yield* r.value.transactions;
+  return r.value;
 }
 
 /** Inputs smaller than this are hashed without workers (starting one costs ~20-30 ms). */
@@ -66,14 +77,14 @@ export interface Batch {
 }
 
 /**
- * The transactions of the source in order, in batches (see FileParser.run); without `hashing`
- * their md5s are left empty and no checksum is verified.
+ * The transactions of the source in order, in batches (see FileParser.run), then where the read
+ * ended; without `hashing` their md5s are left empty and no checksum is verified.
  */
 export async function* readBatches(
   source: BinlogSource,
   options: ReadOptions,
   hashing = true,
-): AsyncGenerator<Batch> {
+): AsyncGenerator<Batch, ReadEnd> {
   // The hashing workers start while node:crypto and node:zlib load (20-30 ms each).
   const loading = loadNative();
   loading.catch(() => {});
@@ -98,6 +109,7 @@ export async function* readBatches(
     const common = { verify: options.verifyChecksums ?? true, warn, bufferSize, pool, native };
     const files = Array.isArray(source) ? source : [null];
     let carry: Carry | null = null;
+    let end: ReadEnd | null = null;
     for (let i = 0; i < files.length; i++) {
       const name = files[i];
       const src = name === null
@@ -118,10 +130,12 @@ export async function* readBatches(
           yield { transactions: r.value, fileIndex: i, carriedFrom };
         }
         carry = r.value.carry;
+        end = r.value.end;
       } finally {
         src.close();
       }
     }
+    return end!;
   } finally {
     if (pool !== null) pool.close();
     else if (poolStart !== null) stopWorkers(poolStart);
@@ -131,7 +145,8 @@ export async function* readBatches(
 /**
  * The last `n` transactions of the files (read in order as one stream). First walks the files
  * without hashing or checksum verification to find where the last n transactions start, then
- * reads with hashing (and CRC verification) only from there.
+ * reads with hashing (and CRC verification) only from there. See tailWithEnd for where the read
+ * ended as well.
  *
  * @example
  * ```ts
@@ -144,12 +159,42 @@ export async function tailTransactions(
   options: ReadOptions = {},
 ): Promise<BinlogTransaction[]> {
   if (n <= 0) return [];
+  return (await tailWithEnd(files, n, options)).transactions;
+}
+
+/**
+ * The last `n` transactions of the files, as tailTransactions, and where the read ended: where
+ * the complete part ends, and what was left out after it (a torn event, a transaction without
+ * its commit), to check against the server's own view of the log. With n <= 0, only where the
+ * read ends (the files are walked, not hashed).
+ *
+ * @example
+ * ```ts
+ * const { transactions, end } = await tailWithEnd(relayLogFiles, 64);
+ * if (end.leftOutBytes > 0) console.log(`${end.leftOutBytes} bytes left out after ${end.complete.offset}`);
+ * ```
+ */
+export async function tailWithEnd(
+  files: string[],
+  n: number,
+  options: ReadOptions = {},
+): Promise<TailResult> {
+  if (n <= 0) {
+    // No transaction wanted: where the read ends, from a walk that hashes nothing.
+    const walk = readBatches(files, options, false);
+    let w = await walk.next();
+    for (; !w.done; w = await walk.next());
+    return { transactions: [], end: w.value };
+  }
   await loadNative();
   // Pass 1: positions of complete transactions' starts (file index, offset), kept for the last n.
   const starts: Array<[number, number]> = [];
   const silent = () => {};
   const walkOptions = { ...options, onWarning: silent, verifyChecksums: false };
-  for await (const batch of readBatches(files, walkOptions, false)) {
+  const walk = readBatches(files, walkOptions, false);
+  let w = await walk.next();
+  for (; !w.done; w = await walk.next()) {
+    const batch = w.value;
     for (const t of batch.transactions) {
       starts.push([t.startFile !== undefined ? batch.carriedFrom : batch.fileIndex, t.start]);
     }
@@ -157,17 +202,19 @@ export async function tailTransactions(
   }
   if (starts.length === 0) {
     // Still report warnings and errors of a full read (there is nothing to hash).
-    const all: BinlogTransaction[] = [];
-    for await (const t of readTransactions(files, options)) all.push(t);
-    return all.slice(-n);
+    const read = readTransactions(files, options);
+    let r = await read.next();
+    for (; !r.done; r = await read.next());
+    return { transactions: [], end: r.value };
   }
   const [fi, pos] = starts[0];
   const first = fi === 0 ? Math.max(pos, options.startPosition ?? 4) : pos;
   const out: BinlogTransaction[] = [];
   const rest = readBatches(files.slice(fi), { ...options, startPosition: first });
-  for await (const batch of rest) {
-    for (const t of batch.transactions) out.push(t);
+  let r = await rest.next();
+  for (; !r.done; r = await rest.next()) {
+    for (const t of r.value.transactions) out.push(t);
     if (out.length > n) out.splice(0, out.length - n);
   }
-  return out;
+  return { transactions: out, end: r.value };
 }

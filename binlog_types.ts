@@ -43,11 +43,14 @@ export interface BinlogStream {
 /** Files read in order as one stream, or one raw byte stream. */
 export type BinlogSource = string[] | BinlogStream;
 
-/** Options of readTransactions and tailTransactions. */
+/** Options of readTransactions, tailTransactions and tailWithEnd. */
 export interface ReadOptions {
   /** Offset in the first file to start at; must be an event boundary (default 4). */
   startPosition?: number;
-  /** Receives warnings (partial events or transactions left out). */
+  /**
+   * Receives warnings (partial events or transactions left out). What was left out at the end
+   * is also returned as a value: see ReadEnd.
+   */
   onWarning?: (message: string) => void;
   /** Verify CRC32 checksums (default true). */
   verifyChecksums?: boolean;
@@ -58,4 +61,42 @@ export interface ReadOptions {
    * first, at most 3, when the files add up to 32 MiB or more; else none).
    */
   workers?: number;
+}
+
+/**
+ * Where a read ended, for a caller that checks it against the server's own view (the SQL
+ * thread's relay-log position, or the size of a binlog at rest): what the complete part covers
+ * and what was left out after it. A live or crashed log can end in a torn event (the file stops
+ * inside it) or in a transaction without its commit; both are left out, with a warning, and
+ * said here.
+ */
+export interface ReadEnd {
+  /** The last file read (or the stream's name). */
+  file: string;
+  /** Bytes read from `file` (its size when it was read). */
+  size: number;
+  /**
+   * The end of the complete part: every transaction before it was reported, and what lies
+   * between the last one and it belongs to no transaction. It is `eventsEnd` in `file`, or,
+   * when a transaction was left out, where that transaction began (`openTransaction`).
+   */
+  complete: { file: string; offset: number };
+  /** Offset in `file` after its last complete event (`size` unless a torn event follows). */
+  eventsEnd: number;
+  /** Offset in `file` after the last complete transaction that ends in it; -1 when none does. */
+  lastTransactionEnd: number;
+  /** Bytes of the torn event at the end of `file` (0: the file ends at an event boundary). */
+  tornBytes: number;
+  /** The transaction without its commit left out at the end, or null. */
+  openTransaction: { file: string; start: number } | null;
+  /** Bytes after the complete part, all files counted: what was left out (0: nothing). */
+  leftOutBytes: number;
+}
+
+/** The last transactions of files, and where the read ended (see tailWithEnd). */
+export interface TailResult {
+  /** The last transactions, oldest first. */
+  transactions: BinlogTransaction[];
+  /** Where the read ended. */
+  end: ReadEnd;
 }

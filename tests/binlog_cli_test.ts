@@ -175,6 +175,24 @@ for (const r of runners) {
     }
   });
 
+  Deno.test(`${r.name}: a size past the end that its log_pos contradicts is corrupt (exit 5)`, async () => {
+    const dir = Deno.makeTempDirSync();
+    try {
+      // A 1,000,000-byte size at offset 256: it was a partial event at the end (exit 0) that
+      // left out both transactions after it.
+      const bad = Deno.readFileSync(MARIADB);
+      new DataView(bad.buffer).setUint32(256 + 9, 1_000_000, true);
+      Deno.writeFileSync(`${dir}/bad`, bad);
+      assertOneLineError(
+        await run(r, [`${dir}/bad`]),
+        5,
+        /bad: offset 256: event size 1000000 points \d+ bytes past the end of the file, which its log_pos 285 contradicts/,
+      );
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+
   Deno.test(`${r.name}: a file over 32 MiB (hashing workers) prints what one thread does`, async () => {
     // The events of a real fixture repeated after its format description: 34 MB, 140k
     // transactions, enough for the parser to start its hashing workers.

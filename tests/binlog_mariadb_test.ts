@@ -9,12 +9,15 @@
  *     `mysqlbinlog` (expectations derived from its text output, independently of the parser);
  *  2. per MariaDB GTID, the MD5 in each replica's relay logs and binlogs equals the master's, except
  *     for the documented never-match classes (counted and printed);
- *  3. multiple files form one stream, `--tail N` and `--start-position P` give the expected subsets.
+ *  3. multiple files form one stream, `--tail N` and `--start-position P` give the expected subsets;
+ *  4. every event of every file, were the file to end inside it, is a torn tail (a warning), not
+ *     a corrupt size.
  *
  * Set PRM_KEEP_FIXTURES=1 to keep the servers' directories for inspection.
  */
 import assert from "node:assert/strict";
 import mysql from "mysql2/promise";
+import { isTornTail } from "../binlog_reader.ts";
 import {
   type MariadbServer,
   setupReplication,
@@ -448,6 +451,24 @@ interface FileSet {
   files: string[];
   /** Never-match classes tolerated for this set (empty: everything must match exactly). */
   tolerate: string[];
+}
+
+/** The events of a binlog whose header, were the file to end inside them, isTornTail rejects. */
+function eventsNotTorn(b: Uint8Array): { events: number; offsets: number[] } {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const offsets: number[] = [];
+  let events = 0;
+  let prevLogPos = 0;
+  for (let p = 4; p + 19 <= b.length;) {
+    const size = dv.getUint32(p + 9, true);
+    const logPos = dv.getUint32(p + 13, true);
+    if (size < 19 || p + size > b.length) break;
+    if (!isTornTail({ pos: p, size, logPos }, prevLogPos)) offsets.push(p);
+    prevLogPos = logPos;
+    events++;
+    p += size;
+  }
+  return { events, offsets };
 }
 
 /** Records a failure naming the first differing line when two outputs differ. */
@@ -903,6 +924,20 @@ Deno.test({
       } finally {
         await Deno.remove(tmp, { recursive: true });
       }
+
+      // 4. Every event of every file, were the file to end inside it, is a torn tail (not a
+      // corrupt size) by the parser's rule: its header's log_pos fits its size.
+      let events = 0;
+      for (const set of sets) {
+        for (const file of set.files) {
+          const notTorn = eventsNotTorn(await Deno.readFile(file));
+          events += notTorn.events;
+          for (const p of notTorn.offsets.slice(0, 3)) {
+            failures.push(`${file}: the event at ${p}, cut short, would be a corrupt size`);
+          }
+        }
+      }
+      console.log(`torn tails: ${events} events checked`);
 
       const t1 = performance.now();
       console.log(

@@ -5,9 +5,11 @@ import { createHash } from "node:crypto";
 import {
   BinlogError,
   type BinlogTransaction,
+  type ReadEnd,
   type ReadOptions,
   readTransactions,
   tailTransactions,
+  tailWithEnd,
 } from "../binlog.ts";
 import {
   DROP_BEFORE_BEGIN,
@@ -715,15 +717,19 @@ Deno.test("bad input: empty, wrong magic, random bytes, bad sizes", async () => 
   const small = b.bytes();
   new DataView(small.buffer).setUint32(at + 9, 12, true);
   await expectError(small, "corrupt", at);
-  // event_size past the end: in the last file it is a partial event, earlier it is corruption
+  // An event size past the end that its log_pos contradicts is corrupt, in any file; a file
+  // that really ends inside the event (a torn tail) is a partial transaction in the last file
+  // and corrupt in an earlier one.
   const past = b.bytes();
   new DataView(past.buffer).setUint32(at + 9, 5000, true);
-  const { txs, warnings } = await readAll(past);
+  await expectError(past, "corrupt", at);
+  const torn = b.bytes().subarray(0, b.pos - 3);
+  const { txs, warnings } = await readAll(torn);
   assert.equal(txs.length, 0);
   assert.match(warnings[0], /partial transaction of \d+ bytes at end of file left out/);
   const dir = Deno.makeTempDirSync();
   try {
-    Deno.writeFileSync(`${dir}/a`, past);
+    Deno.writeFileSync(`${dir}/a`, torn);
     Deno.writeFileSync(`${dir}/b`, b.bytes());
     await expectError([`${dir}/a`, `${dir}/b`], "corrupt", at);
   } finally {
@@ -927,7 +933,157 @@ Deno.test("grouping rule: what each event does to the open group", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Files that are not regular files
+// Torn tails, corrupt sizes, and what a read says it left out
+
+Deno.test("an event size past the end that its log_pos contradicts is corrupt, not a torn tail", async () => {
+  const bytes = Deno.readFileSync(fixturePath("mariadb-bin.000001"));
+  // The GTID_LIST event at 256 (29 bytes, log_pos 285) given a 1,000,000-byte size: it used to
+  // be a partial event at the end (exit 0), leaving out both transactions after it.
+  const bad = bytes.slice();
+  new DataView(bad.buffer).setUint32(256 + 9, 1_000_000, true);
+  const e = await expectError(bad, "corrupt", 256);
+  assert.match(e.message, /event size 1000000 points \d+ bytes past the end of the file/);
+  // The same in the middle of a transaction (the TABLE_MAP at 848): the first one is reported.
+  const mid = bytes.slice();
+  new DataView(mid.buffer).setUint32(848 + 9, 5000, true);
+  const r = await readUntilError(mid, {});
+  assert.deepEqual(r.txs.map((t) => t.end), [702]);
+  assert.match(r.error, /offset 848: event size 5000 points/);
+  // A file that does end inside that event is a torn tail: a warning, nothing else lost.
+  for (let cut = 257; cut < 285; cut++) {
+    const { txs, warnings } = await readAll(bytes.subarray(0, cut));
+    assert.deepEqual(txs, [], `cut at ${cut}`);
+    assert.equal(warnings.length, 1, `cut at ${cut}`);
+    assert.match(warnings[0], /offset 256: partial event of \d+ bytes at end of file left out/);
+  }
+});
+
+Deno.test("every event of every fixture, cut short, is a torn tail", async () => {
+  let cuts = 0;
+  for (const entry of Deno.readDirSync(FIXTURES_DIR)) {
+    if (entry.name.startsWith("LICENSE") || entry.name.endsWith(".md")) continue;
+    const bytes = Deno.readFileSync(`${FIXTURES_DIR}/${entry.name}`);
+    const full = await readUntilError(bytes, { verifyChecksums: false });
+    // Up to where the file reads cleanly (a corrupt fixture: up to its corruption).
+    const limit = full.error === "" ? bytes.length : Number(/offset (\d+)/.exec(full.error)![1]);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset);
+    for (let p = 4; p + 19 <= limit;) {
+      const size = dv.getUint32(p + 9, true);
+      if (size < 19 || p + size > limit) break;
+      if (size > 19) {
+        // Cut after the header and after all but one byte: the file ends inside the event.
+        for (const cut of [p + 19, p + size - 1]) {
+          const r = await readUntilError(bytes.subarray(0, cut), { verifyChecksums: false });
+          assert.equal(r.error, "", `${entry.name} cut at ${cut} (event at ${p})`);
+          const expected = full.txs.filter((t) => t.endOffset <= p).map((t) => t.end);
+          assert.deepEqual(r.txs.map((t) => t.end), expected, `${entry.name} cut at ${cut}`);
+          cuts++;
+        }
+      }
+      p += size;
+    }
+  }
+  assert.ok(cuts > 2000, `${cuts} cuts`);
+});
+
+/** The transactions and the end of a read of files. */
+async function readWithEnd(
+  files: string[],
+): Promise<{ txs: BinlogTransaction[]; end: ReadEnd; warnings: string[] }> {
+  const warnings: string[] = [];
+  const read = readTransactions(files, { onWarning: (m) => warnings.push(m) });
+  const txs: BinlogTransaction[] = [];
+  let r = await read.next();
+  for (; !r.done; r = await read.next()) txs.push(r.value);
+  return { txs, end: r.value, warnings };
+}
+
+Deno.test("a read says where its complete part ends and what it left out", async () => {
+  const bytes = Deno.readFileSync(fixturePath("mariadb-bin.000001"));
+  const dir = Deno.makeTempDirSync();
+  try {
+    const f = `${dir}/mariadb-bin.000001`;
+    const at = (cut: number) => {
+      Deno.writeFileSync(f, bytes.subarray(0, cut));
+      return readWithEnd([f]);
+    };
+    // Transactions: 330..702 and 702..1074; events at 702 (GTID), 744, 848, 984 (ROWS), 1043.
+    const whole = await at(1074);
+    assert.deepEqual(whole.end, {
+      file: f,
+      size: 1074,
+      complete: { file: f, offset: 1074 },
+      eventsEnd: 1074,
+      lastTransactionEnd: 1074,
+      tornBytes: 0,
+      openTransaction: null,
+      leftOutBytes: 0,
+    });
+    // Torn inside the second transaction's ROWS event.
+    assert.deepEqual((await at(1000)).end, {
+      file: f,
+      size: 1000,
+      complete: { file: f, offset: 702 },
+      eventsEnd: 984,
+      lastTransactionEnd: 702,
+      tornBytes: 16,
+      openTransaction: { file: f, start: 702 },
+      leftOutBytes: 298,
+    });
+    // At an event boundary inside the transaction: nothing torn, the transaction left out.
+    const boundary = await at(984);
+    assert.equal(boundary.end.tornBytes, 0);
+    assert.equal(boundary.end.leftOutBytes, 282);
+    assert.deepEqual(boundary.end.complete, { file: f, offset: 702 });
+    // Torn inside the GTID event that would open it: no transaction open yet.
+    const gtid = await at(720);
+    assert.deepEqual(
+      [gtid.end.complete, gtid.end.tornBytes, gtid.end.openTransaction, gtid.end.leftOutBytes],
+      [{ file: f, offset: 702 }, 18, null, 18],
+    );
+    // tailWithEnd says the same as a full read.
+    Deno.writeFileSync(f, bytes.subarray(0, 1000));
+    const tail = await tailWithEnd([f], 1);
+    assert.deepEqual(tail.end, (await readWithEnd([f])).end);
+    assert.deepEqual(tail.transactions.map((t) => t.end), [702]);
+    assert.deepEqual((await tailWithEnd([f], 0)).end, tail.end);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a relay log transaction left open across files: where it began, all its bytes", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const a = new BinlogBuilder({ checksum: true, fdeFlags: 0x40 });
+    a.fde({ checksum: true });
+    a.query("d", "CREATE TABLE t (a INT)", { logPos: 300 });
+    const done = a.pos;
+    const start = a.pos;
+    a.mariaGtid(9, 0, 0, { logPos: 500 });
+    a.tableMap(70, { logPos: 600 });
+    const b = new BinlogBuilder({ checksum: true, fdeFlags: 0x40 });
+    b.rotate({ flags: 0x20, logPos: 0 });
+    b.fde({ checksum: true });
+    b.rows(23, 70, [1, 2], { logPos: 700 });
+    const [fa, fb] = [`${dir}/relay.000001`, `${dir}/relay.000002`];
+    Deno.writeFileSync(fa, a.bytes());
+    Deno.writeFileSync(fb, b.bytes());
+    const { txs, end, warnings } = await readWithEnd([fa, fb]);
+    assert.deepEqual(txs.map((t) => t.endOffset), [done]);
+    assert.deepEqual(end.complete, { file: fa, offset: start });
+    assert.deepEqual(end.openTransaction, { file: fa, start });
+    assert.equal(end.lastTransactionEnd, -1);
+    assert.equal(end.leftOutBytes, a.pos - start + b.pos);
+    assert.deepEqual(warnings, [
+      `${fa}: offset ${start}: partial transaction of ${
+        a.pos - start + b.pos
+      } bytes at end of file left out`,
+    ]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
 
 Deno.test("a relay-log index naming a FIFO: the read refuses it instead of waiting", async () => {
   // The parser reads no index files; the agent reads the relay-log index and gives the paths
