@@ -40,8 +40,12 @@ export function inflateMariadbBlock(
   }
   let out: Uint8Array;
   try {
+    // Stops at the announced size: a zlib bomb cannot make it hold more.
     out = native.inflate(b.subarray(o + 1 + lenLen, end), Math.max(len, 1));
   } catch (e) {
+    if (e instanceof RangeError) {
+      throw new EventError("corrupt", `zlib data inflates to more than the ${len} bytes announced`);
+    }
     throw new EventError("corrupt", `cannot decompress zlib data (${(e as Error).message})`);
   }
   if (out.length !== len) {
@@ -66,6 +70,9 @@ export function payloadEvents(
       `unknown TRANSACTION_PAYLOAD compression type ${compression}`,
     );
   }
+  if (uncompressed < 0) {
+    throw new EventError("corrupt", "compressed TRANSACTION_PAYLOAD without its uncompressed size");
+  }
   if (uncompressed > MAX_WHOLE_EVENT) {
     throw new EventError(
       "unsupported",
@@ -73,8 +80,15 @@ export function payloadEvents(
     );
   }
   try {
+    // Stops at the announced size: a zstd bomb cannot make it hold more.
     return native.zstd(data, Math.max(uncompressed, 1));
   } catch (e) {
+    if (e instanceof RangeError) {
+      throw new EventError(
+        "corrupt",
+        `zstd payload decompresses to more than the ${uncompressed} bytes announced`,
+      );
+    }
     throw new EventError("corrupt", `cannot decompress zstd payload (${(e as Error).message})`);
   }
 }

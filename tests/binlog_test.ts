@@ -1,6 +1,6 @@
 // Unit tests of binlog.ts: real third-party fixtures, synthetic binlogs, bad input.
 import assert from "node:assert/strict";
-import { crc32, zstdDecompressSync } from "node:zlib";
+import { crc32, deflateSync, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { createHash } from "node:crypto";
 import {
   BinlogError,
@@ -1120,4 +1120,99 @@ Deno.test("a relay-log index naming a FIFO: the read refuses it instead of waiti
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Limits on what untrusted input can make the parser hold (binlog_limits.ts)
+
+/** A MariaDB compressed block: header byte, the announced length (4 bytes), zlib data. */
+function mariadbBlock(announced: number, data: Uint8Array): Uint8Array {
+  return concat([
+    new Uint8Array([0x84, announced >>> 24, (announced >>> 16) & 255, (announced >>> 8) & 255]),
+    new Uint8Array([announced & 255]),
+    data,
+  ]);
+}
+
+/** A QUERY_COMPRESSED (165) event body: post-header, no status variables, db "d", the block. */
+function compressedQuery(block: Uint8Array): Uint8Array {
+  return concat([
+    new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]),
+    enc.encode("d"),
+    new Uint8Array([0]),
+    block,
+  ]);
+}
+
+Deno.test("limits: an event size over 1 GiB is corrupt", async () => {
+  const b = new BinlogBuilder({ checksum: true });
+  const at = b.pos;
+  b.query("d", "BEGIN");
+  const bytes = b.bytes();
+  new DataView(bytes.buffer).setUint32(at + 9, 0x40000000 + 0x10001, true);
+  const e = await expectError(bytes, "corrupt", at);
+  assert.match(e.message, /larger than any server writes/);
+});
+
+Deno.test("limits: a compressed event over 96 MiB is refused before it is read", async () => {
+  const b = new BinlogBuilder({ checksum: true });
+  const at = b.pos;
+  b.raw(165, compressedQuery(mariadbBlock(10, deflateSync(enc.encode("INSERT 1")))));
+  const bytes = b.bytes();
+  new DataView(bytes.buffer).setUint32(at + 9, 100 * 1024 * 1024, true);
+  const e = await expectError(bytes, "unsupported", at);
+  assert.match(e.message, /compressed event of 104857600 bytes exceeds the memory limit/);
+});
+
+Deno.test("limits: MariaDB compressed data announcing over 96 MiB, or inflating past what it announces", async () => {
+  const over = new BinlogBuilder({ checksum: true });
+  const at = over.pos;
+  over.raw(165, compressedQuery(mariadbBlock(200 * 1024 * 1024, deflateSync(enc.encode("X")))));
+  const e = await expectError(over.bytes(), "unsupported", at);
+  assert.match(e.message, /compressed event of 209715200 bytes exceeds the 100663296 limit/);
+  // A zlib bomb: 10 MB of statement in 10 kB, announced as 1,000 bytes. Inflating stops there.
+  const bomb = new BinlogBuilder({ checksum: true });
+  bomb.raw(165, compressedQuery(mariadbBlock(1000, deflateSync(new Uint8Array(10_000_000)))));
+  const z = await expectError(bomb.bytes(), "corrupt", at);
+  assert.match(z.message, /zlib data inflates to more than the 1000 bytes announced/);
+  // Announced and real sizes agree: read (and hashed as the plain statement).
+  const ok = new BinlogBuilder({ checksum: true });
+  ok.raw(165, compressedQuery(mariadbBlock(8, deflateSync(enc.encode("DROP t 1")))));
+  assert.equal((await readAll(ok.bytes())).txs.length, 1);
+});
+
+/** A TRANSACTION_PAYLOAD (40) body: payload size, compression zstd, uncompressed size, data. */
+function zstdPayload(announced: number, data: Uint8Array): Uint8Array {
+  // MySQL's length-encoded integers.
+  const packed = (v: number) =>
+    v < 251 ? [v] : v < 2 ** 24 ? [253, ...le(v, 3)] : [254, ...le(v, 8)];
+  const field = (type: number, v: number) => {
+    const p = packed(v);
+    return [type, p.length, ...p];
+  };
+  return concat([
+    new Uint8Array([...field(1, data.length), ...field(2, 0), ...field(3, announced), 0]),
+    data,
+  ]);
+}
+
+Deno.test("limits: a zstd payload announcing over 96 MiB, or decompressing past what it announces", async () => {
+  // Inner events: one QUERY (DDL) as MySQL writes it inside the payload (no CRC).
+  const inner = new BinlogBuilder({ checksum: false });
+  inner.query("d", "CREATE TABLE t (a INT)");
+  const events = inner.bytes().subarray(4 + inner.fdeSize);
+  const huge = new BinlogBuilder({ checksum: true });
+  const at = huge.pos;
+  huge.raw(40, zstdPayload(200 * 1024 * 1024, zstdCompressSync(events)));
+  const e = await expectError(huge.bytes(), "unsupported", at);
+  assert.match(e.message, /compressed transaction of 209715200 bytes is too large/);
+  // A zstd bomb: 20 MB of zeros announced as 100 bytes. Decompressing stops there.
+  const bomb = new BinlogBuilder({ checksum: true });
+  bomb.raw(40, zstdPayload(100, zstdCompressSync(new Uint8Array(20_000_000))));
+  const z = await expectError(bomb.bytes(), "corrupt", at);
+  assert.match(z.message, /zstd payload decompresses to more than the 100 bytes announced/);
+  // Announced and real sizes agree: the DDL inside is one transaction.
+  const ok = new BinlogBuilder({ checksum: true });
+  ok.raw(40, zstdPayload(events.length, zstdCompressSync(events)));
+  assert.equal((await readAll(ok.bytes())).txs.length, 1);
 });
