@@ -28,6 +28,7 @@ import {
   checkReturningNode,
   markHistoryStart,
   readBlock,
+  type RefusalCause,
   type ResyncOutcome,
   resyncReplica,
   writeBlock,
@@ -63,6 +64,8 @@ export async function publishedMaster(run: Run): Promise<ReplInfo | undefined> {
 
 /** Why a node is kept out, as {@link keepOut} records it. */
 export interface KeepOutReason {
+  /** Why, as a value. */
+  cause: RefusalCause;
   /** Short sentence: the exit reason crm_mon shows. */
   reason: string;
   /** What a person does about it, for the log. */
@@ -78,6 +81,7 @@ export interface KeepOutReason {
 export async function keepOut(run: Run, why: KeepOutReason): Promise<void> {
   if (run.stateUsable) {
     writeBlock(blockPath(run), {
+      cause: why.cause,
       reason: why.reason,
       at: new Date().toISOString(),
       salvageFile: why.salvageFile,
@@ -167,6 +171,7 @@ async function replicateByGtid(run: Run, client: MysqlClient, info: ReplInfo): P
   });
   if (!follow.ok) {
     await keepOut(run, {
+      cause: "errant",
       reason: follow.reason,
       remedy: "remove or replay those transactions (mariadb-binlog on this node's binlog), " +
         "or re-clone",
@@ -270,6 +275,7 @@ async function resyncTo(
     if (status !== undefined) await client.stopReplica();
     run.log.error(`${outcome.reason}: ${outcome.detail}`);
     await keepOut(run, {
+      cause: outcome.cause,
       reason: outcome.reason,
       remedy: `fix the data, then set the node attribute ${run.names.resume} (published or ` +
         "FILE:POS) or re-clone",

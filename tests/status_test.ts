@@ -116,6 +116,8 @@ function replica(over: Partial<NodeProbe["replica"]> = {}): NonNullable<NodeProb
     execMasterLogPos: 5000,
     sqlState: "",
     gtidIoPos: "",
+    relayLogFile: "relay-bin.000002",
+    relayLogPos: 600,
     ...over,
   };
 }
