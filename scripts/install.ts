@@ -15,7 +15,7 @@
  * explicit environment and refuses an unsafe cache folder (launcher_shell.ts).
  *
  * Every folder written into must be safe by the launchers' rule (owned by root or the installing
- * user, writable by no one else, nor below a folder others can write but a sticky one), and every
+ * user, writable by no one else, nor below a folder others can write, /tmp included), and every
  * file is written under a new random name, created exclusively, then renamed into place: a running
  * program never sees half a file, and no one can have put a link where a file is written.
  *

@@ -6,7 +6,7 @@
  *
  * - Nothing under a folder another user can write: a cache folder and every folder above it must be
  *   real folders (no links) owned by root or by the running user, and none may be writable by group
- *   or others, except a sticky folder above it (like /tmp: others cannot move what they do not own).
+ *   or others, not even a sticky one like /tmp (the project's rule for root: no path there at all).
  *   Deno's DENO_DIR holds caches it trusts (V8's code cache is checked on the source length only),
  *   so whoever can write there runs code as the next user of it.
  * - Every child gets an explicit environment: the helpers (`stat`, `mkdir`, `tar`, ...) only PATH
@@ -128,9 +128,7 @@ prm_check_dir() {
   done
   prm_out=$(prm_helper_env; exec stat -c '%u %f' -- "$@" 2>/dev/null) || return 2
   prm_rest="$prm_out$prm_nl"
-  prm_i=0
   for prm_p in "$@"; do
-    prm_i=$((prm_i + 1))
     prm_line=\${prm_rest%%"$prm_nl"*}
     prm_rest=\${prm_rest#*"$prm_nl"}
     prm_owner=\${prm_line%% *}
@@ -143,7 +141,7 @@ prm_check_dir() {
       prm_why="$prm_p is owned by uid $prm_owner, not by root or by this user"
       return 1
     fi
-    if [ $((prm_mode & 022)) -ne 0 ] && { [ $prm_i -eq $# ] || [ $((prm_mode & 01000)) -eq 0 ]; }; then
+    if [ $((prm_mode & 022)) -ne 0 ]; then
       prm_why="$prm_p is writable by other users (mode $(printf %04o $((prm_mode & 07777))))"
       return 1
     fi

@@ -172,9 +172,11 @@ Deno.test("launcher: refuses a cache folder that is not root's, is writable by o
       }
       await Deno.chmod(inst.cache, 0o700);
     });
-    await t.step("below a folder others can write", async () => {
-      await Deno.chmod(inst.cacheBase, 0o777);
-      await refused(new RegExp(`${inst.cacheBase} is writable by other users`));
+    await t.step("below a folder others can write, even a sticky one", async () => {
+      for (const mode of [0o777, 0o1777, 0o775]) {
+        await Deno.chmod(inst.cacheBase, mode);
+        await refused(new RegExp(`${inst.cacheBase} is writable by other users`));
+      }
       await Deno.chmod(inst.cacheBase, 0o755);
     });
     await t.step("a link, even to a folder of root's", async () => {
@@ -462,27 +464,45 @@ Deno.test("sfx: unpacks per user into a private XDG cache, never into /tmp", asy
       });
     });
 
-    await t.step("refuses a cache folder another user made first", async () => {
+    await t.step("refuses a cache folder another user made, or can reach", async () => {
       const shared = `${dir}/shared`;
       await Deno.mkdir(shared);
       await Deno.chmod(shared, 0o1777);
-      const planted = `${shared}/prm/${digest}`;
-      const marker = `${shared}/pwned`;
-      const mk = await run("bash", [
-        "-c",
-        [
-          `${attacker} mkdir -p -m 0755 ${planted}`,
-          ...await evilCopy(dir, planted, marker),
-        ].join("\n"),
-      ]);
-      assert.equal(mk.code, 0, mk.stderr);
-      const r = await runAs(VICTIM, sfx, ["meta-data"], {
-        clearEnv: true,
-        env: { PATH: SYSTEM_PATH, HOME: home, XDG_CACHE_HOME: shared },
-      });
-      assert.equal(await Deno.stat(marker).then(() => true, () => false), false, "pwned");
-      assert.notEqual(r.code, 0, r.stdout);
-      assert.match(r.stderr, new RegExp(`${shared}/prm is owned by uid ${ATTACKER}`));
+      const theirs = `${dir}/theirs`;
+      const mine = await userFolder(`${dir}/mine`, VICTIM);
+      await Deno.chmod(mine, 0o755); // so that the attacker can reach the prm folder in it
+      const cases = [
+        // XDG_CACHE_HOME in a sticky world-writable folder, where the attacker made prm first.
+        { xdg: shared, why: `${shared} is writable by other users` },
+        // XDG_CACHE_HOME a folder of the attacker's.
+        { xdg: theirs, why: `${theirs} is owned by uid ${ATTACKER}` },
+        // The victim's own XDG_CACHE_HOME, with a prm folder of the attacker's in it.
+        { xdg: mine, why: `${mine}/prm is owned by uid ${ATTACKER}` },
+      ];
+      for (const [i, { xdg, why }] of cases.entries()) {
+        const planted = `${xdg}/prm/${digest}`;
+        const marker = `${shared}/pwned-${i}`;
+        const mk = await run("bash", [
+          "-c",
+          [
+            // Made by root for the attacker here (no home of theirs is writable by them).
+            xdg === mine ? `mkdir -m 0755 ${xdg}/prm && chown ${ATTACKER} ${xdg}/prm` : "",
+            xdg === theirs ? `mkdir -m 0755 ${xdg} && chown ${ATTACKER} ${xdg}` : "",
+            `${attacker} mkdir -p -m 0755 ${planted}`,
+            ...await evilCopy(dir, planted, marker),
+          ].join("\n"),
+        ]);
+        assert.equal(mk.code, 0, mk.stderr);
+        const r = await runAs(VICTIM, sfx, ["meta-data"], {
+          clearEnv: true,
+          env: { PATH: SYSTEM_PATH, HOME: home, XDG_CACHE_HOME: xdg },
+        });
+        const pwned = await Deno.readTextFile(marker).catch(() => "");
+        assert.equal(pwned, "", `the attacker's deno ran: ${pwned}`);
+        assert.notEqual(r.code, 0, r.stdout);
+        assert.match(r.stderr, /^mysql_prm: refusing to use the cache folder /);
+        assert.match(r.stderr, new RegExp(why));
+      }
     });
 
     await t.step("refuses its own cache folder once others can write it", async () => {
