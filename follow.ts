@@ -64,7 +64,7 @@ export async function publishedMaster(run: Run): Promise<ReplInfo | undefined> {
 
 /** Why a node is kept out, as {@link keepOut} records it. */
 export interface KeepOutReason {
-  /** Why, typed: it becomes the node's not-promotable reason. */
+  /** Why, as a value. */
   cause: RefusalCause;
   /** Short sentence: the exit reason crm_mon shows. */
   reason: string;
@@ -81,8 +81,8 @@ export interface KeepOutReason {
 export async function keepOut(run: Run, why: KeepOutReason): Promise<void> {
   if (run.stateUsable) {
     writeBlock(blockPath(run), {
-      reason: why.reason,
       cause: why.cause,
+      reason: why.reason,
       at: new Date().toISOString(),
       salvageFile: why.salvageFile,
     });

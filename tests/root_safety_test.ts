@@ -9,7 +9,14 @@ import assert from "node:assert/strict";
 import { OCF } from "../ocf.ts";
 import { MysqlClient } from "../mysql.ts";
 import { processAlive } from "../mysqld.ts";
-import { markHistoryStart } from "../resync_agent.ts";
+import { markHistoryStart, resyncReplica } from "../resync_agent.ts";
+import {
+  type MariadbServer,
+  setupReplication,
+  startMariadb,
+  stopAll,
+  waitForCatchUp,
+} from "./mariadb_server.ts";
 import { fetchBinlogFile } from "../remote_binlog.ts";
 import { Budget } from "../budget.ts";
 import { AgentSetup, assertCode, describeRun, killAndWait } from "./agent_harness.ts";
@@ -292,5 +299,84 @@ Deno.test("defect 10: a binlog name is passed to mariadb-binlog after --, never 
     );
   } finally {
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "defect 11: a corrupt event length in the relay log never sends a replica back",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const baseDir = trustedTempDir("rs-len-");
+  const servers: MariadbServer[] = [];
+  try {
+    const m = await startMariadb({ serverId: 1, baseDir, binlogFormat: "ROW" });
+    servers.push(m);
+    const r = await startMariadb({
+      serverId: 2,
+      baseDir,
+      binlogFormat: "ROW",
+      logSlaveUpdates: true,
+    });
+    servers.push(r);
+    await m.query("CREATE DATABASE d; CREATE TABLE d.t (k INT PRIMARY KEY)");
+    await setupReplication(r, m);
+    for (let k = 1; k <= 200; k++) await m.query("INSERT INTO d.t VALUES (?)", [k]);
+    await waitForCatchUp(r, m);
+    await r.query("STOP SLAVE IO_THREAD");
+    // Everything was applied. Now a length in the middle of the newest relay log reads 1,000,000:
+    // read as it stands, the log's "last" transactions would be older than what the node
+    // applied, and the replica would be sent back over them.
+    const relay = r.relayLogFiles().at(-1)!;
+    const name = relay.slice(relay.lastIndexOf("/") + 1);
+    const events = await r.query<{ Pos: number | string; Event_type: string }[]>(
+      `SHOW RELAYLOG EVENTS IN '${name}'`,
+    );
+    const xids = events.filter((e) => e.Event_type === "Xid");
+    const at = Number(events[events.indexOf(xids[Math.floor(xids.length / 2)]) + 1].Pos);
+    const original = Deno.readFileSync(relay);
+    const [row] = await m.query<{ File: string; Position: string }[]>("SHOW MASTER STATUS");
+    const resync = async () => {
+      const client = await MysqlClient.connect({ socket: r.socket, user: "root", password: "" });
+      try {
+        return await resyncReplica(client, {
+          host: "127.0.0.1",
+          port: m.port,
+          user: "repl",
+          password: m.replicationPassword,
+          newestFile: row.File,
+        }, {
+          log: { info: () => {}, warn: () => {} },
+          budget: Budget.ofMs(60_000),
+          workDir: baseDir,
+        });
+      } finally {
+        await client.close();
+      }
+    };
+    // The size alone: its log_pos contradicts it, the parser calls the log corrupt.
+    const sizeOnly = original.slice();
+    const view = new DataView(sizeOnly.buffer);
+    const size = view.getUint32(at + 9, true);
+    const logPos = view.getUint32(at + 13, true);
+    view.setUint32(at + 9, 1_000_000, true);
+    Deno.writeFileSync(relay, sizeOnly);
+    const corrupt = await resync();
+    assert.equal(
+      corrupt.kind === "refused" && corrupt.cause,
+      "corrupt-log",
+      JSON.stringify(corrupt),
+    );
+    // Size and log_pos both rewritten, so that it reads as a torn tail: the server's own view (its
+    // SQL thread stands past that point) refuses it.
+    const both = sizeOnly.slice();
+    new DataView(both.buffer).setUint32(at + 13, logPos - size + 1_000_000, true);
+    Deno.writeFileSync(relay, both);
+    const torn = await resync();
+    assert.equal(torn.kind === "refused" && torn.cause, "tail-mismatch", JSON.stringify(torn));
+    Deno.writeFileSync(relay, original);
+  } finally {
+    await stopAll(servers);
+    Deno.removeSync(baseDir, { recursive: true });
   }
 });

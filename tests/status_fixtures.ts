@@ -114,6 +114,8 @@ export function replica(
     execMasterLogPos: 5000,
     sqlState: "",
     gtidIoPos: "",
+    relayLogFile: "relay-bin.000002",
+    relayLogPos: 600,
     ...over,
   };
 }
