@@ -28,6 +28,7 @@
 import {
   decodePublishedPosition,
   decodeRefused,
+  encodePromotionRecord,
   encodePublishedPosition,
   encodeRefused,
   IDLE_MARK,
@@ -58,7 +59,7 @@ import { describeError, type MysqlClient } from "./mysql.ts";
 import { serverPid } from "./mysqld.ts";
 import { OCF, type OcfCode } from "./ocf.ts";
 import { type BinlogPosition, decodeCoordinates, formatPosition } from "./position.ts";
-import { failWith, loadState, type Run, saveState } from "./run.ts";
+import { failWith, loadState, type Run, updateState } from "./run.ts";
 import type { ReplicaStatus } from "./sql.ts";
 
 /**
@@ -144,6 +145,7 @@ function done(code: OcfCode): PromoteOutcome {
 }
 
 async function promote(run: Run): Promise<PromoteOutcome> {
+  const startedAt = Date.now();
   // Tool calls started while connecting to the server: both answers are needed below.
   const finals = run.ctx.promotable ? prefetch(run.cib.privateAll(run.names.final)) : undefined;
   const positions = run.ctx.promotable
@@ -172,7 +174,7 @@ async function promote(run: Run): Promise<PromoteOutcome> {
     if (election !== undefined) return election;
     const notApplied = await applyRelayLog(run, client, status);
     if (notApplied !== undefined) return done(notApplied);
-    return done(await openWrites(run, client));
+    return done(await openWrites(run, client, startedAt));
   } catch (err) {
     return done(failWith(run, OCF.ERR_GENERIC, `Promote failed: ${describeError(err)}`));
   } finally {
@@ -287,7 +289,7 @@ async function applyRelayLog(
  * Step 2e: stop and reset replication, publish the coordinates (taken after everything was
  * applied and before any write), semi-sync as source, then open writes.
  */
-async function openWrites(run: Run, client: MysqlClient): Promise<OcfCode> {
+async function openWrites(run: Run, client: MysqlClient, startedAt: number): Promise<OcfCode> {
   await client.stopReplica();
   await client.resetReplica();
   const binlog = await client.binlogStatus();
@@ -311,11 +313,19 @@ async function openWrites(run: Run, client: MysqlClient): Promise<OcfCode> {
     await client.configureSemiSync("source", run.params.semiSyncTimeoutMs);
   }
   await client.setReadOnly(false);
+  const openedAt = Date.now();
   run.log.info(`Promoted: writable at ${binlog.file}:${binlog.pos}`);
+  // The failover's span on this node, for the metrics: from its pre-promote when it had one
+  // (recent: a stale mark from an aborted transition does not count) to writes open.
+  const pre = loadState(run).prePromoteAt;
+  const since = pre !== undefined && pre <= startedAt && startedAt - pre < 120_000
+    ? pre
+    : startedAt;
+  // A recovery or a cold-start wait is over; a new master gives its replicas a grace to connect.
   endRecovery(run);
-  const state = loadState(run);
-  state.promotedAt = Date.now();
-  saveState(run, state);
+  updateState(run, (state) => {
+    state.promotedAt = openedAt;
+  });
   // With semi-sync, the writer's first statements may wait semi_sync_timeout for a replica that
   // is not repointed yet: the first promoted monitor starts it instead, off the failover path.
   if (run.params.heartbeat && !run.params.semiSync) await heartbeatHook(run, client, "start");
@@ -326,6 +336,11 @@ async function openWrites(run: Run, client: MysqlClient): Promise<OcfCode> {
     run.cib.setNodeAttribute(run.names.notPromotable, undefined),
     run.cib.setNodeAttribute(run.names.reader, READABLE.yes),
     run.cib.setPrivate(run.names.position, undefined),
+    // Private: no CIB write, so no transition abort on the way to the writer VIP.
+    run.cib.setPrivate(
+      run.names.promoted,
+      encodePromotionRecord({ atMs: openedAt, durationMs: openedAt - since }),
+    ),
   ]);
   run.cib.save();
   await runPostPromoteScript(run, binlog);
@@ -348,7 +363,14 @@ function expectedPeers(run: Run): string[] {
  * Pacemaker starts the promote (see the module comment).
  */
 async function electBeforePromote(run: Run, mine: PeerPosition | undefined): Promise<void> {
-  const check = checkPromotee({ self: run.node, mine, peers: await peerPositions(run) });
+  // What is published now, without waiting: Pacemaker may run the pre-promote notifications one
+  // node after the other (measured in the lab: a switchover stalled 10 s here waiting for a peer
+  // whose notification could only start once this one returned). promote waits for the rest.
+  const check = checkPromotee({
+    self: run.node,
+    mine,
+    peers: await peerPositions(run, undefined, { wait: false }),
+  });
   if (check.proceed || check.better === undefined) return;
   run.log.info(`Election before the promote: ${check.reason}; moving the scores to re-plan`);
   await moveScoresTo(run, check.better.node);
@@ -395,6 +417,11 @@ async function finalPositionOf(
   prefetched?: Promise<Map<string, string> | undefined>,
   awaitWithin?: Budget,
 ): Promise<BinlogPosition | undefined> {
+  // Only a master that this very transition demotes or starts again, or that is back read-only
+  // (an unpromoted instance now), has a final position to wait for: any other value is left
+  // over from an earlier transition, and waiting for it would hold the failover for the whole
+  // step (seen: 10 s per pre-promote round for a frozen master whose demote had failed).
+  if (!(loadState(run).finalHosts ?? []).includes(host)) return undefined;
   const decode = (values: Map<string, string>) => {
     const raw = values.get(host);
     const final = raw === undefined ? undefined : decodeCoordinates(raw);
@@ -418,9 +445,11 @@ async function finalPositionOf(
 async function peerPositions(
   run: Run,
   prefetched?: Promise<Map<string, string> | undefined>,
+  options: { wait?: boolean } = {},
 ): Promise<PeerPosition[]> {
   const expected = expectedPeers(run);
   let values = (await prefetched) ?? await run.cib.privateAll(run.names.position);
+  if (options.wait === false) return decodePeers(run, values);
   if (expected.some((n) => !values.has(n))) {
     await waitUntil(async () => {
       values = await run.cib.privateAll(run.names.position);
@@ -435,6 +464,10 @@ async function peerPositions(
       }): going on without`,
     );
   }
+  return decodePeers(run, values);
+}
+
+function decodePeers(run: Run, values: Map<string, string>): PeerPosition[] {
   const peers: PeerPosition[] = [];
   for (const [node, value] of values) {
     if (node === run.node) continue;
@@ -501,15 +534,24 @@ export async function actionNotify(run: Run): Promise<OcfCode> {
 async function notifyPrePromote(run: Run): Promise<void> {
   const n = run.ctx.notify!;
   const promotee = n.promote[0]?.uname;
-  if (promotee === run.node) {
-    const stopping = new Set(n.stop.map((e) => e.uname));
-    const peers = new Set(
-      [...n.active, ...n.unpromoted, ...n.promoted, ...n.demote].map((e) => e.uname),
-    );
-    const state = loadState(run);
-    state.expectedPeers = [...peers].filter((u) => u !== run.node && !stopping.has(u) && u !== "");
-    saveState(run, state);
-  }
+  const stopping = new Set(n.stop.map((e) => e.uname));
+  const peers = new Set(
+    [...n.active, ...n.unpromoted, ...n.promoted, ...n.demote].map((e) => e.uname),
+  );
+  updateState(run, (state) => {
+    // The masters this transition demotes or starts again, and the unpromoted instances (an
+    // old master back read-only after a failure, started in an earlier, aborted transition):
+    // theirs are the final positions that count (finalPositionOf), here and in the promote.
+    state.finalHosts = [...n.demote, ...n.start, ...n.unpromoted]
+      .map((e) => e.uname)
+      .filter((u) => u !== "" && !stopping.has(u));
+    if (promotee === run.node) {
+      state.prePromoteAt = Date.now();
+      state.expectedPeers = [...peers].filter((u) =>
+        u !== run.node && !stopping.has(u) && u !== ""
+      );
+    }
+  });
   const finals = prefetch(run.cib.privateAll(run.names.final));
   const value = await withClient(run, async (c) => {
     const before = await c.replicaStatus();

@@ -26,14 +26,14 @@ import { OCF, type OcfCode } from "./ocf.ts";
 import { formatPosition } from "./position.ts";
 import {
   checkReturningNode,
-  DamagedLogError,
   markHistoryStart,
   readBlock,
+  type RefusalCause,
   type ResyncOutcome,
   resyncReplica,
   writeBlock,
 } from "./resync_agent.ts";
-import { failWith, loadState, type Run, saveState, statePath } from "./run.ts";
+import { failWith, type Run, statePath, updateState } from "./run.ts";
 import type { ReplicaStatus } from "./sql.ts";
 
 function blockPath(run: Run): string {
@@ -46,27 +46,26 @@ function blockPath(run: Run): string {
  */
 export async function publishedMaster(run: Run): Promise<ReplInfo | undefined> {
   const read = await run.cib.readReplInfo();
-  const state = loadState(run);
-  if (read.state === "malformed") {
-    if (state.malformedReplInfo !== read.raw) {
+  updateState(run, (state) => {
+    if (read.state === "malformed") {
+      if (state.malformedReplInfo === read.raw) return false;
       run.log.warn(
         `Ignoring malformed ${run.names.replInfo} value ${JSON.stringify(read.raw)}: ` +
           "it is not host|file|pos (mysql_prm status shows it)",
       );
       state.malformedReplInfo = read.raw;
-      saveState(run, state);
+      return true;
     }
-    return undefined;
-  }
-  if (read.state !== "unreachable" && state.malformedReplInfo !== undefined) {
+    if (read.state === "unreachable" || state.malformedReplInfo === undefined) return false;
     delete state.malformedReplInfo;
-    saveState(run, state);
-  }
+  });
   return read.state === "set" ? read.info : undefined;
 }
 
 /** Why a node is kept out, as {@link keepOut} records it. */
 export interface KeepOutReason {
+  /** Why, as a value. */
+  cause: RefusalCause;
   /** Short sentence: the exit reason crm_mon shows. */
   reason: string;
   /** What a person does about it, for the log. */
@@ -82,13 +81,23 @@ export interface KeepOutReason {
 export async function keepOut(run: Run, why: KeepOutReason): Promise<void> {
   if (run.stateUsable) {
     writeBlock(blockPath(run), {
+      cause: why.cause,
       reason: why.reason,
       at: new Date().toISOString(),
       salvageFile: why.salvageFile,
     });
   }
   run.log.error(`${why.reason}. Kept out: ${why.remedy}, then run crm_resource --cleanup`);
-  await withdraw(run);
+  await withdraw(run, why.cause);
+}
+
+/**
+ * The not-promotable reason of a kept-out node: errant transactions, a refused resync, or (a
+ * keep-out recorded without a cause, by an older agent) kept out.
+ */
+export function keptOutReason(cause: RefusalCause | undefined): NotPromotable {
+  if (cause === undefined) return "kept-out";
+  return cause === "errant" ? "errant-transactions" : "resync-refused";
 }
 
 /** Lifts a recorded keep-out (a start checks afresh whether the node may follow). */
@@ -96,9 +105,9 @@ export function clearKeepOut(run: Run): void {
   if (run.stateUsable) writeBlock(blockPath(run), undefined);
 }
 
-async function withdraw(run: Run): Promise<void> {
+async function withdraw(run: Run, cause: RefusalCause | undefined): Promise<void> {
   await run.cib.setPromotionScore(undefined);
-  await run.cib.setNodeAttribute(run.names.notPromotable, "kept-out" satisfies NotPromotable);
+  await run.cib.setNodeAttribute(run.names.notPromotable, keptOutReason(cause));
   await run.cib.setNodeAttribute(run.names.reader, READABLE.no);
 }
 
@@ -109,7 +118,7 @@ async function withdraw(run: Run): Promise<void> {
 export async function keptOutCode(run: Run): Promise<OcfCode | undefined> {
   const block = run.stateUsable ? readBlock(blockPath(run)) : undefined;
   if (block === undefined) return undefined;
-  await withdraw(run);
+  await withdraw(run, block.cause);
   return failWith(run, OCF.ERR_PERM, block.reason);
 }
 
@@ -171,6 +180,7 @@ async function replicateByGtid(run: Run, client: MysqlClient, info: ReplInfo): P
   });
   if (!follow.ok) {
     await keepOut(run, {
+      cause: "errant",
       reason: follow.reason,
       remedy: "remove or replay those transactions (mariadb-binlog on this node's binlog), " +
         "or re-clone",
@@ -262,16 +272,6 @@ async function resyncTo(
       ? await resyncReplica(client, source, options)
       : await checkReturningNode(client, source, options);
   } catch (err) {
-    if (err instanceof DamagedLogError) {
-      // Permanent: no later monitor can read past the damage.
-      if (status !== undefined) await client.stopReplica();
-      await keepOut(run, {
-        reason: `Resync refused (damaged-log): ${err.message}`.slice(0, 250),
-        remedy: "re-clone this node from the master (or repair its binary log by hand and set " +
-          `the node attribute ${run.names.resume})`,
-      });
-      return;
-    }
     run.log.warn(
       `Resync with ${info.host} not possible now (retrying later): ${describeError(err)}`,
     );
@@ -287,6 +287,7 @@ async function resyncTo(
     if (status !== undefined) await client.stopReplica();
     run.log.error(`${outcome.reason}: ${outcome.detail}`);
     await keepOut(run, {
+      cause: outcome.cause,
       reason: outcome.reason,
       remedy: `fix the data, then set the node attribute ${run.names.resume} (published or ` +
         "FILE:POS) or re-clone",

@@ -70,16 +70,10 @@ import {
   reportProblems,
   type Run,
   saveState,
+  updateState,
 } from "./run.ts";
 import { removeEntry, writeExclusive } from "./safe_fs.ts";
 import { backslashEscapesSessionSql, quoteString, testTableSql } from "./sql.ts";
-
-/**
- * How long a server may go without completing a handshake or answering a trivial query before
- * a monitor calls it failed (counted across monitors). Busy servers answer (too many
- * connections, lock waits): those are degraded, never failed. A frozen one answers nothing.
- */
-export const UNRESPONSIVE_LIMIT_MS = 30_000;
 
 /** SIGTERM grace of a wedged server's stop before SIGKILL. */
 const WEDGED_TERM_GRACE_MS = 10_000;
@@ -210,13 +204,13 @@ async function failStart(run: Run, message: string): Promise<OcfCode> {
 
 /** A start while an async stop still shuts the old process down waits for it (or fails). */
 async function waitForAsyncStop(run: Run): Promise<OcfCode | undefined> {
-  const state = loadState(run);
-  if (state.stoppingPid === undefined) return undefined;
-  const pid = state.stoppingPid;
+  const pid = loadState(run).stoppingPid;
+  if (pid === undefined) return undefined;
   if (processAlive(pid, run.layout.binary)) {
     run.log.info(`Waiting for server pid ${pid} to finish its shutdown (async_stop) first`);
   }
-  const budget = run.budget.slice({ reserveMs: 10_000 });
+  // Leave the start itself a third of the time, at least 10 s when there is that much.
+  const budget = run.budget.slice({ fraction: 2 / 3, reserveMs: 10_000, minMs: 1_000 });
   if (!(await waitExit(pid, budget.deadline, run.layout.binary))) {
     return failWith(
       run,
@@ -224,8 +218,9 @@ async function waitForAsyncStop(run: Run): Promise<OcfCode | undefined> {
       `Previous server pid ${pid} is still shutting down; not starting a second one on ${run.params.datadir}`,
     );
   }
-  delete state.stoppingPid;
-  saveState(run, state);
+  updateState(run, (state) => {
+    delete state.stoppingPid;
+  });
   return undefined;
 }
 
@@ -236,7 +231,8 @@ async function startProcess(run: Run): Promise<OcfCode> {
   const startArgs: string[] = [];
   let initFile: string | undefined;
   if (!datadirInitialised(run.params.datadir)) {
-    const init = await initialiseDatadir(run.layout, run.budget.slice({ reserveMs: 10_000 }));
+    // Most of the time, leaving the first start of the new server its share.
+    const init = await initialiseDatadir(run.layout, run.budget.slice({ fraction: 0.6 }));
     if (!init.ok) {
       return failWith(run, OCF.ERR_GENERIC, `Datadir initialisation failed: ${init.output}`);
     }
@@ -333,11 +329,12 @@ export async function actionStop(run: Run): Promise<OcfCode> {
     ]);
     saveState(run, state);
   }
+  const wedged = state.unresponsiveSince !== undefined;
   const t0 = Date.now();
   const outcome = await stopServer(run.layout, {
     deadline: run.budget.deadline,
     // A server the monitors found answering nothing gets a short SIGTERM grace, then SIGKILL.
-    termGraceMs: state.unresponsiveSince !== undefined ? WEDGED_TERM_GRACE_MS : undefined,
+    termGraceMs: wedged ? WEDGED_TERM_GRACE_MS : undefined,
     untilUnreachable: run.params.asyncStop
       ? async () => {
         try {
@@ -352,15 +349,16 @@ export async function actionStop(run: Run): Promise<OcfCode> {
       : undefined,
   });
   if (!outcome.ok) return failWith(run, OCF.ERR_GENERIC, outcome.reason ?? "Stop failed");
-  if (outcome.pid !== undefined && processAlive(outcome.pid, run.layout.binary)) {
-    state.stoppingPid = outcome.pid;
+  const stillExiting = outcome.pid !== undefined && processAlive(outcome.pid, run.layout.binary);
+  if (stillExiting) {
     run.log.info(`Server pid ${outcome.pid} no longer accepts connections (async_stop): returning`);
-  } else {
-    delete state.stoppingPid;
   }
-  delete state.reader;
-  delete state.unresponsiveSince;
-  saveState(run, state);
+  updateState(run, (state) => {
+    if (stillExiting) state.stoppingPid = outcome.pid;
+    else delete state.stoppingPid;
+    delete state.reader;
+    delete state.unresponsiveSince;
+  });
   run.log.info(
     outcome.pid === undefined
       ? "Server was not running: stop is a no-op"
@@ -377,40 +375,47 @@ function degraded(run: Run): OcfCode {
 
 /**
  * A server that did not answer at all (no handshake, no answer to a trivial query): degraded
- * while this lasts less than {@link UNRESPONSIVE_LIMIT_MS} across monitors, failed after.
+ * while this lasts less than `unresponsive_timeout` across monitors, failed after. Busy servers
+ * answer (too many connections, lock waits): those are degraded, never failed. A frozen one
+ * answers nothing.
  */
-function unresponsive(run: Run, detail: string): OcfCode {
-  const state = loadState(run);
-  const now = Date.now();
-  const since = state.unresponsiveSince ?? now;
-  if (state.unresponsiveSince === undefined) {
-    state.unresponsiveSince = now;
-    saveState(run, state);
+async function unresponsive(run: Run, detail: string, silentSince: number): Promise<OcfCode> {
+  if (run.ctx.promotable && run.ctx.role !== "Promoted") {
+    // A server that answers nothing cannot take over: not a candidate until it answers again.
+    await publishCandidacy(run, { notPromotable: "unresponsive" });
   }
+  const limitMs = run.params.unresponsiveTimeout * 1000;
+  const now = Date.now();
+  let since = silentSince;
+  updateState(run, (state) => {
+    since = state.unresponsiveSince ?? silentSince;
+    if (state.unresponsiveSince !== undefined) return false;
+    state.unresponsiveSince = silentSince;
+  });
   const forMs = now - since;
-  if (forMs >= UNRESPONSIVE_LIMIT_MS) {
+  if (forMs >= limitMs) {
     return failWith(
       run,
       OCF.ERR_GENERIC,
-      `Server has not answered for ${Math.round(forMs / 1000)} s (limit ${
-        UNRESPONSIVE_LIMIT_MS / 1000
+      `Server has not answered for ${Math.round(forMs / 1000)} s (unresponsive_timeout ${
+        limitMs / 1000
       } s): ${detail}`,
     );
   }
   run.log.warn(
     `Server not answering for ${Math.round(forMs / 1000)} s (${detail}): degraded until ${
-      UNRESPONSIVE_LIMIT_MS / 1000
+      limitMs / 1000
     } s, failed after`,
   );
   return degraded(run);
 }
 
 function answered(run: Run): void {
-  const state = loadState(run);
-  if (state.unresponsiveSince === undefined) return;
-  run.log.info("Server answers again");
-  delete state.unresponsiveSince;
-  saveState(run, state);
+  updateState(run, (state) => {
+    if (state.unresponsiveSince === undefined) return false;
+    run.log.info("Server answers again");
+    delete state.unresponsiveSince;
+  });
 }
 
 /**
@@ -442,7 +447,7 @@ async function monitorOnce(run: Run): Promise<OcfCode> {
     return OCF.NOT_RUNNING;
   }
   if (obs.kind === "busy") {
-    if (!obs.answered) return unresponsive(run, obs.detail);
+    if (!obs.answered) return await unresponsive(run, obs.detail, obs.since);
     answered(run);
     run.log.warn(`Server alive but busy (${obs.detail}): reporting degraded, not failed`);
     return degraded(run);
@@ -450,6 +455,7 @@ async function monitorOnce(run: Run): Promise<OcfCode> {
   if (obs.kind === "failed") return failWith(run, OCF.ERR_GENERIC, obs.detail);
   const client = obs.client;
   let trivialAnswered = false;
+  const asked = Date.now();
   try {
     const readOnly = await client.readOnly();
     trivialAnswered = true;
@@ -469,7 +475,11 @@ async function monitorOnce(run: Run): Promise<OcfCode> {
   } catch (err) {
     if (classifyError(err) === "busy") {
       if (!trivialAnswered && !hasServerAnswer(err)) {
-        return unresponsive(run, `a trivial query got no answer: ${describeError(err)}`);
+        return await unresponsive(
+          run,
+          `a trivial query got no answer: ${describeError(err)}`,
+          asked,
+        );
       }
       run.log.warn(`Server alive but a check query is stuck (${describeError(err)}): degraded`);
       return degraded(run);
@@ -585,15 +595,25 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
   // The published master, read at most once and only when needed (a tool call).
   let published: Promise<ReplInfo | undefined> | undefined;
   const master = () => published ??= publishedMaster(run);
+  let staleMaster = false;
   if (status === undefined || status.ioRunning !== "Yes") {
     const info = await master();
     if (info !== undefined && info.host !== run.node && info.host !== status?.masterHost) {
-      // A missed notification (or a node down during the switch) still follows an old master.
-      endRecovery(run);
-      await followPublishedMaster(run, client, info);
-      status = await client.replicaStatus();
-      const nowBlocked = await keptOutCode(run);
-      if (nowBlocked !== undefined) return nowBlocked;
+      const leftAlone = await run.cib.unmanagedReason(run.node);
+      if (leftAlone !== undefined) {
+        // Maintenance: a person may be working on replication; the first monitor after it
+        // repoints (CTS MaintenanceMode: nothing restarted or repointed while it is on).
+        run.log.info(`Not following ${info.host} now (${leftAlone}): Pacemaker leaves us alone`);
+      } else {
+        // A missed notification (or a node down during the switch) still follows an old master.
+        endRecovery(run);
+        await followPublishedMaster(run, client, info);
+        status = await client.replicaStatus();
+        const nowBlocked = await keptOutCode(run);
+        if (nowBlocked !== undefined) return nowBlocked;
+      }
+      // Still the replica of another master: its coordinates say nothing in the new master's.
+      staleMaster = status !== undefined && status.masterHost !== info.host;
     }
   }
   const withheld = await withheldReason(run, state, master);
@@ -620,7 +640,7 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
     candidacy = replicaCandidacy({
       health,
       repaired: hasHistoryMark(run.params.datadir),
-      withheld,
+      withheld: withheld ?? (staleMaster ? "stale-master" : undefined),
     });
     readableNow = health.readable && withheld !== "disk-full";
     if (!health.healthy || !health.readable) {
@@ -630,17 +650,17 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
       code = failWith(run, OCF.ERR_GENERIC, `Evicting outdated replica: ${health.reason}`);
     }
   }
-  const reader = nextReaderState(
-    state.reader ?? { readable: false, failures: 0 },
-    readableNow,
-    run.params.readerFailcount,
-  );
-  if (JSON.stringify(reader) !== JSON.stringify(state.reader)) {
+  let reader = { readable: false, failures: 0 };
+  updateState(run, (fresh) => {
     // Read afresh: the steps above keep their own records in the same file.
-    const fresh = loadState(run);
+    reader = nextReaderState(
+      fresh.reader ?? { readable: false, failures: 0 },
+      readableNow,
+      run.params.readerFailcount,
+    );
+    if (JSON.stringify(reader) === JSON.stringify(fresh.reader)) return false;
     fresh.reader = reader;
-    saveState(run, fresh);
-  }
+  });
   await publishCandidacy(run, candidacy);
   await run.cib.setNodeAttribute(run.names.reader, reader.readable ? READABLE.yes : READABLE.no);
   return code;
@@ -705,6 +725,18 @@ export async function heartbeatHook(
  * the budget); publishes where it stopped writing, so a switchover loses nothing.
  */
 export async function actionDemote(run: Run): Promise<OcfCode> {
+  const since = loadState(run).unresponsiveSince;
+  if (since !== undefined && Date.now() - since >= run.params.unresponsiveTimeout * 1000) {
+    // Its monitor failed it for answering nothing: trying again only delays the stop that
+    // kills it (a frozen server cannot be made read-only, and must never be called demoted).
+    return failWith(
+      run,
+      OCF.ERR_GENERIC,
+      `Cannot demote: the server has answered nothing for ${
+        Math.round((Date.now() - since) / 1000)
+      } s`,
+    );
+  }
   const obs = await observe(run);
   if (obs.kind === "stopped") {
     // After a crash Pacemaker demotes before it stops: "not promoted" is already true, and a

@@ -38,6 +38,13 @@ export interface ParamSpec {
   check?: (value: string) => string | undefined;
   /** A secret: never logged, never shown in errors. */
   secret?: boolean;
+  /**
+   * OCF 1.1 `reloadable`: a change needs no restart of mysqld. Pacemaker then runs
+   * `reload-agent` with the new value instead of stopping and starting the instance; the agent
+   * reads its parameters at every action, and reload-agent applies what lives in the server
+   * (the heartbeat writer, semi-sync settings).
+   */
+  reloadable?: boolean;
 }
 
 function integerIn(min: number, max: number): (value: string) => string | undefined {
@@ -210,6 +217,7 @@ const TABLE = {
   },
   enableCreation: {
     name: "enable_creation",
+    reloadable: true,
     type: "boolean",
     default: "false",
     shortdesc: "Create the data directory when empty",
@@ -218,6 +226,7 @@ const TABLE = {
   },
   credentialsFile: {
     name: "credentials_file",
+    reloadable: true,
     type: "string",
     default: "",
     shortdesc: "Credentials file (my.cnf style, mode 0600)",
@@ -227,6 +236,7 @@ const TABLE = {
   },
   testUser: {
     name: "test_user",
+    reloadable: true,
     type: "string",
     default: "root",
     shortdesc: "Monitoring login",
@@ -236,6 +246,7 @@ const TABLE = {
   },
   testPasswd: {
     name: "test_passwd",
+    reloadable: true,
     type: "string",
     default: "",
     shortdesc: "Monitoring password",
@@ -244,6 +255,7 @@ const TABLE = {
   },
   testTable: {
     name: "test_table",
+    reloadable: true,
     type: "string",
     default: "mysql.user",
     shortdesc: "Table read by deep monitors",
@@ -290,6 +302,7 @@ const TABLE = {
   },
   maxSlaveLag: {
     name: "max_slave_lag",
+    reloadable: true,
     type: "integer",
     default: "3600",
     shortdesc: "Maximum replica lag in seconds",
@@ -299,6 +312,7 @@ const TABLE = {
   },
   evictOutdatedSlaves: {
     name: "evict_outdated_slaves",
+    reloadable: true,
     type: "boolean",
     default: "false",
     shortdesc: "Stop replicas lagging past max_slave_lag",
@@ -307,6 +321,7 @@ const TABLE = {
   },
   heartbeat: {
     name: "heartbeat",
+    reloadable: true,
     type: "boolean",
     default: "false",
     shortdesc: "Measure lag with a heartbeat table",
@@ -315,6 +330,7 @@ const TABLE = {
   },
   heartbeatTable: {
     name: "heartbeat_table",
+    reloadable: true,
     type: "string",
     default: "percona.heartbeat",
     shortdesc: "Heartbeat table (DB.TABLE)",
@@ -324,6 +340,7 @@ const TABLE = {
   },
   heartbeatInterval: {
     name: "heartbeat_interval",
+    reloadable: true,
     type: "integer",
     default: "1",
     shortdesc: "Seconds between two heartbeats",
@@ -342,6 +359,7 @@ const TABLE = {
   },
   readerFailcount: {
     name: "reader_failcount",
+    reloadable: true,
     type: "integer",
     default: "1",
     shortdesc: "Failed checks before a replica stops being readable",
@@ -351,6 +369,7 @@ const TABLE = {
   },
   asyncStop: {
     name: "async_stop",
+    reloadable: true,
     type: "boolean",
     default: "false",
     shortdesc: "Return from stop once the server stops accepting connections",
@@ -370,6 +389,7 @@ const TABLE = {
   },
   semiSync: {
     name: "semi_sync",
+    reloadable: true,
     type: "boolean",
     default: "false",
     shortdesc: "Semi-synchronous replication",
@@ -378,6 +398,7 @@ const TABLE = {
   },
   semiSyncTimeoutMs: {
     name: "semi_sync_timeout",
+    reloadable: true,
     type: "integer",
     default: "10000",
     shortdesc: "Semi-sync acknowledgement timeout in ms",
@@ -392,6 +413,7 @@ const TABLE = {
     shortdesc: "Restart a crashed master in place",
     longdesc:
       "When the promoted node's server dies (crash, kill -9, OOM) while its node and Pacemaker stay up, the promoted monitor reports it not running and Pacemaker recovers the instance (demote, stop, start, promote). With this true, and no such restart in the last crash_restart_window seconds, the stop keeps this node first in line (promotion score 120, above every replica): the start brings the server back read-only (InnoDB crash recovery, bounded by the start timeout) and Pacemaker promotes it again, so the replicas resume where they were and no acknowledged write is left behind. Otherwise (false, a second crash within the window, disk full) the cluster fails over, and the start still brings the server back read-only to hand what it committed to the new master before that one opens writes (catchup_timeout). Needs migration-threshold above 1 (mysql_prm config sets 3): a node past it is banned and Pacemaker starts nothing there. Needs sync_binlog=1 and innodb_flush_log_at_trx_commit=1, so that what replicas received is still in the binary log after the crash.",
+    reloadable: true,
   },
   crashRestartWindow: {
     name: "crash_restart_window",
@@ -401,6 +423,7 @@ const TABLE = {
     longdesc:
       "After an in-place restart of a crashed master (try_restart_crashed_master), a second crash within this many seconds fails over instead (a crash loop). The time is kept in the state folder (HA_RSCTMP), so a reboot of the node forgets it.",
     check: integerIn(1, 31_536_000),
+    reloadable: true,
   },
   catchupTimeout: {
     name: "catchup_timeout",
@@ -410,6 +433,7 @@ const TABLE = {
     longdesc:
       "When the old master is alive and read-only (a switchover's demote, or its server back after a crash, started read-only for this purpose), it publishes where its binary log ends; every replica, and the promotee again in promote, waits up to this many seconds (never past the operation's timeout) for its IO thread to receive up to there, restarting an IO thread that waits in its connect retry, before the promotee opens writes. What arrives is applied whole (never a partial transaction). Past the wait the failover goes on without, and the old master, holding transactions the new master lacks, is kept out with a salvage file.",
     check: integerIn(0, 3600),
+    reloadable: true,
   },
   coldStartTimeout: {
     name: "cold_start_timeout",
@@ -419,6 +443,7 @@ const TABLE = {
     longdesc:
       "A replica that starts while the last published master (<rsc>_REPL_INFO) has no running instance in the cluster (after a whole-cluster outage, the replicas booting first) withholds its promotion score with the reason cold-start-wait (node attribute prm-<rsc>-not-promotable, shown by crm_mon -A and mysql_prm status) for up to this many seconds from its start: the old master may hold commits no replica received, and it is promoted as soon as it is back. After the wait the best present replica is promoted, and the old master, when it returns, is kept out with a salvage file if it holds more. A brand-new cluster (no published master) never waits.",
     check: integerIn(0, 86_400),
+    reloadable: true,
   },
   diskFullThreshold: {
     name: "disk_full_threshold",
@@ -428,15 +453,27 @@ const TABLE = {
     longdesc:
       "When the filesystem holding datadir is at least this full (used / (used + available), as df shows it), a replica withdraws its promotion score (reason disk-full) and its reader attribute, and the promoted node's monitor fails with an exit reason and withdraws its score: Pacemaker demotes it, the demote publishes where it stopped writing, and a replica that received all of it is promoted. 0 turns the check off.",
     check: integerIn(0, 100),
+    reloadable: true,
   },
   postPromoteScript: {
     name: "post_promote_script",
+    reloadable: true,
     type: "string",
     default: "",
     shortdesc: "Script run after promotion",
     longdesc:
-      "An executable run (without shell, no arguments, 30 s limit) after a successful promote; its failure is logged but does not fail the promote.",
+      "An executable run (without shell, no arguments, 30 s limit) after a successful promote; its failure is logged but does not fail the promote. It gets a minimal environment, never the agent's (which holds every parameter, passwords too): PATH, LC_ALL=C, OCF_RESOURCE_INSTANCE and PRM_RESOURCE (the resource), PRM_NODE (this node), PRM_MASTER_FILE and PRM_MASTER_POS (the coordinates it published).",
     check: absolutePath,
+  },
+  unresponsiveTimeout: {
+    name: "unresponsive_timeout",
+    reloadable: true,
+    type: "integer",
+    default: "30",
+    shortdesc: "Seconds a server may answer nothing before it counts as failed",
+    longdesc:
+      "A server that accepts connections but completes no handshake, or answers not even a trivial query, for this many seconds (counted across monitors) fails its monitor, so that Pacemaker recovers it (a promoted one fails over; its stop then kills it after a short grace instead of waiting for an orderly shutdown). Until then it is reported degraded (190/191). A busy server that answers, even with an error (too many connections, lock wait timeouts, slow queries), is degraded, never failed.",
+    check: integerIn(5, 3600),
   },
 } satisfies Record<string, ParamDef<unknown>>;
 
@@ -627,19 +664,30 @@ export const ACTIONS: readonly ActionSpec[] = [
   { name: "monitor", timeout: 30, interval: 5, role: "Promoted", depth: 0 },
   { name: "monitor", timeout: 30, interval: 7, role: "Unpromoted", depth: 0 },
   { name: "validate-all", timeout: 10 },
+  { name: "reload-agent", timeout: 30 },
   { name: "meta-data", timeout: 5 },
 ];
 
-/** The OCF meta-data document (valid against ra-api-1.dtd). */
+/**
+ * The OCF 1.1 meta-data document. It validates against Pacemaker's own OCF 1.1 schema
+ * (`ocf-ra-1.1.rng`) and, for ocf-tester (which checks every agent against the OCF 1.0 DTD,
+ * `ra-api-1.dtd`), against that DTD too: an internal DTD subset declares what OCF 1.1 added
+ * that the 1.0 DTD lists as closed sets (the `reloadable` attribute, action names such as
+ * `reload-agent`). Internal declarations come first, and the first declaration of an attribute
+ * binds, so the document is valid under both without a second form.
+ */
 export function metadataXml(version: string): string {
   const lines = [
     `<?xml version="1.0"?>`,
-    `<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">`,
+    `<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd" [`,
+    `<!ATTLIST parameter reloadable (0|1) "0">`,
+    `<!ATTLIST action name CDATA #REQUIRED>`,
+    `]>`,
     `<resource-agent name="mysql_prm" version="${xmlEscape(version)}">`,
     `<version>1.1</version>`,
     `<longdesc lang="en">`,
     xmlEscape(
-      "Manages a MySQL/MariaDB server as a Pacemaker promotable clone: the promoted instance is the writable master (read_only off), unpromoted instances are read-only replicas of it. Configure it as a promotable clone with notify=true, promoted-max=1 and two monitor operations with different intervals (one per role); fencing is required, since a cut-off master must not keep accepting writes. The promoted node publishes its coordinates in the cluster property <rsc>_REPL_INFO (host|file|pos, as PRM and ocf:heartbeat:mysql did); replicas follow it. Promotion scores (master-<rsc>: 1000 promoted, 100 healthy replica, none for a broken or lagging one) keep the role where it is; in a failover every replica publishes the position it received in pre-promote, and promote re-checks that no live peer holds more, moving the scores otherwise. The reader attribute (readable) tells reader VIPs where reads are fine. The role is always derived from the server (writable means promoted), so a probe after a restart of Pacemaker finds the truth. Also on the command line: 'mysql_prm status' shows the cluster at a glance, 'mysql_prm config' prints a complete Pacemaker configuration, 'mysql_prm --help' prints this manual. Works as a plain (non-cloned) resource too, as a single writable server.",
+      "Manages a MySQL/MariaDB server as a Pacemaker promotable clone: the promoted instance is the writable master (read_only off), unpromoted instances are read-only replicas of it. Configure it as a promotable clone with notify=true and promoted-max=1 (start and promote refuse otherwise, with an exit reason) and two monitor operations with different intervals (one per role); fencing is required, since a cut-off master must not keep accepting writes. The promoted node publishes its coordinates in the cluster property <rsc>_REPL_INFO (host|file|pos, as PRM and ocf:heartbeat:mysql did); replicas follow it. Promotion scores (master-<rsc>: 1000 promoted, 100 healthy replica, none for a broken or lagging one) keep the role where it is; a node that is not a candidate says why in the node attribute prm-<rsc>-not-promotable. In a failover every replica publishes the position it received in pre-promote, and promote re-checks that no live peer holds more, moving the scores otherwise. The reader attribute (readable) tells reader VIPs where reads are fine. The role is always derived from the server (writable means promoted), so a probe after a restart of Pacemaker finds the truth. Parameters marked reloadable change without a restart of mysqld (reload-agent). Also on the command line: 'mysql_prm status' shows the cluster at a glance (and as metrics), 'mysql_prm switchover' moves the master with no acknowledged write lost, 'mysql_prm config' prints a complete Pacemaker configuration, 'mysql_prm --help' prints this manual. Works as a plain (non-cloned) resource too, as a single writable server.",
     ),
     `</longdesc>`,
     `<shortdesc lang="en">MySQL/MariaDB replication as a promotable clone</shortdesc>`,
@@ -647,7 +695,9 @@ export function metadataXml(version: string): string {
   ];
   for (const p of PARAMS) {
     lines.push(
-      `<parameter name="${p.name}" unique="0" required="0">`,
+      `<parameter name="${p.name}" unique="0" required="0"${
+        p.reloadable ? ` reloadable="1"` : ""
+      }>`,
       `<longdesc lang="en">${xmlEscape(p.longdesc)}</longdesc>`,
       `<shortdesc lang="en">${xmlEscape(p.shortdesc)}</shortdesc>`,
       `<content type="${p.type}" default="${xmlEscape(p.default)}" />`,
@@ -688,11 +738,16 @@ export function helpText(): string {
     "",
     "Usage: mysql_prm ACTION",
     "  Actions (run by Pacemaker): start stop monitor promote demote notify validate-all",
-    "  meta-data usage. Parameters come from OCF_RESKEY_<name> environment variables.",
+    "  reload-agent meta-data usage. Parameters come from OCF_RESKEY_<name> environment",
+    "  variables; those marked (reloadable) change without a restart of mysqld.",
     "",
-    "Usage: mysql_prm status [--json] [--help]",
+    "Usage: mysql_prm status [--format text|json|openmetrics|prometheus] [--help]",
     "  The cluster at a glance, from any node: roles, read_only, coordinates, replication",
-    "  threads, lag, reader attribute, promotion score, last error; quorum and fencing.",
+    "  threads, lag, reader attribute, promotion score, why a node is not promotable, last",
+    "  error; quorum and fencing. As metrics for Prometheus with --format.",
+    "",
+    "Usage: mysql_prm switchover [--to NODE] [--timeout DURATION] [--help]",
+    "  Moves the master to another node with no acknowledged write lost, after checks.",
     "",
     "Usage: mysql_prm config [FLAGS] [--help]",
     "  Prints a complete, commented Pacemaker configuration (crm shell and pcs).",
@@ -702,7 +757,8 @@ export function helpText(): string {
   ];
   for (const p of PARAMS) {
     const def = p.default === "" ? "" : ` (default: ${p.default})`;
-    lines.push(`  ${p.name} [${p.type}]${def}`, wrap(p.longdesc, 90, "      "));
+    const reload = p.reloadable ? " (reloadable)" : "";
+    lines.push(`  ${p.name} [${p.type}]${def}${reload}`, wrap(p.longdesc, 90, "      "));
   }
   lines.push("");
   return lines.join("\n");

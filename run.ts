@@ -57,6 +57,10 @@ export interface LocalState {
   reader?: { readable: boolean; failures: number };
   /** Peers the promotee expects positions from (written in pre-promote). */
   expectedPeers?: string[];
+  /** Nodes the current transition demotes or starts (written in pre-promote). */
+  finalHosts?: string[];
+  /** When this node, as the promotee, got its pre-promote (Date.now() ms): the failover's start. */
+  prePromoteAt?: number;
   /** pid of a server being stopped asynchronously. */
   stoppingPid?: number;
   /** A malformed `<rsc>_REPL_INFO` value already warned about (logged once, not per monitor). */
@@ -104,6 +108,16 @@ export function saveState(run: Run, state: LocalState): void {
   } catch (err) {
     run.log.warn(`Cannot save state: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Changes this node's {@link LocalState} in one step: reads it, lets `change` edit it, keeps it
+ * unless `change` returns false. Never hold a LocalState across an await and save it later: a
+ * step in between may have changed the file (a lost update).
+ */
+export function updateState(run: Run, change: (state: LocalState) => boolean | void): void {
+  const state = loadState(run);
+  if (change(state) !== false) saveState(run, state);
 }
 
 /** Logs `message` as an error, writes it as the exit reason and returns `code`. */

@@ -187,6 +187,37 @@ async function decodeSql(
 /** The most decoded SQL kept per file range in a salvage file. */
 const SQL_OUTPUT_MAX = 64 * 1024 * 1024;
 
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9_.-]/g, "_");
+}
+
+/** How every salvage file of `resource` is named: this prefix, the node, a time, `.txt`. */
+export function salvagePrefix(resource: string): string {
+  return `salvage-${safeName(resource)}-`;
+}
+
+/**
+ * How many salvage files of `resource` wait in `dir` for a person (they stay until someone
+ * moves them away). 0 when the folder does not exist.
+ *
+ * @example
+ * ```ts
+ * countSalvageFiles("/var/lib/prm", "p_mysql"); // 0 on a healthy node
+ * ```
+ */
+export function countSalvageFiles(dir: string, resource: string): number {
+  const prefix = salvagePrefix(resource);
+  let n = 0;
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      if (e.isFile && e.name.startsWith(prefix) && e.name.endsWith(".txt")) n++;
+    }
+  } catch {
+    return 0;
+  }
+  return n;
+}
+
 /**
  * The errant episode a salvage file is about: the node's last errant transaction (its own binlog
  * file, end and MD5). A kept-out node takes no writes, so every check of the same return finds
@@ -230,9 +261,9 @@ export async function writeSalvage(
   options: SalvageOptions,
 ): Promise<string> {
   const now = options.now ?? new Date();
-  const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, "_");
   privateDir(options.dir);
-  const prefix = `${options.dir}/salvage-${safe(options.resource)}-${safe(options.node)}`;
+  // This node's files: `<prefix>-<time>.txt`, and the record of its last episode beside them.
+  const prefix = `${options.dir}/${salvagePrefix(options.resource)}${safeName(options.node)}`;
   const record = `${prefix}.episode`;
   const episode = episodeOf(analysis);
   const prior = episode === undefined ? undefined : priorSalvage(record, episode);

@@ -212,7 +212,7 @@ export interface SourceTarget {
   file?: string;
   /** Position in that file. */
   pos?: number;
-  /** GTID auto-positioning instead of file/pos (issue 5 wires it). */
+  /** GTID auto-positioning instead of file/pos (replication_mode=gtid). */
   gtid?: boolean;
   /** Validated extra options (SSL etc.). */
   options?: ReplicationOption[];
@@ -315,6 +315,10 @@ export interface ReplicaStatus {
   sqlState: string;
   /** Gtid_IO_Pos (MariaDB) or Retrieved_Gtid_Set (MySQL), "" when none. */
   gtidIoPos: string;
+  /** The relay log file the SQL thread reads (base name or path as the server says it). */
+  relayLogFile: string;
+  /** The SQL thread's offset in that relay log file. */
+  relayLogPos: number;
 }
 
 function field(row: Record<string, unknown>, ...names: string[]): unknown {
@@ -350,6 +354,8 @@ export function normalizeReplicaStatus(row: Record<string, unknown>): ReplicaSta
     execMasterLogPos: num(field(row, "Exec_Master_Log_Pos", "Exec_Source_Log_Pos")),
     sqlState: str(field(row, "Slave_SQL_Running_State", "Replica_SQL_Running_State")),
     gtidIoPos: str(field(row, "Gtid_IO_Pos", "Retrieved_Gtid_Set")),
+    relayLogFile: str(field(row, "Relay_Log_File")),
+    relayLogPos: num(field(row, "Relay_Log_Pos")),
   };
 }
 

@@ -26,6 +26,8 @@ function status(over: Partial<ReplicaStatus> = {}): ReplicaStatus {
     execMasterLogPos: 500,
     sqlState: "",
     gtidIoPos: "",
+    relayLogFile: "relay-bin.000002",
+    relayLogPos: 600,
     ...over,
   };
 }

@@ -13,7 +13,7 @@ import { backslashEscapesSessionSql, changeSourceSql, type SourceTarget } from "
 import { type MariadbServer, startMariadbServers, stopAll } from "./mariadb_server.ts";
 import { piecesOf } from "./secret_pieces.ts";
 
-/** The password of issue 12: a quote, then a tail a syntax error quotes back. */
+/** A password with a quote, then a tail that a syntax error quotes back. */
 const PASSWORD = "Tr0ub4dor'and-SECRET-tail";
 /** The same with a backslash and a double quote, whose quoting differs between the modes. */
 const PASSWORD_BACKSLASH = `Tr0ub4dor'and\\-"SECRET"-tail`;

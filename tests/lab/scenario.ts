@@ -32,9 +32,11 @@ export const TABLE = "test.acked";
 /** The resource under test. */
 export const RSC = "p_mysql";
 
-/** A writer through the writer VIP that records the acknowledged keys. */
+/** A writer through the writer VIP that records the acknowledged keys (and when). */
 export class Writer {
   acked: number[] = [];
+  /** When each key of {@link acked} was acknowledged (Date.now() ms), in the same order. */
+  ackedAt: number[] = [];
   failures = 0;
   #next: number;
   #stop = false;
@@ -54,6 +56,7 @@ export class Writer {
             timeoutMs: 2_000,
           });
           this.acked.push(k);
+          this.ackedAt.push(Date.now());
         } catch {
           this.failures++;
           await new Promise((r) => setTimeout(r, 100));
@@ -67,6 +70,16 @@ export class Writer {
     this.#stop = true;
     await this.#done;
     return this.#next + 1;
+  }
+
+  /** The longest time between two acknowledged writes around and after `since`, in ms. */
+  longestGap(since: number): number {
+    let gap = 0;
+    for (let i = 1; i < this.ackedAt.length; i++) {
+      if (this.ackedAt[i] < since) continue;
+      gap = Math.max(gap, this.ackedAt[i] - this.ackedAt[i - 1]);
+    }
+    return gap;
   }
 }
 
