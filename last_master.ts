@@ -24,6 +24,7 @@ import {
   decideRecovery,
   type PromotedFailureKind,
   type RecoveryDecision,
+  withinRecovery,
 } from "./recovery.ts";
 import { ownLastTransaction } from "./resync_agent.ts";
 import { loadState, type LocalState, type Run, saveState } from "./run.ts";
@@ -67,10 +68,17 @@ export async function decideAtStop(
   scoreInPlace: number,
 ): Promise<number | undefined> {
   const failure = state.promotedFailure;
+  const earlier = state.recovery;
   delete state.promotedFailure;
   delete state.recovery;
   delete state.coldStart;
-  if (failure === undefined) return undefined;
+  if (failure === undefined) {
+    // A second stop within the same recovery (Pacemaker re-placing clone instances before the
+    // promote) keeps what the first one decided; any other stop ends the recovery.
+    if (earlier === undefined || !withinRecovery(earlier.at, Date.now())) return undefined;
+    state.recovery = earlier;
+    return earlier.decision === "in-place" ? scoreInPlace : undefined;
+  }
   const published = await run.cib.replInfo();
   const now = Date.now();
   const r = decideRecovery({

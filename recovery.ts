@@ -67,6 +67,14 @@ export interface Recovery {
  */
 export const FAILURE_RECORD_MS = 10 * 60_000;
 
+/**
+ * True while a decision taken at `at` still belongs to the recovery it was taken for (the same
+ * bound as a failure record: Pacemaker runs the start and the promote within seconds).
+ */
+export function withinRecovery(at: number, now: number): boolean {
+  return at <= now && now - at <= FAILURE_RECORD_MS;
+}
+
 /** Input of {@link decideRecovery}. */
 export interface RecoveryInput {
   /** The promoted monitor's record, if any. */
@@ -101,7 +109,7 @@ export interface RecoveryInput {
  */
 export function decideRecovery(input: RecoveryInput): Recovery {
   const f = input.failure;
-  if (f === undefined || input.now - f.at > FAILURE_RECORD_MS || f.at > input.now) {
+  if (f === undefined || !withinRecovery(f.at, input.now)) {
     return { reason: "no failure of the promoted instance to recover" };
   }
   if (!input.lastMaster) {

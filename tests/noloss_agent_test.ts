@@ -199,8 +199,14 @@ Deno.test("a crashed master is restarted in place once per window, then fails ov
     assertCode(r, OCF.SUCCESS);
     assert.equal(s.agentState().recovery?.decision, "failover");
     assert.equal(s.score(), undefined);
-    // A plain stop (standby, a move) ends any recovery and deletes the score, as always.
-    s.setScore(SCORE.LAST_MASTER);
+    // Another stop within the same recovery (Pacemaker re-placing clone instances before the
+    // promote) keeps what the first one decided.
+    s.writeAgentState({ recovery: { decision: "in-place", at: Date.now() - 5_000 } });
+    assertCode(await s.run("stop"), OCF.SUCCESS);
+    assert.equal(s.agentState().recovery?.decision, "in-place");
+    assert.equal(s.score(), SCORE.LAST_MASTER);
+    // A stop later on (standby, a move) ends it and deletes the score, as always.
+    s.writeAgentState({ recovery: { decision: "in-place", at: Date.now() - 11 * 60_000 } });
     assertCode(await s.run("stop"), OCF.SUCCESS);
     assert.equal(s.agentState().recovery, undefined);
     assert.equal(s.score(), undefined);

@@ -5,6 +5,7 @@ import {
   decideRecovery,
   FAILURE_RECORD_MS,
   type RecoveryInput,
+  withinRecovery,
 } from "../recovery.ts";
 
 const NOW = 1_700_000_000_000;
@@ -92,4 +93,11 @@ Deno.test("coldStartState: waits until the master is back, another is published,
   assert.equal(at(5_000, { published: "c" }).waiting, false);
   // An unreadable REPL_INFO is no reason to stop waiting.
   assert.equal(at(5_000, { published: undefined }).waiting, true);
+});
+
+Deno.test("withinRecovery: a decision lasts as long as a failure record, never from the future", () => {
+  assert.equal(withinRecovery(NOW - 1_000, NOW), true);
+  assert.equal(withinRecovery(NOW - FAILURE_RECORD_MS, NOW), true);
+  assert.equal(withinRecovery(NOW - FAILURE_RECORD_MS - 1, NOW), false);
+  assert.equal(withinRecovery(NOW + 1, NOW), false);
 });

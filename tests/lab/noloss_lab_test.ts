@@ -58,8 +58,16 @@ const CLONE = "ms_mysql";
 const COLD_START_TIMEOUT_S = 60;
 /** Rows each "only on the master" fault needs at least. */
 const ONLY_ON_MASTER = 20;
-/** mysql_prm config's defaults: a failed master may be recovered where it is. */
-const CLONE_META = { "migration-threshold": "3", "failure-timeout": "600s" };
+/**
+ * mysql_prm config's defaults: a failed master may be recovered where it is, and stickiness keeps
+ * Pacemaker from re-placing the replicas' clone instances meanwhile (seen without it: both
+ * replicas stopped and started again during an in-place recovery).
+ */
+const CLONE_META = {
+  "migration-threshold": "3",
+  "failure-timeout": "600s",
+  "resource-stickiness": "100",
+};
 
 /** One line of the figures table. */
 interface Figure {
@@ -215,9 +223,13 @@ async function reconnect(master: string, replicas: string[]): Promise<void> {
   }
 }
 
-/** Restarts the replicas' IO threads (after {@link reconnect}, for an agent that leaves them). */
+/**
+ * Restarts the replicas' IO threads (after {@link reconnect}, for an agent that leaves them in
+ * their connect retry); a node that replicates from nobody is left as it is.
+ */
 async function restartIo(replicas: string[]): Promise<void> {
   for (const r of replicas) {
+    if ((await replicaStatus(r).catch(() => null)) === null) continue;
     await sql(r, "STOP SLAVE IO_THREAD");
     await sql(r, "START SLAVE IO_THREAD");
   }
@@ -300,23 +312,39 @@ async function powerCutWithTail(master: string, nodes: string[]) {
   return { only, acked, replicas };
 }
 
+/**
+ * Brings a lab up, loads `agent` (with `params`), waits for a writable master and the table, runs
+ * the steps, and always takes the lab down (printing the time it took and the figures so far).
+ */
+async function onLab(
+  agent: "prm" | "heartbeat",
+  params: Record<string, string>,
+  steps: (nodes: string[], master: string) => Promise<void>,
+): Promise<void> {
+  const t0 = Date.now();
+  const lab = await up({ nodes: 3, waitFreeMs: LAB_WAIT_MS });
+  try {
+    await loadAgent({ agent, params, cloneMeta: CLONE_META });
+    const master = await settled(lab.nodes);
+    await createTable();
+    await steps(lab.nodes, master);
+  } catch (err) {
+    await dump().catch(() => {});
+    throw err;
+  } finally {
+    await down();
+    console.log(`  ${agent} part: ${seconds(Date.now() - t0)}`);
+    printFigures();
+  }
+}
+
 Deno.test({
   name: "prm: no acknowledged write left behind (crash, crash loop, cold start, semi-sync, disk)",
   sanitizeOps: false,
   sanitizeResources: false,
 }, async (t) => {
-  const t0 = Date.now();
-  const lab = await up({ nodes: 3, waitFreeMs: LAB_WAIT_MS });
-  const nodes = lab.nodes;
-  try {
-    await loadAgent({
-      agent: "prm",
-      params: { cold_start_timeout: String(COLD_START_TIMEOUT_S) },
-      cloneMeta: CLONE_META,
-    });
-    let master = await settled(nodes);
-    await createTable();
-
+  await onLab("prm", { cold_start_timeout: String(COLD_START_TIMEOUT_S) }, async (nodes, first) => {
+    let master = first;
     await t.step("kill -9 with 20+ commits on no replica: restarted in place", async () => {
       const r = await killWithTail(master, nodes);
       const now = await settled(nodes);
@@ -441,12 +469,27 @@ Deno.test({
           value,
         ], { check: true });
       }
+      // Reloaded without a restart (reload-agent): the replica side takes effect when the IO
+      // thread starts, so the replicas' threads are restarted once the setting is in.
+      await waitFor(async () => {
+        const m = await promotedNode(RSC);
+        if (m === null) return null;
+        const [v] = await sql(m, "SELECT @@global.rpl_semi_sync_master_enabled AS e");
+        if (Number(v.e) !== 1) return null;
+        const replicas = nodes.filter((n) => n !== m);
+        for (const r of replicas) {
+          const [e] = await sql(r, "SELECT @@global.rpl_semi_sync_slave_enabled AS e");
+          if (Number(e.e) !== 1) return null;
+        }
+        await restartIo(replicas);
+        return true;
+      }, { timeoutMs: 180_000, what: "semi-sync enabled on every node" });
       await waitFor(async () => {
         const m = await promotedNode(RSC);
         if (m === null) return null;
         const [s] = await sql(m, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'");
         return Number(s?.Value) >= 2 || null;
-      }, { timeoutMs: 180_000, what: "both replicas connected with semi-sync" });
+      }, { timeoutMs: 60_000, what: "both replicas connected with semi-sync" });
       master = await settled(nodes);
       const replicas = nodes.filter((n) => n !== master);
       const load = new Load();
@@ -565,14 +608,7 @@ Deno.test({
         });
       },
     );
-  } catch (err) {
-    await dump().catch(() => {});
-    throw err;
-  } finally {
-    await down();
-    console.log(`  prm part: ${seconds(Date.now() - t0)}`);
-    printFigures();
-  }
+  });
 });
 
 Deno.test({
@@ -580,14 +616,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async (t) => {
-  const t0 = Date.now();
-  const lab = await up({ nodes: 3, waitFreeMs: LAB_WAIT_MS });
-  const nodes = lab.nodes;
-  try {
-    await loadAgent({ agent: "heartbeat", cloneMeta: CLONE_META });
-    let master = await settled(nodes);
-    await createTable();
-
+  nextSeq = 1;
+  await onLab("heartbeat", {}, async (nodes, first) => {
+    let master = first;
     /** A kill as prm's, and where it leaves the data. */
     const kill = async (scenario: string) => {
       const old = master;
@@ -711,12 +742,5 @@ Deno.test({
           "after its return",
       });
     });
-  } catch (err) {
-    await dump().catch(() => {});
-    throw err;
-  } finally {
-    await down();
-    console.log(`  heartbeat part: ${seconds(Date.now() - t0)}`);
-    printFigures();
-  }
+  });
 });
