@@ -27,7 +27,7 @@ import {
   withinRecovery,
 } from "./recovery.ts";
 import { ownLastTransaction } from "./resync_agent.ts";
-import { loadState, type LocalState, type Run, saveState } from "./run.ts";
+import { loadState, type LocalState, type Run, saveState, updateState } from "./run.ts";
 
 /**
  * Records a failure of this node's promoted instance for the stop that Pacemaker's recovery runs
@@ -56,6 +56,15 @@ export function recoveryDecision(state: LocalState): RecoveryDecision | undefine
 }
 
 /**
+ * True when this node is the last master back read-only as a promotion candidate: its start
+ * found `<rsc>_REPL_INFO` naming it, and it did not fail over. A master demoted on purpose (a
+ * switchover) is not one: its start did not happen, its score stays the demote's.
+ */
+export function lastMasterCandidate(state: LocalState): boolean {
+  return state.lastMasterBack !== undefined && recoveryDecision(state) !== "failover";
+}
+
+/**
  * stop: after a failure of this node's promoted instance, decides whether Pacemaker's recovery
  * restarts it in place or fails over (recovery.ts), records the decision in `state` (the caller
  * saves it) and returns the promotion score the stop leaves: LAST_MASTER in place (above every
@@ -72,6 +81,7 @@ export async function decideAtStop(
   delete state.promotedFailure;
   delete state.recovery;
   delete state.coldStart;
+  delete state.lastMasterBack;
   if (failure === undefined) {
     // A second stop within the same recovery (Pacemaker re-placing clone instances before the
     // promote) keeps what the first one decided; any other stop ends the recovery.
@@ -114,6 +124,9 @@ export async function decideAtStop(
  * is back.
  */
 export async function returnAsLastMaster(run: Run, client: MysqlClient): Promise<void> {
+  updateState(run, (state) => {
+    state.lastMasterBack = Date.now();
+  });
   const decision = recoveryDecision(loadState(run));
   const end = await ownLastTransaction(client).catch((err) => {
     run.log.warn(`Cannot read this node's binary log tail: ${(err as Error).message}`);
@@ -223,7 +236,7 @@ export async function lastMasterPosition(
   options: { published: ReplInfo | undefined; candidateOnly: boolean },
 ): Promise<PeerPosition | undefined> {
   if (options.published?.host !== run.node) return undefined;
-  if (options.candidateOnly && recoveryDecision(loadState(run)) === "failover") return undefined;
+  if (options.candidateOnly && !lastMasterCandidate(loadState(run))) return undefined;
   const end = await ownLastTransaction(client);
   if (end === undefined) return undefined;
   return { node: run.node, masterHost: run.node, position: end };
@@ -231,13 +244,14 @@ export async function lastMasterPosition(
 
 /** Ends this node's recovery and cold-start records (it is promoted, or follows another). */
 export function endRecovery(run: Run): void {
-  const state = loadState(run);
-  if (
-    state.recovery === undefined && state.coldStart === undefined &&
-    state.promotedFailure === undefined
-  ) return;
-  delete state.recovery;
-  delete state.coldStart;
-  delete state.promotedFailure;
-  saveState(run, state);
+  updateState(run, (state) => {
+    if (
+      state.recovery === undefined && state.coldStart === undefined &&
+      state.promotedFailure === undefined && state.lastMasterBack === undefined
+    ) return false;
+    delete state.recovery;
+    delete state.coldStart;
+    delete state.promotedFailure;
+    delete state.lastMasterBack;
+  });
 }

@@ -24,9 +24,9 @@ import {
   coldStartWaiting,
   decideAtStop,
   endRecovery,
+  lastMasterCandidate,
   noteColdStart,
   recordPromotedFailure,
-  recoveryDecision,
   returnAsLastMaster,
 } from "./last_master.ts";
 import {
@@ -623,8 +623,7 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
   if (status === undefined) {
     // The published master back read-only holds at least what its replicas received, unless
     // it failed over (then it hands its last commits over and follows the new master).
-    const lastMaster = (await master())?.host === run.node &&
-      recoveryDecision(state) !== "failover";
+    const lastMaster = (await master())?.host === run.node && lastMasterCandidate(state);
     run.log.debug(
       lastMaster ? "Last master back read-only, replicating from nobody" : "Idle: read-only",
     );

@@ -77,6 +77,11 @@ export interface LocalState {
   coldStart?: ColdStartWait;
   /** When this node's promote opened writes (its replicas get a grace to connect). */
   promotedAt?: number;
+  /**
+   * When this node's start found `<rsc>_REPL_INFO` naming it (the last master back read-only,
+   * not a master demoted on purpose): until it is promoted or follows another.
+   */
+  lastMasterBack?: number;
 }
 
 /** The most a state file may hold: it is tiny, anything bigger was not written by the agent. */

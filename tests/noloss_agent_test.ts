@@ -513,3 +513,26 @@ Deno.test("OCF_DEGRADED_PROMOTED while the latest commits have no copy on a repl
     await replica?.stop();
   }
 });
+
+Deno.test("a master demoted on purpose (a switchover) is no last-master candidate", async () => {
+  await using s = await AgentSetup.create({
+    prefix: "prm-agent-nls-",
+    clone: true,
+    pacemaker: true,
+    timeoutMs: 30_000,
+  });
+  assertCode(await s.run("start"), OCF.SUCCESS);
+  assertCode(await s.run("promote"), OCF.SUCCESS);
+  await s.query("CREATE DATABASE test");
+  assertCode(await s.run("demote"), OCF.SUCCESS);
+  assert.equal(decodeCoordinates(s.replInfo() ?? "")?.host, "nodeA", "still the published one");
+  // Until the new master's promote publishes itself, the demoted one stays below every replica.
+  assertCode(await s.run("monitor", UNPROMOTED_MONITOR), OCF.SUCCESS);
+  assert.equal(s.score(), SCORE.IDLE);
+  const pre = await s.run(
+    "notify",
+    s.notify("pre", "promote", { promote: ["nodeB"], active: ["nodeA", "nodeB"] }),
+  );
+  assertCode(pre, OCF.SUCCESS);
+  assert.equal(s.privateAttribute("position"), IDLE_MARK);
+});
