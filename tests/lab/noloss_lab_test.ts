@@ -56,6 +56,8 @@ const LAB_WAIT_MS = Number(Deno.env.get("PRM_LAB_WAIT_MS") ?? "0");
 const RSC = "p_mysql";
 const CLONE = "ms_mysql";
 const COLD_START_TIMEOUT_S = 60;
+/** The table every scenario writes (failover.ts's writer): its key column. */
+const FAILOVER = { table: FAILOVER_TABLE, key: "seq" };
 /** Rows each "only on the master" fault needs at least. */
 const ONLY_ON_MASTER = 20;
 /**
@@ -312,6 +314,47 @@ async function powerCutWithTail(master: string, nodes: string[]) {
   return { only, acked, replicas };
 }
 
+/** Set once a step failed: later steps would start from the cluster it left behind. */
+let stepFailed = false;
+
+/**
+ * One scenario as a test step: a deadline well above its measured time (a hung call must not
+ * hold the lab for the rest of the run), its error printed at once, and skipped once an earlier
+ * step of the same lab failed (it would only add failures of its own).
+ */
+async function step(
+  t: Deno.TestContext,
+  name: string,
+  fn: () => Promise<void>,
+  timeoutMs = 360_000,
+): Promise<void> {
+  await t.step({
+    name,
+    ignore: stepFailed,
+    fn: async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        await Promise.race([
+          fn(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`${name}: not done after ${timeoutMs} ms`)),
+              timeoutMs,
+            );
+          }),
+        ]);
+      } catch (err) {
+        stepFailed = true;
+        console.error(`  step failed: ${name}: ${(err as Error).stack ?? err}`);
+        await dump().catch(() => {});
+        throw err;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  });
+}
+
 /**
  * Brings a lab up, loads `agent` (with `params`), waits for a writable master and the table, runs
  * the steps, and always takes the lab down (printing the time it took and the figures so far).
@@ -322,6 +365,7 @@ async function onLab(
   steps: (nodes: string[], master: string) => Promise<void>,
 ): Promise<void> {
   const t0 = Date.now();
+  stepFailed = false;
   const lab = await up({ nodes: 3, waitFreeMs: LAB_WAIT_MS });
   try {
     await loadAgent({ agent, params, cloneMeta: CLONE_META });
@@ -345,7 +389,7 @@ Deno.test({
 }, async (t) => {
   await onLab("prm", { cold_start_timeout: String(COLD_START_TIMEOUT_S) }, async (nodes, first) => {
     let master = first;
-    await t.step("kill -9 with 20+ commits on no replica: restarted in place", async () => {
+    await step(t, "kill -9 with 20+ commits on no replica: restarted in place", async () => {
       const r = await killWithTail(master, nodes);
       const now = await settled(nodes);
       assert.equal(now, master, "the same node is promoted again");
@@ -362,7 +406,7 @@ Deno.test({
       });
     });
 
-    await t.step("a second kill within crash_restart_window: failover with catch-up", async () => {
+    await step(t, "a second kill within crash_restart_window: failover with catch-up", async () => {
       const old = master;
       const r = await killWithTail(old, nodes);
       master = await settled(nodes);
@@ -383,7 +427,7 @@ Deno.test({
       await cleanup();
     });
 
-    await t.step("cold start: replicas back first, the old master 30 s later", async () => {
+    await step(t, "cold start: replicas back first, the old master 30 s later", async () => {
       const old = master;
       const { only, acked, replicas } = await powerCutWithTail(old, nodes);
       const b0 = Date.now();
@@ -416,7 +460,7 @@ Deno.test({
       });
     });
 
-    await t.step("cold start: the old master back only after cold_start_timeout", async () => {
+    await step(t, "cold start: the old master back only after cold_start_timeout", async () => {
       const old = master;
       const { only, acked, replicas } = await powerCutWithTail(old, nodes);
       const b0 = Date.now();
@@ -433,7 +477,7 @@ Deno.test({
         async () => (await exitReasons(old)).find((x) => /^Errant transactions/.test(x)),
         { timeoutMs: 120_000, what: `${old} kept out with a salvage file` },
       );
-      const salvage = await checkSalvage(old, /saved in (\S+)/.exec(reason)![1], master);
+      const salvage = await checkSalvage(old, /saved in (\S+)/.exec(reason)![1], master, FAILOVER);
       assert.deepEqual(
         [...salvage.keys].sort((a, b) => a - b),
         [...lostKeys].sort((a, b) => a - b),
@@ -453,11 +497,11 @@ Deno.test({
           `replicas' boot; the ${lostKeys.length} rows only ${old} had are in its one ` +
           "salvage file, kept out",
       });
-      await repair(old, salvage.keys, salvage.resume);
+      await repair(old, salvage.keys, salvage.resume, FAILOVER);
       await settled(nodes);
     });
 
-    await t.step("semi-sync falls back to asynchronous: 191 with the reason, then 8", async () => {
+    await step(t, "semi-sync falls back to asynchronous: 191 with the reason, then 8", async () => {
       for (const [name, value] of [["semi_sync_timeout", "2000"], ["semi_sync", "true"]]) {
         await exec(master, [
           "crm_resource",
@@ -535,7 +579,7 @@ Deno.test({
       });
     });
 
-    await t.step("a full disk on a replica: never promoted, not readable", async () => {
+    await step(t, "a full disk on a replica: never promoted, not readable", async () => {
       const replica = nodes.find((n) => n !== master)!;
       await fillDisk(replica);
       try {
@@ -561,7 +605,8 @@ Deno.test({
       });
     });
 
-    await t.step(
+    await step(
+      t,
       "a full disk on the master: failover to a replica holding every commit",
       async () => {
         const old = master;
@@ -646,11 +691,11 @@ Deno.test({
       master = await settled(nodes).catch(async () => (await promotedNode(RSC)) ?? master);
     };
 
-    await t.step("kill -9 with 20+ commits on no replica", async () => {
+    await step(t, "kill -9 with 20+ commits on no replica", async () => {
       await kill("kill -9, 20+ commits on no replica");
     });
 
-    await t.step("the same with migration-threshold=1 (a failover)", async () => {
+    await step(t, "the same with migration-threshold=1 (a failover)", async () => {
       await exec(master, [
         "crm_resource",
         "-r",
@@ -674,7 +719,7 @@ Deno.test({
       ], { check: true });
     });
 
-    await t.step("a full disk on a replica", async () => {
+    await step(t, "a full disk on a replica", async () => {
       const replica = nodes.find((n) => n !== master)!;
       await fillDisk(replica);
       try {
@@ -694,7 +739,7 @@ Deno.test({
       }
     });
 
-    await t.step("every replica link reset: what the master's monitor says", async () => {
+    await step(t, "every replica link reset: what the master's monitor says", async () => {
       const replicas = nodes.filter((n) => n !== master && nodeRunning(n));
       const load = new Load();
       try {
@@ -715,7 +760,7 @@ Deno.test({
       await restartIo(replicas);
     });
 
-    await t.step("cold start: replicas back first, the old master 30 s later", async () => {
+    await step(t, "cold start: replicas back first, the old master 30 s later", async () => {
       const old = master;
       const { only, acked } = await powerCutWithTail(old, nodes);
       const b0 = Date.now();
