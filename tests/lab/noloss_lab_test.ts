@@ -242,17 +242,20 @@ async function nodeAttribute(node: string, name: string): Promise<string | undef
   return (await crmMon()).nodes.find((n) => n.name === node)?.attributes[name];
 }
 
-/** The result and exit reason the CIB records for `node`'s promoted recurring monitor. */
-async function promotedMonitor(node: string): Promise<{ rc: number; reason: string } | undefined> {
-  const r = await exec(node, [
-    "cibadmin",
-    "-Q",
-    "--xpath",
-    `//node_state[@uname='${node}']//lrm_rsc_op[@id='${RSC}_monitor_2000']`,
-  ]);
-  const rc = /rc-code="(\d+)"/.exec(r.stdout);
-  if (!rc) return undefined;
-  return { rc: Number(rc[1]), reason: /exit-reason="([^"]*)"/.exec(r.stdout)?.[1] ?? "" };
+/**
+ * The last result Pacemaker records for `node`'s promoted recurring monitor (crm_mon's operation
+ * history: it records a recurring result when it changes), with crm_mon's failure reason for it.
+ */
+async function promotedMonitor(node: string): Promise<{ rc: number; reason: string; raw: string }> {
+  const r = await exec(node, ["crm_mon", "-1", "--include=operations", "--output-as=xml"], {
+    timeoutMs: 15_000,
+  });
+  const ops = [...r.stdout.matchAll(/<operation_history [^>]*>/g)].map((m) => m[0])
+    .filter((o) => /task="monitor"/.test(o) && /interval="2000ms"/.test(o));
+  const raw = ops.at(-1) ?? "";
+  const rc = Number(/ rc="(\d+)"/.exec(raw)?.[1] ?? -1);
+  const reason = (await exitReasons(node)).find((x) => /Semi-sync/.test(x)) ?? "";
+  return { rc, reason, raw };
 }
 
 async function cleanup(): Promise<void> {
@@ -554,10 +557,16 @@ Deno.test({
       try {
         await onlyOnMaster(master, replicas, load, 3);
         const c0 = Date.now();
+        let seen = "";
         reason = (await waitFor(async () => {
           const m = await promotedMonitor(master);
-          return m?.rc === 191 ? m : null;
-        }, { timeoutMs: 60_000, what: "the promoted monitor returning 191" })).reason;
+          seen = m.raw;
+          return m.rc === 191 && m.reason !== "" ? m : null;
+        }, {
+          timeoutMs: 60_000,
+          what: "the promoted monitor returning 191",
+          onTimeout: () => console.log(`  last seen: ${seen}`),
+        })).reason;
         degradedMs = Date.now() - c0;
         // crm_mon lists it with the reason, and so does the status view.
         const mon = (await exec(master, ["crm_mon", "-1"])).stdout;
@@ -572,9 +581,15 @@ Deno.test({
       }
       await restartIo(replicas);
       const r0 = Date.now();
-      await waitFor(async () => (await promotedMonitor(master))?.rc === 8 || null, {
+      let last = "";
+      await waitFor(async () => {
+        const m = await promotedMonitor(master);
+        last = m.raw;
+        return m.rc === 8 || null;
+      }, {
         timeoutMs: 60_000,
         what: "the promoted monitor back to 8",
+        onTimeout: () => console.log(`  last seen: ${last}`),
       });
       const backMs = Date.now() - r0;
       const acked = await load.stop();
