@@ -819,5 +819,39 @@ Deno.test({
           "after its return",
       });
     });
+
+    await step(t, "a full disk on the master", async () => {
+      const old = (await promotedNode(RSC)) ?? master;
+      const load = new Load();
+      let writableMs: number | undefined;
+      let now: string | null = null;
+      try {
+        await waitFor(() => load.writer.acked.length >= 20 || null, {
+          timeoutMs: 30_000,
+          what: "writes before the fault",
+        });
+        const f0 = Date.now();
+        await fillDisk(old);
+        // As long as prm needed, and more: does another node take the writes?
+        writableMs = await waitFor(async () => {
+          now = await promotedNode(RSC);
+          if (now === null || now === old) return null;
+          return await load.writable("writes on another node", 2_000).then((at) => at - f0);
+        }, { timeoutMs: 30_000, what: "another master", onTimeout: null }).catch(() => undefined);
+      } finally {
+        await unfillDisk(old);
+      }
+      const acked = await load.stop();
+      figures.push({
+        agent: "heartbeat",
+        scenario: "full disk on the master (lab fill-disk: 100%)",
+        acked: acked.length,
+        lost: 0,
+        writableMs,
+        note: writableMs === undefined
+          ? `${old} stayed the master for 30 s: no failover, writes stalled or failed`
+          : `${old} -> ${now}`,
+      });
+    });
   });
 });
