@@ -102,6 +102,18 @@ export type ReplInfoRead =
   | { state: "malformed"; raw: string }
   | { state: "unreachable" };
 
+/**
+ * A `<rsc>_REPL_INFO` value as read from wherever it is kept (the cluster property, or a booth
+ * ticket attribute): undefined or empty is unset; anything that does not decode is malformed.
+ */
+export function readOfReplInfo(raw: string | undefined): ReplInfoRead {
+  if (raw === undefined || raw === "") return { state: "unset" };
+  const info = decodeReplInfo(raw);
+  return info === undefined
+    ? { state: "malformed", raw: raw.slice(0, 300) }
+    : { state: "set", info };
+}
+
 /** Options for {@link Cib}. */
 export interface CibOptions {
   /** Logger for failures. */
@@ -330,11 +342,28 @@ export class Cib {
       "-q",
     ]);
     if (this.unavailable) return { state: "unreachable" };
-    if (r.code !== 0 || r.stdout === "") return { state: "unset" };
-    const info = decodeReplInfo(r.stdout);
-    return info === undefined
-      ? { state: "malformed", raw: r.stdout.slice(0, 300) }
-      : { state: "set", info };
+    return readOfReplInfo(r.code === 0 ? r.stdout : undefined);
+  }
+
+  /**
+   * Deletes `<rsc>_REPL_INFO` (a site without the booth ticket: what it names is no master any
+   * more, and must not be taken for one when the site gets the ticket back).
+   */
+  async clearReplInfo(): Promise<boolean> {
+    const r = await this.#tool("crm_attribute", [
+      "-t",
+      "crm_config",
+      "-s",
+      REPL_INFO_SET,
+      "-n",
+      this.names.replInfo,
+      "-D",
+    ]);
+    if (r.code === 0) {
+      this.#remember("replinfo", undefined);
+      this.#log.info(`Deleted ${this.names.replInfo}: this site does not hold the master`);
+    }
+    return r.code === 0;
   }
 
   /** The validated `<rsc>_REPL_INFO`, or undefined (unset, malformed or unreachable). */

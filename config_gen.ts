@@ -19,6 +19,12 @@
  */
 import { parseArgs } from "node:util";
 import { attributeNames, DEFAULT_READER_ATTRIBUTE, SCORE } from "./attrs.ts";
+import {
+  type BoothConfig,
+  boothConfigProblems,
+  isTicketName,
+  renderBoothConfig,
+} from "./booth_conf.ts";
 import { PARAMS } from "./params.ts";
 
 /** Parameter names the mysql_prm agent accepts, allowed with `--param` (from its meta-data table). */
@@ -29,11 +35,20 @@ export const MODE_PARAMETER = "replication_mode";
 /** Agent parameter that turns semi-synchronous replication on (set by `--semi-sync`). */
 export const SEMI_SYNC_PARAMETER = "semi_sync";
 
+/** Agent parameter naming the booth ticket of a two-site cluster (set by the two-site form). */
+export const BOOTH_TICKET_PARAMETER = "booth_ticket";
+/** Agent parameter naming the booth configuration file (set by `--booth-config`). */
+export const BOOTH_CONFIG_PARAMETER = "booth_config";
+/** The booth configuration's usual place, the agent's default. */
+export const DEFAULT_BOOTH_CONFIG = "/etc/booth/booth.conf";
+
 /** Parameters that have a dedicated flag: `--param` refuses them and names the flag. */
 const DEDICATED_FLAGS: Record<string, string> = {
   credentials_file: "--credentials-file",
   [MODE_PARAMETER]: "--mode",
   [SEMI_SYNC_PARAMETER]: "--semi-sync",
+  [BOOTH_TICKET_PARAMETER]: "--site and --ticket",
+  [BOOTH_CONFIG_PARAMETER]: "--booth-config",
 };
 
 /** Timeouts of the clone's operations, in seconds; the comments in the output say why. */
@@ -128,6 +143,33 @@ export interface ConfigOptions {
   /** Fence agent for one stonith device per node; unset means a placeholder fence_ipmilan. */
   fenceAgent?: string;
   fenceParams: FenceParam[];
+  /** Two sites: this cluster's part of the booth setup. */
+  geo?: GeoSite;
+}
+
+/** One site's part of a two-site (booth) configuration. */
+export interface GeoSite {
+  /** This site's name (from `--site`). */
+  site: string;
+  /** This site's booth address: a floating IP the cluster runs with boothd. */
+  boothAddress: VipSpec;
+  /** The booth ticket that decides where the master runs. */
+  ticket: string;
+  /** Path of booth.conf on the nodes. */
+  boothConfig: string;
+  /** The other site's name, booth address and nodes. */
+  other: { site: string; address: string; nodes: NodeSpec[] };
+}
+
+/** Everything the two-site form needs; {@linkcode parseTwoSiteArgs} builds it from flags. */
+export interface TwoSiteOptions {
+  /** Each site's cluster configuration, in `--site` order. */
+  sites: ConfigOptions[];
+  /** booth.conf, identical everywhere. */
+  booth: BoothConfig;
+  /** Which part to print: everything, booth.conf only, or one site only. */
+  only?: string;
+  format: "crm" | "pcs" | "both";
 }
 
 /** The two forms of the configuration. */
@@ -186,6 +228,23 @@ Flags:
                                (stonith-enabled=false). Never use on a cluster holding real data.
   -h, --help                   This text.
 
+Two sites (booth geo cluster; each site its own Pacemaker cluster, an arbitrator beside them):
+  --site NAME=ADDRESS[/PREFIX] A site and its booth address (a floating IP in the site's network,
+                               run by the cluster with boothd); exactly twice. With --site, every
+                               --node, --writer-vip and --reader-vip value ends with @SITE.
+  --arbitrator ADDRESS         A booth arbitrator (no Pacemaker, only boothd); at least one.
+  --ticket NAME                The booth ticket of the promoted role (default ticket-mysql).
+  --ticket-expire SECONDS      Ticket lease (default 60): a site cut off demotes after it, and the
+                               other site acquires the ticket after it plus --acquire-after
+                               (default 10).
+  --booth-timeout SECONDS, --booth-retries N  Booth's resend interval and count (default 3, 5);
+                               timeout * (retries + 1) must stay below half the expiry.
+  --booth-authfile PATH        Booth's shared key (default /etc/booth/authkey, booth-keygen).
+  --booth-config PATH          Where booth.conf lives on every node (default /etc/booth/booth.conf).
+  --only booth|SITE            Print only booth.conf, or only one site's configuration.
+  It prints booth.conf, then each site's configuration: the same clone, VIPs and fencing as one
+  site, plus boothd with its address and rsc_ticket TICKET: CLONE:Promoted loss-policy=demote.
+
 Example:
   mysql_prm config --node db1=10.0.0.11 --node db2=10.0.0.12 --node db3=10.0.0.13 \\
     --writer-vip 10.0.0.100/24 --reader-vip 10.0.0.101/24 --reader-vip 10.0.0.102/24 \\
@@ -193,6 +252,12 @@ Example:
   crm configure load update prm.crm
 
   mysql_prm config ... --format pcs > prm-pcs.sh && sh prm-pcs.sh
+
+  mysql_prm config --site east=10.0.1.90/24 --site west=10.0.2.90/24 --arbitrator 10.0.3.15 \\
+    --node db1=10.0.1.11@east --node db2=10.0.1.12@east \\
+    --node db3=10.0.2.13@west --node db4=10.0.2.14@west \\
+    --writer-vip 10.0.1.100/24@east --writer-vip 10.0.2.100/24@west \\
+    --credentials-file /etc/mysql/prm.cnf --format crm --only east > east.crm
 
 Exit status: 0 on success, 2 for a bad flag or value.
 `;
@@ -572,6 +637,12 @@ function plan(options: ConfigOptions): Plan {
   const resourceParams: [string, string][] = [["credentials_file", options.credentialsFile]];
   if (options.mode !== "position") resourceParams.push([MODE_PARAMETER, options.mode]);
   if (options.semiSync) resourceParams.push([SEMI_SYNC_PARAMETER, "true"]);
+  if (options.geo !== undefined) {
+    resourceParams.push([BOOTH_TICKET_PARAMETER, options.geo.ticket]);
+    if (options.geo.boothConfig !== DEFAULT_BOOTH_CONFIG) {
+      resourceParams.push([BOOTH_CONFIG_PARAMETER, options.geo.boothConfig]);
+    }
+  }
   resourceParams.push(...options.params);
   const readerAttribute = options.params.find(([k]) => k === "reader_attribute")?.[1] ??
     DEFAULT_READER_ATTRIBUTE;
@@ -665,8 +736,34 @@ function header(options: ConfigOptions, p: Plan, form: string): string[] {
       "Semi-sync: MariaDB has it built in; MySQL needs the semisync plugins installed.",
     );
   }
+  if (options.geo !== undefined) lines.push("", ...geoHeader(options.geo));
   lines.push("", ...fencingBanner(options, p));
   return lines;
+}
+
+function geoHeader(g: GeoSite): string[] {
+  return [
+    `Two sites: this is site ${g.site}; site ${g.other.site} has its own cluster and its own`,
+    `configuration. Booth ticket ${g.ticket} decides which site holds the master: boothd runs`,
+    `here as a cluster resource on the site address ${g.boothAddress.address}, reading ${g.boothConfig},`,
+    "identical on every node of both sites and on the arbitrator (mysql_prm config prints it).",
+    "Node names of both sites must resolve at every node of both sites (the other site's",
+    "replicas connect to the master by its node name), and the replication port must be",
+    "reachable from the other site: /etc/hosts here also needs",
+    ...g.other.nodes.map((n) => `    ${n.address}  ${n.name}`),
+    `After loading both sites, once: booth grant -s ADDRESS_OF_THE_FIRST_ACTIVE_SITE ${g.ticket}`,
+  ];
+}
+
+function geoComment(g: GeoSite, p: Plan): string[] {
+  return [
+    "Booth: the site address and boothd in one group, so boothd runs where its address is.",
+    `Ticket ${g.ticket}: ${p.clone}'s Promoted role only where the ticket is granted. The`,
+    "  constraint is also the ordering: nothing is promoted before booth grants the ticket here,",
+    "  and when it is revoked or expires (the site lost its peers), loss-policy=demote demotes",
+    "  the master, before booth lets the other site acquire it (expire + acquire-after). Without",
+    "  the ticket the nodes here stay read-only replicas of the other site's master (readable).",
+  ];
 }
 
 function fencingBanner(options: ConfigOptions, p: Plan): string[] {
@@ -818,6 +915,24 @@ function generateCrm(options: ConfigOptions, p: Plan): string {
     "",
   );
 
+  if (options.geo !== undefined) {
+    const g = options.geo;
+    out.push(
+      crmCommentBlock(geoComment(g, p)),
+      `primitive ${BOOTH_IP_ID} ocf:heartbeat:IPaddr2 \\`,
+      `  params ${crmParams(vipParams(g.boothAddress, options.vipNic))} \\`,
+      "  op monitor interval=10s timeout=20s",
+      `primitive ${BOOTH_SITE_ID} ocf:pacemaker:booth-site \\`,
+      `  params config=${crmValue(g.boothConfig)} \\`,
+      "  op monitor interval=10s timeout=20s",
+      `group ${BOOTH_GROUP_ID} ${BOOTH_IP_ID} ${BOOTH_SITE_ID}`,
+      `rsc_ticket ${
+        ticketConstraintId(options.resource)
+      } ${g.ticket}: ${p.clone}:Promoted loss-policy=demote`,
+      "",
+    );
+  }
+
   out.push(crmCommentBlock(["Virtual IPs and their placement.", ...constraintComment(p)]));
   for (const v of p.vips) {
     out.push(
@@ -927,6 +1042,23 @@ function generatePcs(options: ConfigOptions, p: Plan): string {
     "",
   );
 
+  if (options.geo !== undefined) {
+    const g = options.geo;
+    out.push(
+      commentBlock(geoComment(g, p)),
+      `${pcs} resource create ${BOOTH_IP_ID} ocf:heartbeat:IPaddr2 --no-default-ops ${
+        shParams(vipParams(g.boothAddress, options.vipNic))
+      } op monitor interval=10s timeout=20s --group ${BOOTH_GROUP_ID}`,
+      `${pcs} resource create ${BOOTH_SITE_ID} ocf:pacemaker:booth-site --no-default-ops ${
+        shParams([["config", g.boothConfig]])
+      } op monitor interval=10s timeout=20s --group ${BOOTH_GROUP_ID}`,
+      `${pcs} constraint ticket add ${g.ticket} Promoted ${p.clone} loss-policy=demote id=${
+        ticketConstraintId(options.resource)
+      }`,
+      "",
+    );
+  }
+
   out.push(commentBlock(["Virtual IPs and their placement.", ...constraintComment(p)]));
   for (const v of p.vips) {
     out.push(
@@ -973,10 +1105,275 @@ function generatePcs(options: ConfigOptions, p: Plan): string {
   return out.join("\n");
 }
 
+/** Id of the booth group (the site address, then boothd). */
+export const BOOTH_GROUP_ID = "g_booth";
+/** Id of the booth site address (IPaddr2). */
+export const BOOTH_IP_ID = "booth_ip";
+/** Id of boothd (ocf:pacemaker:booth-site). */
+export const BOOTH_SITE_ID = "booth_site";
+
+/** Id of the rsc_ticket constraint on the promoted role. */
+export function ticketConstraintId(resource: string): string {
+  return `tkt_${resource}_promoted`;
+}
+
 /** Generates both forms of the configuration from validated options. */
 export function generateConfig(options: ConfigOptions): GeneratedConfig {
   const p = plan(options);
   return { crm: generateCrm(options, p), pcs: generatePcs(options, p) };
+}
+
+/** Flags of the two-site form only, with whether they take a value. */
+const TWO_SITE_FLAGS: Record<string, boolean> = {
+  "--site": true,
+  "--arbitrator": true,
+  "--ticket": true,
+  "--ticket-expire": true,
+  "--acquire-after": true,
+  "--booth-timeout": true,
+  "--booth-retries": true,
+  "--booth-authfile": true,
+  "--booth-config": true,
+  "--only": true,
+};
+
+/** Flags whose value names its site with an `@SITE` suffix in the two-site form. */
+const PER_SITE_FLAGS = ["--node", "--writer-vip", "--reader-vip"];
+
+/** True when the flags ask for the two-site form (at least one `--site`). */
+export function isTwoSite(args: string[]): boolean {
+  return args.some((a) => a === "--site" || a.startsWith("--site="));
+}
+
+/** Flags as [name, value] pairs (`--flag value` and `--flag=value`), booleans with no value. */
+function flagPairs(args: string[], takesValue: (flag: string) => boolean): [string, string?][] {
+  const out: [string, string?][] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const eq = a.startsWith("--") ? a.indexOf("=") : -1;
+    if (eq > 0) out.push([a.slice(0, eq), a.slice(eq + 1)]);
+    else if (takesValue(a)) {
+      if (i + 1 >= args.length) throw new ConfigError(`${a} needs a value`);
+      out.push([a, args[++i]]);
+    } else out.push([a]);
+  }
+  return out;
+}
+
+/** Flags of the single-site form that take a value (the rest are booleans). */
+const VALUE_FLAGS = new Set([
+  "--node",
+  "--writer-vip",
+  "--reader-vip",
+  "--vip-nic",
+  "--credentials-file",
+  "--mode",
+  "--monitor-interval-promoted",
+  "--monitor-interval-unpromoted",
+  "--resource",
+  "--param",
+  "--fence-agent",
+  "--fence-param",
+  "--format",
+]);
+
+function wholeSeconds(text: string, flag: string, min: number): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) < min) {
+    throw new ConfigError(`${flag} ${text}: expected whole seconds, at least ${min}`);
+  }
+  return Number(text);
+}
+
+/**
+ * Parses the two-site form: `--site NAME=BOOTH_ADDRESS[/PREFIX]` twice, `--arbitrator ADDRESS`,
+ * the per-site flags with an `@SITE` suffix (`--node db1=10.0.1.11@east`, `--writer-vip
+ * 10.0.1.100/24@east`), the ticket and its timing, and every single-site flag, which applies to
+ * both sites. Each site's options go through {@linkcode parseConfigArgs}, so they are checked
+ * exactly as one site's.
+ */
+export function parseTwoSiteArgs(args: string[]): TwoSiteOptions {
+  const pairs = flagPairs(args, (f) => VALUE_FLAGS.has(f) || TWO_SITE_FLAGS[f] === true);
+  const geo = new Map<string, string[]>();
+  const common: string[] = [];
+  const perSite: [string, string][] = [];
+  for (const [flag, value] of pairs) {
+    if (TWO_SITE_FLAGS[flag] !== undefined) {
+      geo.set(flag, [...(geo.get(flag) ?? []), value!]);
+    } else if (PER_SITE_FLAGS.includes(flag)) perSite.push([flag, value!]);
+    else common.push(...(value === undefined ? [flag] : [flag, value]));
+  }
+  const one = (flag: string, fallback: string): string => {
+    const v = geo.get(flag) ?? [];
+    if (v.length > 1) throw new ConfigError(`${flag} is given twice`);
+    return v[0] ?? fallback;
+  };
+  const siteTexts = geo.get("--site") ?? [];
+  if (siteTexts.length !== 2) {
+    throw new ConfigError(
+      `The two-site form needs exactly two --site NAME=BOOTH_ADDRESS flags (got ${siteTexts.length})`,
+    );
+  }
+  const sites = siteTexts.map((text) => {
+    const eq = text.indexOf("=");
+    const name = text.slice(0, eq);
+    if (eq < 1 || !NAME_PATTERN.test(name)) {
+      throw new ConfigError(`--site ${text}: expected NAME=BOOTH_ADDRESS[/PREFIX]`);
+    }
+    return { name, boothAddress: parseVip(text.slice(eq + 1), "--site") };
+  });
+  if (sites[0].name === sites[1].name) throw new ConfigError("The two --site names must differ");
+  const arbitrators = geo.get("--arbitrator") ?? [];
+  if (arbitrators.length === 0) {
+    throw new ConfigError(
+      "--arbitrator ADDRESS is required: with two sites only, neither can tell a dead peer from a cut link",
+    );
+  }
+  const ticket = one("--ticket", "ticket-mysql");
+  if (!isTicketName(ticket)) throw new ConfigError(`--ticket ${ticket} is not a ticket name`);
+  const boothConfig = one("--booth-config", DEFAULT_BOOTH_CONFIG);
+  if (!boothConfig.startsWith("/")) {
+    throw new ConfigError("--booth-config must be an absolute path");
+  }
+  checkValue(boothConfig, "--booth-config");
+  const booth: BoothConfig = {
+    port: 9929,
+    sites: sites.map((s) => s.boothAddress.address),
+    arbitrators,
+    authfile: one("--booth-authfile", "/etc/booth/authkey"),
+    tickets: [{
+      name: ticket,
+      expire: wholeSeconds(one("--ticket-expire", "60"), "--ticket-expire", 1),
+      acquireAfter: wholeSeconds(one("--acquire-after", "10"), "--acquire-after", 0),
+      timeout: wholeSeconds(one("--booth-timeout", "3"), "--booth-timeout", 1),
+      retries: wholeSeconds(one("--booth-retries", "5"), "--booth-retries", 3),
+    }],
+  };
+  const problems = boothConfigProblems(booth);
+  if (problems.length > 0) throw new ConfigError(`Booth: ${problems.join("; ")}`);
+
+  // Each site's flags: its own nodes and VIPs, fence parameters for its nodes, the rest shared.
+  const siteOf = (flag: string, value: string): [string, string] => {
+    const at = value.lastIndexOf("@");
+    const site = at < 0 ? undefined : value.slice(at + 1);
+    if (site === undefined || !sites.some((s) => s.name === site)) {
+      throw new ConfigError(
+        `${flag} ${value}: in the two-site form it ends with @SITE (${
+          sites.map((s) => s.name).join(" or ")
+        })`,
+      );
+    }
+    return [site, value.slice(0, at)];
+  };
+  const nodeSite = new Map<string, string>();
+  const routed = perSite.map(([flag, value]) => {
+    const [site, rest] = siteOf(flag, value);
+    if (flag === "--node") nodeSite.set(rest.slice(0, rest.indexOf("=")).toLowerCase(), site);
+    return { site, flag, rest };
+  });
+  const names = [...nodeSite.keys()];
+  if (
+    new Set(names).size !== names.length ||
+    routed.filter((r) => r.flag === "--node").length !== names.length
+  ) {
+    throw new ConfigError("Node names must differ across both sites");
+  }
+  const siteOptions = sites.map((site) => {
+    const own = routed.filter((r) => r.site === site.name).flatMap((r) => [r.flag, r.rest]);
+    const shared: string[] = [];
+    for (let j = 0; j < common.length; j++) {
+      const fenceNode = common[j] === "--fence-param" ? /^([^:=]+):/.exec(common[j + 1]) : null;
+      if (fenceNode !== null && nodeSite.get(fenceNode[1].toLowerCase()) !== site.name) {
+        j++;
+        continue;
+      }
+      shared.push(common[j]);
+    }
+    let options: ConfigOptions;
+    try {
+      options = parseConfigArgs([...shared, ...own]);
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        throw new ConfigError(`site ${site.name}: ${error.message}`);
+      }
+      throw error;
+    }
+    return options;
+  });
+  siteOptions.forEach((options, i) => {
+    const site = sites[i];
+    const other = sites[1 - i];
+    options.geo = {
+      site: site.name,
+      boothAddress: site.boothAddress,
+      ticket,
+      boothConfig,
+      other: {
+        site: other.name,
+        address: other.boothAddress.address,
+        nodes: siteOptions[1 - i].nodes,
+      },
+    };
+  });
+  const addresses = siteOptions.flatMap((o) => [
+    ...o.nodes.map((n) => n.address),
+    o.writerVip.address,
+    ...o.readerVips.map((v) => v.address),
+    o.geo!.boothAddress.address,
+  ]).concat(arbitrators).map(canonicalAddress);
+  if (new Set(addresses).size !== addresses.length) {
+    throw new ConfigError(
+      "Every node, VIP, booth and arbitrator address must differ across both sites",
+    );
+  }
+  const only = geo.get("--only")?.[0];
+  if (only !== undefined && only !== "booth" && !sites.some((s) => s.name === only)) {
+    throw new ConfigError(`--only ${only}: expected booth or a site name`);
+  }
+  return { sites: siteOptions, booth, only, format: siteOptions[0].format };
+}
+
+/** The two-site form: booth.conf, and each site's configuration in both forms. */
+export function generateTwoSiteConfig(
+  options: TwoSiteOptions,
+): { booth: string; sites: (GeneratedConfig & { site: string })[] } {
+  return {
+    booth: renderBoothConfig(options.booth),
+    sites: options.sites.map((o) => ({ site: o.geo!.site, ...generateConfig(o) })),
+  };
+}
+
+function rule(title: string): string {
+  return `# ${"=".repeat(76)}\n# ${title}\n# ${"=".repeat(76)}\n`;
+}
+
+/** What the two-site form prints for the chosen part and format. */
+function twoSiteText(options: TwoSiteOptions): string {
+  const out = generateTwoSiteConfig(options);
+  const parts: string[] = [];
+  const wants = (part: string) => options.only === undefined || options.only === part;
+  if (wants("booth")) {
+    parts.push(
+      (options.only === undefined
+        ? rule("booth.conf: the same file on every node of both sites and on the arbitrator")
+        : "") + out.booth,
+    );
+  }
+  for (const s of out.sites) {
+    if (!wants(s.site)) continue;
+    if (options.format !== "pcs") {
+      parts.push(
+        (options.only === undefined ? rule(`site ${s.site}, crm shell form`) : "") + s.crm,
+      );
+    }
+    if (options.format !== "crm") {
+      parts.push(
+        (options.only === undefined
+          ? rule(`site ${s.site}, pcs form: save the part below as a file and run it with sh`)
+          : "") + s.pcs,
+      );
+    }
+  }
+  return parts.join("\n");
 }
 
 /** Output streams of {@linkcode configMain}, replaceable in tests. */
@@ -1001,6 +1398,10 @@ export function configMain(args: string[], io: ConfigMainIo = defaultIo): number
   }
   let options: ConfigOptions;
   try {
+    if (isTwoSite(args)) {
+      io.stdout(twoSiteText(parseTwoSiteArgs(args)));
+      return 0;
+    }
     options = parseConfigArgs(args);
   } catch (error) {
     if (error instanceof ConfigError) {

@@ -44,6 +44,7 @@ import {
   relayApplied,
 } from "./election.ts";
 import { followPublishedMaster, publishedMaster } from "./follow.ts";
+import { remoteFinal, siteRole } from "./geo.ts";
 import { gtidElection, publishElectionGtid, publishGtidFork } from "./gtid_agent.ts";
 import { heartbeatHook, monitorPromoted } from "./lifecycle.ts";
 import {
@@ -140,9 +141,22 @@ async function promote(run: Run): Promise<PromoteOutcome> {
   const positions = run.ctx.promotable
     ? prefetch(run.cib.privateAll(run.names.position))
     : undefined;
+  const site = prefetch(siteRole(run));
   const obs = await observe(run);
   if (obs.kind !== "up") {
     return done(failWith(run, OCF.ERR_GENERIC, `Cannot promote: ${obs.detail}`));
+  }
+  if ((await site) === "standby") {
+    // Pacemaker promotes only where the ticket is (rsc_ticket): this is a configuration missing
+    // its constraint, or a ticket lost meanwhile. Never a master without the ticket.
+    await obs.client.close();
+    return done(
+      failWith(
+        run,
+        OCF.ERR_GENERIC,
+        `Not promoting: this site does not hold booth ticket ${run.booth!.ticket}`,
+      ),
+    );
   }
   const client = obs.client;
   try {
@@ -372,8 +386,10 @@ async function finalPositionOf(
 ): Promise<BinlogPosition | undefined> {
   const values = (await prefetched) ?? await run.cib.privateAll(run.names.final);
   const raw = values.get(host);
-  const final = raw === undefined ? undefined : decodeCoordinates(raw);
-  if (final === undefined || final.host !== host) return undefined;
+  const local = raw === undefined ? undefined : decodeCoordinates(raw);
+  // Two sites: a master of the other site stored it with the booth ticket (geo.ts).
+  const final = local?.host === host ? local : await remoteFinal(run, host);
+  if (final === undefined) return undefined;
   run.log.info(`Old master ${host} stopped writing at ${formatPosition(final)}`);
   return { file: final.file, pos: final.pos };
 }

@@ -20,6 +20,8 @@
  */
 
 import { decodeResumeOverride, READABLE, type ReplInfo } from "./attrs.ts";
+import type { ReplInfoRead } from "./cib.ts";
+import { readPublished } from "./geo.ts";
 import { prepareGtidFollow } from "./gtid_agent.ts";
 import { describeError, type MysqlClient } from "./mysql.ts";
 import { OCF, type OcfCode } from "./ocf.ts";
@@ -40,11 +42,21 @@ function blockPath(run: Run): string {
 }
 
 /**
- * The published master (`<rsc>_REPL_INFO`), validated. A malformed value is ignored: logged once
- * (not at every monitor) and shown by `mysql_prm status`, which reads it too.
+ * The published master (`<rsc>_REPL_INFO`), validated: the cluster property, or with two sites
+ * what this node's site follows (geo.ts: at a standby site, the ticket attribute the active site
+ * stored here). The single place the agent reads the published master. A malformed value is
+ * ignored: logged once (not at every monitor) and shown by `mysql_prm status`, which reads it too.
  */
 export async function publishedMaster(run: Run): Promise<ReplInfo | undefined> {
-  const read = await run.cib.readReplInfo();
+  return validPublished(run, await readPublished(run));
+}
+
+/** This site's own `<rsc>_REPL_INFO` property, validated (the promoted node's own publication). */
+export async function ownSitePublished(run: Run): Promise<ReplInfo | undefined> {
+  return validPublished(run, await run.cib.readReplInfo());
+}
+
+function validPublished(run: Run, read: ReplInfoRead): ReplInfo | undefined {
   const state = loadState(run);
   if (read.state === "malformed") {
     if (state.malformedReplInfo !== read.raw) {

@@ -10,7 +10,20 @@
 
 import { READABLE, SCORE } from "./attrs.ts";
 import { assessReplica, nextReaderState } from "./election.ts";
-import { clearKeepOut, followPublishedMaster, keptOutCode, publishedMaster } from "./follow.ts";
+import {
+  clearKeepOut,
+  followPublishedMaster,
+  keptOutCode,
+  ownSitePublished,
+  publishedMaster,
+} from "./follow.ts";
+import {
+  afterDemote,
+  boothProblems,
+  forgetStaleMaster,
+  shareWithOtherSite,
+  siteRole,
+} from "./geo.ts";
 import {
   heartbeatRunning,
   readHeartbeatLag,
@@ -102,6 +115,7 @@ export function hostProblems(run: Run): Problem[] {
       }
     }
   }
+  problems.push(...boothProblems(run));
   if (!params.enableCreation && !datadirInitialised(params.datadir)) {
     problems.push({
       kind: "installed",
@@ -138,6 +152,7 @@ export async function actionStart(run: Run): Promise<OcfCode> {
     await run.cib.setPrivate(run.names.position, undefined);
     // A start (after crm_resource --cleanup, for one) checks afresh whether this node may follow.
     clearKeepOut(run);
+    await forgetStaleMaster(run);
     const info = await publishedMaster(run);
     const r = await withClient(run, async (c) => {
       if (!(await c.readOnly())) await c.setReadOnly(true);
@@ -414,9 +429,9 @@ function hasServerAnswer(err: unknown): boolean {
 /** The promoted node's monitor: publish its coordinates when the CIB lost them, keep the score. */
 export async function monitorPromoted(run: Run, client: MysqlClient): Promise<OcfCode> {
   // This node's own last publication spares a CIB read per monitor; probes read the CIB.
-  const info = run.cib.cachedReplInfo()?.host === run.node
+  let info = run.cib.cachedReplInfo()?.host === run.node
     ? run.cib.cachedReplInfo()
-    : await publishedMaster(run);
+    : await ownSitePublished(run);
   if (info === undefined || info.host !== run.node) {
     // Promoted without our promote (probe after a restart, or the CIB lost the property).
     const binlog = await client.binlogStatus();
@@ -426,9 +441,11 @@ export async function monitorPromoted(run: Run, client: MysqlClient): Promise<Oc
           info?.host ?? "nobody"
         }: publishing ${binlog.file}:${binlog.pos}`,
       );
-      await run.cib.setReplInfo({ host: run.node, file: binlog.file, pos: binlog.pos });
+      const mine = { host: run.node, file: binlog.file, pos: binlog.pos };
+      if (await run.cib.setReplInfo(mine)) info = mine;
     }
   }
+  if (info?.host === run.node) await shareWithOtherSite(run, info);
   if (run.params.heartbeat) await heartbeatHook(run, client, "check");
   await run.cib.setPromotionScore(SCORE.PROMOTED);
   await run.cib.setNodeAttribute(run.names.reader, READABLE.yes);
@@ -440,7 +457,11 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
   if (blocked !== undefined) return blocked;
   let status = await client.replicaStatus();
   const state = loadState(run);
-  if (status === undefined || status.ioRunning !== "Yes") {
+  // At a standby site the master may change under a running IO thread (a switchover leaves the
+  // old master up, read-only): the followed master is checked at every monitor there.
+  if (
+    status === undefined || status.ioRunning !== "Yes" || (await siteRole(run)) === "standby"
+  ) {
     const info = await publishedMaster(run);
     if (info !== undefined && info.host !== run.node && info.host !== status?.masterHost) {
       // A missed notification (or a node down during the switch) still follows an old master.
@@ -532,14 +553,16 @@ export async function actionDemote(run: Run): Promise<OcfCode> {
     if (run.params.heartbeat) await heartbeatHook(run, client, "stop");
     if (run.ctx.promotable) {
       const binlog = await client.binlogStatus();
-      if (binlog !== undefined) {
+      const final = binlog === undefined
+        ? undefined
+        : { host: run.node, file: binlog.file, pos: binlog.pos };
+      if (final !== undefined) {
         // Replicas wait for this position in pre-promote, so a switchover loses nothing.
-        await run.cib.setPrivate(
-          run.names.final,
-          encodeCoordinates({ host: run.node, file: binlog.file, pos: binlog.pos }),
-        );
-        run.log.info(`Demoted: read-only at ${binlog.file}:${binlog.pos}`);
+        await run.cib.setPrivate(run.names.final, encodeCoordinates(final));
+        run.log.info(`Demoted: read-only at ${final.file}:${final.pos}`);
       }
+      // Two sites: the other site's promotee waits for it too.
+      await afterDemote(run, final);
       await run.cib.setPromotionScore(SCORE.IDLE);
       run.cib.save();
     } else {

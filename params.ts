@@ -5,6 +5,8 @@
  * @module
  */
 
+import { isTicketName } from "./booth_conf.ts";
+
 /** OCF parameter content types. */
 export type ParamType = "string" | "integer" | "boolean";
 
@@ -342,6 +344,27 @@ export const PARAMS: readonly ParamSpec[] = [
     check: integerIn(0, 3_600_000),
   },
   {
+    name: "booth_ticket",
+    type: "string",
+    default: "",
+    shortdesc: "Booth ticket of a two-site cluster",
+    longdesc:
+      "Two sites (each its own Pacemaker cluster, with booth and an arbitrator): the booth ticket that says which site holds the master (PRM called it booth_master_ticket). Only the site holding the ticket promotes a node (constrain the promoted role with rsc_ticket loss-policy=demote: 'mysql_prm config --site ...' prints it all); the other site's nodes are read-only replicas of the active site's master. The promoted node stores its coordinates (<rsc>_REPL_INFO) and, when demoted, its final position (prm-<rsc>-final) as attributes of the ticket at the other site (geostore -s other, carried by booth: no ssh, no shared CIB, no password), and the other site's nodes follow what their own CIB holds. Node names of both sites must resolve at every node, and the replication port must be reachable across sites. Empty (the default): one site, no booth.",
+    check: (v) =>
+      isTicketName(v)
+        ? undefined
+        : `must be a booth ticket name (letters, digits, "_", "." or "-", at most 63), not "${v}"`,
+  },
+  {
+    name: "booth_config",
+    type: "string",
+    default: "/etc/booth/booth.conf",
+    shortdesc: "Booth configuration file",
+    longdesc:
+      "The booth configuration with booth_ticket, used to reach the other site (geostore -c). It must name exactly two sites (and at least one arbitrator); validate-all checks that it exists and names the ticket.",
+    check: absolutePath,
+  },
+  {
     name: "post_promote_script",
     type: "string",
     default: "",
@@ -494,6 +517,10 @@ export interface AgentParams {
   semiSync: boolean;
   /** Semi-sync acknowledgement timeout in ms. */
   semiSyncTimeoutMs: number;
+  /** Booth ticket of a two-site cluster, or "" for one site. */
+  boothTicket: string;
+  /** Booth configuration file. */
+  boothConfig: string;
 }
 
 /** Parses an OCF boolean; undefined when not one. */
@@ -570,6 +597,8 @@ export function resolveParams(
     replicationMode: v.replication_mode === "gtid" ? "gtid" : "position",
     semiSync: bool("semi_sync"),
     semiSyncTimeoutMs: int("semi_sync_timeout"),
+    boothTicket: v.booth_ticket,
+    boothConfig: v.booth_config,
   };
   return { params, problems };
 }

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { Booth } from "./booth.ts";
+import { isTicketName } from "./booth_conf.ts";
 import { Budget } from "./budget.ts";
 import { Cib } from "./cib.ts";
 import type { AttributeNames } from "./attrs.ts";
@@ -40,6 +42,8 @@ export interface Run {
   log: Logger;
   /** The one door to Pacemaker's tools. */
   cib: Cib;
+  /** The booth ticket of a two-site cluster (booth.ts), undefined for one site. */
+  booth?: Booth;
   /** The names this resource uses in the cluster. */
   names: AttributeNames;
   /** The action's one time budget. */
@@ -62,6 +66,8 @@ export interface LocalState {
   malformedReplInfo?: string;
   /** Since when (Date.now() ms) the server has answered nothing: no handshake, no query. */
   unresponsiveSince?: number;
+  /** Two sites: the last `<rsc>_REPL_INFO` stored at the other site, whether it worked, when. */
+  sharedWithOtherSite?: { value: string; ok: boolean; at: number };
 }
 
 /** The most a state file may hold: it is tiny, anything bigger was not written by the agent. */
@@ -250,6 +256,12 @@ export function setup(ctx: OcfContext, log: Logger): { run: Run; problems: Probl
     layout,
     log,
     cib,
+    // An invalid name is among the problems already: every action but stop fails on them.
+    booth: !isTicketName(params.boothTicket) ? undefined : new Booth(params.boothTicket, {
+      config: params.boothConfig,
+      log,
+      budget,
+    }),
     names: cib.names,
     budget,
     node: ctx.nodeName ?? Deno.hostname(),
