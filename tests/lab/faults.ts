@@ -11,6 +11,7 @@ import { crmMon, onlineNodes, resolveUser, waitFor } from "./cluster.ts";
 import {
   bootNode,
   canonicalNode,
+  clusterNodes,
   exec,
   killPid,
   nodeAddress,
@@ -19,7 +20,6 @@ import {
   nodeRunning,
   pidAlive,
   readPid,
-  requireState,
   run,
   sh,
   shellQuote,
@@ -252,7 +252,7 @@ export interface BootWaitOptions {
 /** Boots a powered-off (power-cut or fenced) node and, by default, waits until it is online. */
 export async function boot(node: string, opts: BootWaitOptions = {}): Promise<void> {
   node = canonicalNode(node);
-  const viewers = requireState().nodes;
+  const viewers = clusterNodes(node);
   // A node booted while the cluster still wants to fence it would be fenced again at once: wait
   // until a running peer sees it offline and clean (fencing done), or until there is no peer.
   await waitFor(async () => {

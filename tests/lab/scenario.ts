@@ -32,16 +32,21 @@ export const TABLE = "test.acked";
 /** The resource under test. */
 export const RSC = "p_mysql";
 
-/** A writer through the writer VIP that records the acknowledged keys. */
+/**
+ * A writer through the writer VIP (or whatever address `target` names at each write: with two
+ * sites, the active site's writer VIP) that records the acknowledged keys.
+ */
 export class Writer {
   acked: number[] = [];
   failures = 0;
   #next: number;
   #stop = false;
   #done?: Promise<void>;
+  #target: () => string;
 
-  constructor(firstKey: number) {
+  constructor(firstKey: number, target: () => string = () => WRITER_VIP) {
     this.#next = firstKey;
+    this.#target = target;
   }
 
   start(): this {
@@ -49,7 +54,7 @@ export class Writer {
       while (!this.#stop) {
         const k = this.#next++;
         try {
-          await sqlAt(WRITER_VIP, `INSERT INTO ${TABLE} (k) VALUES (?)`, {
+          await sqlAt(this.#target(), `INSERT INTO ${TABLE} (k) VALUES (?)`, {
             params: [k],
             timeoutMs: 2_000,
           });
@@ -300,5 +305,6 @@ export async function repair(node: string, keys: number[], resume: string): Prom
   ], {
     check: true,
   });
-  await exec(node, ["crm_resource", "--cleanup", "-r", "ms_mysql", "-N", node], { check: true });
+  // By the primitive: the clone's name differs between loadAgent and mysql_prm config.
+  await exec(node, ["crm_resource", "--cleanup", "-r", RSC, "-N", node], { check: true });
 }
