@@ -163,6 +163,21 @@ export class Booth {
   }
 
   /**
+   * Deletes a ticket attribute from this site's CIB (crm_ticket -D): what the other site stored
+   * here while it was active means nothing once this site is. True when it is gone.
+   */
+  async forgetHere(name: string): Promise<boolean> {
+    const timeoutMs = this.#budget.cap(TOOL_MAX_MS);
+    if (timeoutMs <= 0) return false;
+    const r = await this.#run("crm_ticket", ["-t", this.ticket, "-D", name], timeoutMs);
+    if (r.code === 0) this.#log.info(`Deleted the stale ticket attribute ${name} at this site`);
+    else {this.#log.warn(
+        `Deleting ticket attribute ${name} failed (${r.stderr || `exit ${r.code}`})`,
+      );}
+    return r.code === 0;
+  }
+
+  /**
    * Stores (or, with undefined, deletes) a ticket attribute at the other site. True once that
    * site's boothd confirmed it; false (logged) when it is out of reach or refused.
    */

@@ -100,17 +100,23 @@ export function shareDue(
  */
 export async function shareWithOtherSite(run: Run, info: ReplInfo): Promise<void> {
   if (run.booth === undefined) return;
-  const role = await siteRole(run);
-  if (role !== "active") {
-    if (role === "standby") {
+  const value = encodeReplInfo(info);
+  const state = loadState(run);
+  const now = Date.now();
+  // Checked first: most monitors have nothing to do, and then cost no tool call at all.
+  if (!shareDue(state.sharedWithOtherSite, value, now)) return;
+  const ticket = await run.booth.ticketState();
+  if (ticket.state !== "known" || !ticket.granted) {
+    if (ticket.state === "known") {
       run.log.warn(`Promoted without booth ticket ${run.booth.ticket}: Pacemaker demotes`);
     }
     return;
   }
-  const value = encodeReplInfo(info);
-  const state = loadState(run);
-  const now = Date.now();
-  if (!shareDue(state.sharedWithOtherSite, value, now)) return;
+  // What the other site stored here while it was active (its master, its final position) is
+  // stale now that this site is: never to be followed if this site loses the ticket again.
+  for (const name of [run.names.replInfo, run.names.final]) {
+    if (ticket.attributes.has(name)) await run.booth.forgetHere(name);
+  }
   const ok = await run.booth.storeAtOtherSite(run.names.replInfo, value);
   state.sharedWithOtherSite = { value, ok, at: now };
   saveState(run, state);

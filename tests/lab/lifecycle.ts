@@ -7,7 +7,14 @@
 
 import { accountsSql, corosyncConf, credentialsCnf, hostsFile, myCnf, seedCib } from "./configs.ts";
 import { crmMon, dump, waitFor } from "./cluster.ts";
-import { bridgeName, prepareSites, ROUTER_NS, siteLayout, startArbitrator } from "./sites.ts";
+import {
+  bridgeName,
+  prepareWan,
+  ROUTER_NS,
+  siteLayout,
+  startArbitrator,
+  writeBoothFiles,
+} from "./sites.ts";
 import {
   bootNode,
   BRIDGE,
@@ -196,7 +203,7 @@ function upOnce(opts: UpOptions): Promise<Lab> {
         sites: layout?.sites,
         arbitrator: layout?.arbitrator,
       }, creds);
-      if (layout !== undefined) await prepareSites(layout);
+      if (layout !== undefined) writeBoothFiles(layout);
       log(`host prepared in ${Math.round(performance.now() - t0)} ms; booting ${count} nodes`);
       await Promise.all(nodes.map((n) => bootNode(n)));
       if (layout !== undefined) {
@@ -295,6 +302,7 @@ async function prepareHost(state: LabState, creds: Credentials) {
   await must(["ip", "link", "add", BRIDGE, "type", "bridge"]);
   await must(["ip", "addr", "add", `${HOST_ADDRESS}/24`, "dev", BRIDGE]);
   await must(["ip", "link", "set", BRIDGE, "up"]);
+  if (state.sites !== undefined) await prepareWan();
   const clusterOf = (n: string) => clusters.find((c) => c.includes(n));
   await Promise.all(everyNode.map(async (n) => {
     const members = clusterOf(n);

@@ -118,11 +118,10 @@ async function must(argv: string[]): Promise<void> {
 }
 
 /**
- * Host side of a two-site lab, after the one-site preparation made bridge 0: the other bridges
- * with a host address each, the router namespace with a delayed leg per location, and booth's
- * files in every node's directory.
+ * The WAN of a two-site lab, once bridge 0 exists and before the nodes are plugged in: the
+ * other bridges with a host address each, the router namespace with a delayed leg per location.
  */
-export async function prepareSites(state: { sites: LabSite[]; arbitrator: string }): Promise<void> {
+export async function prepareWan(): Promise<void> {
   const nets = subnets();
   for (let k = 1; k < nets.length; k++) {
     await must(["ip", "link", "add", bridgeName(k), "type", "bridge"]);
@@ -165,6 +164,10 @@ export async function prepareSites(state: { sites: LabSite[]; arbitrator: string
       `${WAN_DELAY_MS}ms`,
     ]);
   }
+}
+
+/** booth.conf and its key in every node's directory (bind-mounted over /etc/booth). */
+export function writeBoothFiles(state: { sites: LabSite[]; arbitrator: string }): void {
   const conf = renderBoothConfig(labBoothConfig(state.sites, state.arbitrator));
   const key = crypto.getRandomValues(new Uint8Array(64));
   const all = [...state.sites.flatMap((s) => s.nodes), state.arbitrator];
