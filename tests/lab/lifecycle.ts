@@ -98,6 +98,7 @@ export function recordedPids(): number[] {
     if (pid !== null) pids.push(pid);
   };
   add(`${STATE_DIR}/fence_loop.pid`);
+  add(`${STATE_DIR}/wan_delay.pid`);
   try {
     for (const e of Deno.readDirSync(`${STATE_DIR}/nodes`)) {
       const d = `${STATE_DIR}/nodes/${e.name}`;

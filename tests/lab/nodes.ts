@@ -21,6 +21,8 @@ export const NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 const HERE = new URL(".", import.meta.url).pathname;
 /** Path of the node's PID-1 script. */
 export const NODE_INIT = `${HERE}node_init.sh`;
+/** Path of the two-site lab's WAN delay line (sites.ts), a lab process when it runs. */
+export const WAN_DELAY_LINE = `${HERE}wan_delay.py`;
 /** Path of the fence agent source (copied to /usr/sbin by `up`). */
 export const FENCE_AGENT_SRC = `${HERE}fence_prm_lab`;
 /** Where the fencer looks for fence agents. */
@@ -276,7 +278,7 @@ export function isLabProcess(pid: number): boolean {
   try {
     const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
     return cmd.includes(NODE_INIT) || cmd.includes(`${FENCE_AGENT_SRC}\0--serve`) ||
-      cmd.includes("_hold-connections");
+      cmd.includes("_hold-connections") || cmd.includes(WAN_DELAY_LINE);
   } catch {
     return false;
   }

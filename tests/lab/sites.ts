@@ -32,6 +32,7 @@ import {
   BRIDGE,
   exec,
   type ExecResult,
+  existsSync,
   type LabSite,
   NET_PREFIX,
   nodeAddress,
@@ -42,8 +43,16 @@ import {
   requireState,
   routerAddress,
   run,
+  sleep,
   startDetached,
+  STATE_DIR,
+  WAN_DELAY_LINE,
 } from "./nodes.ts";
+
+/** The userspace delay line (wan_delay.py) and its PID file, where tc netem is missing. */
+export const WAN_DELAY_SCRIPT: string = WAN_DELAY_LINE;
+/** PID file of the delay line (a lab process, ended by `down`). */
+export const WAN_DELAY_PID = `${STATE_DIR}/wan_delay.pid`;
 
 /** The router namespace joining the sites and the arbitrator. */
 export const ROUTER_NS = "prm-rt";
@@ -148,21 +157,88 @@ export async function prepareWan(): Promise<void> {
       `eth${k}`,
     ]);
     await must(["ip", "-n", ROUTER_NS, "link", "set", `eth${k}`, "up"]);
-    await must([
-      "ip",
-      "netns",
-      "exec",
-      ROUTER_NS,
-      "tc",
-      "qdisc",
-      "add",
-      "dev",
-      `eth${k}`,
-      "root",
-      "netem",
-      "delay",
-      `${WAN_DELAY_MS}ms`,
-    ]);
+  }
+  await addWanDelay(nets.length);
+}
+
+/** How the WAN delay is made: `tc netem` where the kernel has it, else the delay line. */
+export function wanDelayMode(): "netem" | "delay-line" {
+  return existsSync(WAN_DELAY_PID) ? "delay-line" : "netem";
+}
+
+/**
+ * Delays what the router sends between locations by {@link WAN_DELAY_MS}: `tc netem` on each leg
+ * when the kernel has it; otherwise (a kernel built without sch_netem, as on this machine:
+ * "Specified qdisc kind is unknown", and no modules to load) every forwarded packet goes through
+ * wan_delay.py, a userspace delay line on two tun devices in the router namespace.
+ */
+async function addWanDelay(legs: number): Promise<void> {
+  const netem = await run([
+    "ip",
+    "netns",
+    "exec",
+    ROUTER_NS,
+    "tc",
+    "qdisc",
+    "add",
+    "dev",
+    "eth0",
+    "root",
+    "netem",
+    "delay",
+    `${WAN_DELAY_MS}ms`,
+  ]);
+  if (netem.code === 0) {
+    for (let k = 1; k < legs; k++) {
+      await must([
+        "ip",
+        "netns",
+        "exec",
+        ROUTER_NS,
+        "tc",
+        "qdisc",
+        "add",
+        "dev",
+        `eth${k}`,
+        "root",
+        "netem",
+        "delay",
+        `${WAN_DELAY_MS}ms`,
+      ]);
+    }
+    return;
+  }
+  await run([
+    "ip",
+    "netns",
+    "exec",
+    ROUTER_NS,
+    "setsid",
+    "-f",
+    "python3",
+    WAN_DELAY_SCRIPT,
+    String(WAN_DELAY_MS),
+    WAN_DELAY_PID,
+  ], {
+    check: true,
+    timeoutMs: 10_000,
+  });
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(WAN_DELAY_PID)) {
+    if (Date.now() > deadline) throw new Error("The WAN delay line did not start");
+    await sleep(20);
+  }
+  const ns = (argv: string[]) => must(["ip", "netns", "exec", ROUTER_NS, ...argv]);
+  // Packets come back on wanout with sources of other subnets: no reverse-path filter there.
+  await ns(["sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=0"]);
+  for (const dev of ["wanin", "wanout"]) {
+    await ns(["sysctl", "-q", "-w", `net.ipv4.conf.${dev}.rp_filter=0`]);
+    await ns(["ip", "link", "set", dev, "up"]);
+  }
+  await ns(["ip", "route", "add", "default", "dev", "wanin", "table", "100"]);
+  for (let k = 0; k < legs; k++) {
+    await ns(["sysctl", "-q", "-w", `net.ipv4.conf.eth${k}.rp_filter=0`]);
+    await ns(["ip", "rule", "add", "iif", `eth${k}`, "lookup", "100"]);
   }
 }
 
