@@ -43,6 +43,7 @@ import {
   requireState,
   routerAddress,
   run,
+  shellQuote,
   sleep,
   startDetached,
   STATE_DIR,
@@ -208,21 +209,17 @@ async function addWanDelay(legs: number): Promise<void> {
     }
     return;
   }
+  // Detached with its own stdio: a child holding our pipes would keep run() waiting for ever.
+  const line = ["python3", WAN_DELAY_SCRIPT, String(WAN_DELAY_MS), WAN_DELAY_PID].map(shellQuote);
   await run([
     "ip",
     "netns",
     "exec",
     ROUTER_NS,
-    "setsid",
-    "-f",
-    "python3",
-    WAN_DELAY_SCRIPT,
-    String(WAN_DELAY_MS),
-    WAN_DELAY_PID,
-  ], {
-    check: true,
-    timeoutMs: 10_000,
-  });
+    "bash",
+    "-c",
+    `setsid -f ${line.join(" ")} </dev/null >>${shellQuote(STATE_DIR)}/wan_delay.log 2>&1`,
+  ], { check: true, timeoutMs: 10_000 });
   const deadline = Date.now() + 10_000;
   while (!existsSync(WAN_DELAY_PID)) {
     if (Date.now() > deadline) throw new Error("The WAN delay line did not start");
