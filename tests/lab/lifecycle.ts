@@ -9,6 +9,7 @@ import { accountsSql, corosyncConf, credentialsCnf, hostsFile, myCnf, seedCib } 
 import { crmMon, dump, waitFor } from "./cluster.ts";
 import {
   bridgeName,
+  ipv4Only,
   prepareWan,
   ROUTER_NS,
   siteLayout,
@@ -319,6 +320,7 @@ async function prepareHost(state: LabState, creds: Credentials) {
     await must(["ip", "-n", ns, "link", "set", "eth0", "up"]);
     await must(["ip", "-n", ns, "link", "set", "lo", "up"]);
     await must(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1"]);
+    if (state.sites !== undefined) await ipv4Only(ns);
 
     const d = nodeDir(n);
     for (

@@ -254,6 +254,29 @@ export function writeBoothFiles(state: { sites: LabSite[]; arbitrator: string })
   }
 }
 
+/**
+ * Turns IPv6 off in a node's network namespace. boothd finds its own site by dumping the
+ * interface addresses over netlink, IPv6 first, and Debian 12's booth (1.0-283) waits for an
+ * NLMSG_DONE in a datagram of its own; this kernel (6.18) sends the IPv6 dump's DONE in the same
+ * datagram as the addresses, so boothd and every booth client hung there for ever (strace: the
+ * DONE received, then recvmsg again). With no IPv6 address the IPv6 dump is a lone DONE, and the
+ * IPv4 dump still ends with a separate one. The lab uses IPv4 only.
+ */
+export async function ipv4Only(ns: string): Promise<void> {
+  for (const conf of ["all", "default", "lo"]) {
+    await must([
+      "ip",
+      "netns",
+      "exec",
+      ns,
+      "sysctl",
+      "-q",
+      "-w",
+      `net.ipv6.conf.${conf}.disable_ipv6=1`,
+    ]);
+  }
+}
+
 /** Starts the arbitrator's boothd (it has no cluster to run it). */
 export async function startArbitrator(node: string): Promise<void> {
   await startDetached(node, ["boothd", "daemon", "-S", "-c", "/etc/booth/booth.conf"], {
