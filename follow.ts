@@ -268,6 +268,15 @@ async function resyncTo(
     outcome = status !== undefined
       ? await resyncReplica(client, source, options)
       : await checkReturningNode(client, source, options);
+    if (outcome.kind === "refused" && outcome.lookup === "not-found") {
+      // A replica whose last transactions the new master never received holds more than it: a
+      // replica of an old master that was cut off with it (the old site of a site failover, or
+      // a replica down during a failover within a site). Its own binary log (log_slave_updates)
+      // says which transactions those are, as for a returning old master: found there, it
+      // resumes; not found, they are errant and go to a salvage file.
+      run.log.warn(`${outcome.reason}: checking its own binary log as a returning node's`);
+      outcome = await checkReturningNode(client, source, options);
+    }
   } catch (err) {
     run.log.warn(
       `Resync with ${info.host} not possible now (retrying later): ${describeError(err)}`,

@@ -22,7 +22,7 @@ import { relayApplied } from "./election.ts";
 import { type MysqlClient } from "./mysql.ts";
 import { binlogSequence, isBinlogName } from "./position.ts";
 import { findResumePoint, type ResumeSearch } from "./remote_binlog.ts";
-import { chooseTrailing } from "./resync.ts";
+import { chooseTrailing, type RefusalReason } from "./resync.ts";
 import { analyseErrant, fetchMasterTransactions, writeSalvage } from "./salvage.ts";
 import { AGENT_DATA_DIR, readBoundedFile, removeEntry, replaceFile } from "./safe_fs.ts";
 
@@ -99,6 +99,8 @@ export type ResyncOutcome =
     detail: string;
     /** Salvage file written, if any. */
     salvageFile?: string;
+    /** Why the lookup found no resume point, when that was the refusal. */
+    lookup?: RefusalReason;
   };
 
 /** The node's relay logs and binary logs, oldest first, as absolute paths. */
@@ -323,6 +325,7 @@ export async function resyncReplica(
   log.warn(`Resync lookup refused (${d.reason}): ${d.message}; ${describe(search)}`);
   return {
     kind: "refused",
+    lookup: d.reason,
     reason:
       `Resync refused (${d.reason}): last transaction not found once in the binlog of ${source.host}`,
     detail: `last transaction ${last.md5} (${last.file}:${last.end}): ${d.message}; ` +
