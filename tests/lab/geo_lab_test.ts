@@ -30,6 +30,7 @@ import {
   down,
   dump,
   exec,
+  exitReasons,
   healSiteLink,
   type Lab,
   LAB_TICKET,
@@ -48,15 +49,7 @@ import {
   up,
   waitFor,
 } from "./lab.ts";
-import {
-  agentLines,
-  consistent,
-  errantReason,
-  repairKeptOut,
-  RSC,
-  TABLE,
-  Writer,
-} from "./scenario.ts";
+import { agentLines, consistent, repairKeptOut, RSC, TABLE, Writer } from "./scenario.ts";
 import { labMemoryMb, site, siteWriterVip } from "./sites.ts";
 
 const CLONE = `${RSC}-clone`;
@@ -168,6 +161,13 @@ async function report(lab: Lab): Promise<void> {
   }
 }
 
+/** The exit reason of a node kept out (errant transactions, or a refused resync), if any. */
+async function keptOutReason(node: string, viewer: string): Promise<string | undefined> {
+  return (await exitReasons(node, { resource: RSC, viewer })).find((r) =>
+    /^(Errant transactions|Resync refused)/.test(r)
+  );
+}
+
 async function booth(args: string[]): Promise<string> {
   // From the arbitrator: it reaches every site, and it is a node with booth.conf.
   const r = await exec("prm5", ["booth", ...args, "-c", "/etc/booth/booth.conf"], {
@@ -252,11 +252,17 @@ Deno.test({
           const w = new Writer(key, () => target).start();
           await waitFor(() => w.acked.length >= 50 || null, { timeoutMs: 30_000, what: "50 rows" });
           const tRevoke = Date.now();
-          const revoked = await booth(["revoke", LAB_TICKET]);
+          const revoked = await booth(["revoke", "-s", site("east").boothAddress, LAB_TICKET]);
           assert.match(revoked, /^0 /, revoked);
-          await waitFor(async () => (await writableNodes(east)).length === 0 || null, {
+          // The documented procedure: the grant waits until the demote is over (Pacemaker shows
+          // no master at east), when the old master has stored its final position at west.
+          await waitFor(async () => {
+            if ((await writableNodes(east)).length > 0) return null;
+            const mon = await crmMon(viewerOf("east"));
+            return !mon.resources.some((r) => r.parent === CLONE && r.role === "Promoted") || null;
+          }, {
             timeoutMs: 60_000,
-            what: "east read-only after the revoke",
+            what: "east demoted after the revoke",
             onTimeout: () => report(lab),
           });
           figures.switchoverDemoteMs = Date.now() - tRevoke;
@@ -348,7 +354,7 @@ Deno.test({
           await waitFor(async () => {
             for (const n of west) {
               if (fates[n] !== undefined) continue;
-              const reason = await errantReason(n, viewerOf("west"));
+              const reason = await keptOutReason(n, viewerOf("west"));
               if (reason) fates[n] = reason;
               else if (await follow([n], master)) fates[n] = "";
             }
@@ -433,7 +439,7 @@ Deno.test({
           await waitFor(async () => {
             for (const n of east) {
               if (fates[n] !== undefined) continue;
-              const reason = await errantReason(n, viewerOf("east"));
+              const reason = await keptOutReason(n, viewerOf("east"));
               if (reason) fates[n] = reason;
               else if (await follow([n], master)) fates[n] = "";
             }
