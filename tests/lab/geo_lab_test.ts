@@ -152,6 +152,18 @@ async function follow(nodes: string[], master: string): Promise<boolean> {
   return true;
 }
 
+/** Median wall time (ms) of `command` run `n` times inside `node` (what the agent's call costs). */
+async function medianMs(node: string, command: string, n = 7): Promise<number> {
+  const r = await exec(
+    node,
+    `for i in $(seq ${n}); do s=$(date +%s%N); ${command} >/dev/null 2>&1; ` +
+      `e=$(date +%s%N); echo $(( (e - s) / 1000 )); done`,
+    { timeoutMs: 120_000 },
+  );
+  const us = r.stdout.trim().split("\n").map(Number).sort((a, b) => a - b);
+  return Math.round(us[Math.floor(us.length / 2)] / 100) / 10;
+}
+
 /** What a failing step prints: both sites' crm_mon, booth's view, replica status, logs. */
 async function report(lab: Lab): Promise<void> {
   await dump({ lines: 40 });
@@ -239,6 +251,14 @@ Deno.test({
             onTimeout: () => report(lab),
           });
           figures.convergeAfterGrantMs = Date.now() - tGrant;
+          // What two sites add to the agent's calls: a ticket read per unpromoted monitor, and
+          // now and then a store at the other site across the WAN.
+          figures.crmTicketReadMs = await medianMs(west[0], `crm_ticket -t ${LAB_TICKET} -q`);
+          figures.geostoreMs = await medianMs(
+            master,
+            `geostore set -t ${LAB_TICKET} -s other prm-probe x`,
+            5,
+          );
           assert.equal(await writableMaster("west"), null);
           figures.labMemoryMb = await labMemoryMb();
         },
