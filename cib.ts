@@ -329,18 +329,14 @@ export class Cib {
     return r.code === 0;
   }
 
+  /** crm_attribute's words naming the `<rsc>_REPL_INFO` cluster property. */
+  #replInfoProperty(): string[] {
+    return ["-t", "crm_config", "-s", REPL_INFO_SET, "-n", this.names.replInfo];
+  }
+
   /** Reads `<rsc>_REPL_INFO` and says whether it is set, unset, malformed or unreadable. */
   async readReplInfo(): Promise<ReplInfoRead> {
-    const r = await this.#tool("crm_attribute", [
-      "-t",
-      "crm_config",
-      "-s",
-      REPL_INFO_SET,
-      "-n",
-      this.names.replInfo,
-      "-G",
-      "-q",
-    ]);
+    const r = await this.#tool("crm_attribute", [...this.#replInfoProperty(), "-G", "-q"]);
     if (this.unavailable) return { state: "unreachable" };
     return readOfReplInfo(r.code === 0 ? r.stdout : undefined);
   }
@@ -350,15 +346,7 @@ export class Cib {
    * more, and must not be taken for one when the site gets the ticket back).
    */
   async clearReplInfo(): Promise<boolean> {
-    const r = await this.#tool("crm_attribute", [
-      "-t",
-      "crm_config",
-      "-s",
-      REPL_INFO_SET,
-      "-n",
-      this.names.replInfo,
-      "-D",
-    ]);
+    const r = await this.#tool("crm_attribute", [...this.#replInfoProperty(), "-D"]);
     if (r.code === 0) {
       this.#remember("replinfo", undefined);
       this.#log.info(`Deleted ${this.names.replInfo}: this site does not hold the master`);
@@ -375,16 +363,7 @@ export class Cib {
   /** Publishes `<rsc>_REPL_INFO` (the caller checks that it changed). */
   async setReplInfo(info: ReplInfo): Promise<boolean> {
     const value = encodeReplInfo(info);
-    const r = await this.#tool("crm_attribute", [
-      "-t",
-      "crm_config",
-      "-s",
-      REPL_INFO_SET,
-      "-n",
-      this.names.replInfo,
-      "-v",
-      value,
-    ]);
+    const r = await this.#tool("crm_attribute", [...this.#replInfoProperty(), "-v", value]);
     if (r.code === 0) {
       this.#remember("replinfo", value);
       this.#log.info(`Published ${this.names.replInfo}=${value}`);

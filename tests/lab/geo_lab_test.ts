@@ -21,7 +21,6 @@
 import assert from "node:assert/strict";
 import { generateTwoSiteConfig, parseTwoSiteArgs } from "../../config_gen.ts";
 import {
-  agentParams,
   boot,
   boothList,
   bootNode,
@@ -35,6 +34,7 @@ import {
   type Lab,
   LAB_TICKET,
   LAB_TICKET_TIMING,
+  labConfigFlags,
   labIsUp,
   nodeAddress,
   nodeRunning,
@@ -56,8 +56,6 @@ const CLONE = `${RSC}-clone`;
 
 /** `mysql_prm config` flags of the two-site lab. */
 function geoArgs(lab: Lab): string[] {
-  const params = agentParams("prm");
-  delete params.credentials_file;
   const sites = lab.sites!;
   return [
     ...sites.flatMap((s) => ["--site", `${s.name}=${site(s.name).boothAddress}/24`]),
@@ -75,19 +73,7 @@ function geoArgs(lab: Lab): string[] {
     String(LAB_TICKET_TIMING.retries),
     ...sites.flatMap((s) => s.nodes.flatMap((n) => ["--node", `${n}=${nodeAddress(n)}@${s.name}`])),
     ...sites.flatMap((s) => ["--writer-vip", `${siteWriterVip(s.name)}/24@${s.name}`]),
-    "--vip-nic",
-    "eth0",
-    "--credentials-file",
-    "/etc/mysql/prm.cnf",
-    "--monitor-interval-promoted",
-    "2s",
-    "--monitor-interval-unpromoted",
-    "3s",
-    ...Object.entries(params).flatMap(([k, v]) => ["--param", `${k}=${v}`]),
-    "--fence-agent",
-    "fence_prm_lab",
-    "--fence-param",
-    `request_dir=${STATE_DIR}/fence`,
+    ...labConfigFlags(),
     "--format",
     "crm",
   ];

@@ -347,17 +347,10 @@ async function prepareHost(state: LabState, creds: Credentials) {
     Deno.writeTextFileSync(`${d}/etc-mysql/my.cnf`, myCnf(n));
     Deno.writeTextFileSync(`${d}/etc-mysql/prm.cnf`, credentialsCnf(creds), { mode: 0o600 });
     Deno.chmodSync(`${d}/etc-mysql/prm.cnf`, 0o600);
-    if (members === undefined) {
-      // The arbitrator: no datadir filesystem, no MariaDB.
-      await must([
-        "chown",
-        "-R",
-        "hacluster:haclient",
-        `${d}/var-lib-pacemaker`,
-        `${d}/log-pacemaker`,
-      ]);
-      return;
-    }
+    const pacemakerOwns = () =>
+      must(["chown", "-R", "hacluster:haclient", `${d}/var-lib-pacemaker`, `${d}/log-pacemaker`]);
+    // The arbitrator: no datadir filesystem, no MariaDB.
+    if (members === undefined) return await pacemakerOwns();
     await must([
       "mount",
       "-t",
@@ -370,13 +363,7 @@ async function prepareHost(state: LabState, creds: Credentials) {
     await must(["cp", "-a", `${tpl}/.`, `${d}/mysql-data/`]);
     await must(["chown", "-R", "mysql:mysql", `${d}/mysql-data`, `${d}/log-mysql`]);
     await must(["chmod", "0750", `${d}/var-lib-pacemaker/cib`]);
-    await must([
-      "chown",
-      "-R",
-      "hacluster:haclient",
-      `${d}/var-lib-pacemaker`,
-      `${d}/log-pacemaker`,
-    ]);
+    await pacemakerOwns();
   }));
 }
 
