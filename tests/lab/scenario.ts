@@ -43,10 +43,13 @@ export class Writer {
   #stop = false;
   #done?: Promise<void>;
   #target: () => string;
+  #pauseMs: number;
 
-  constructor(firstKey: number, target: () => string = () => WRITER_VIP) {
+  /** `pauseMs` between two writes paces the writer (0: as fast as the master acknowledges). */
+  constructor(firstKey: number, target: () => string = () => WRITER_VIP, pauseMs = 0) {
     this.#next = firstKey;
     this.#target = target;
+    this.#pauseMs = pauseMs;
   }
 
   start(): this {
@@ -59,6 +62,7 @@ export class Writer {
             timeoutMs: 2_000,
           });
           this.acked.push(k);
+          if (this.#pauseMs > 0) await new Promise((r) => setTimeout(r, this.#pauseMs));
         } catch {
           this.failures++;
           await new Promise((r) => setTimeout(r, 100));
