@@ -12,6 +12,7 @@
  * | `prm-<rsc>-gtid`, `prm-<rsc>-gtid-fork` | private                  | GTID position, fork point     |
  * | `prm-<rsc>-refused`                    | private                   | `stepped-aside` or an OCF code |
  * | `prm-<rsc>-resume`                     | node attribute (operator) | `published` or `FILE:POS`     |
+ * | `prm-<rsc>-not-promotable`             | node attribute, reboot    | a {@link NotPromotable} reason |
  *
  * Private attributes never reach the CIB (`attrd_updater -p`): they carry what only the running
  * cluster needs during one transition.
@@ -26,9 +27,10 @@ import {
   encodeCoordinates,
   parsePosition,
 } from "./position.ts";
+import { PARAM_DEFAULTS } from "./params.ts";
 
-/** The reader attribute's default name (PRM's and ocf:heartbeat:mysql's). */
-export const DEFAULT_READER_ATTRIBUTE = "readable";
+/** The reader attribute's default name (PRM's and ocf:heartbeat:mysql's): the parameter's. */
+export const DEFAULT_READER_ATTRIBUTE: string = PARAM_DEFAULTS.readerAttribute;
 
 /** The cluster property set that holds `<rsc>_REPL_INFO` (PRM's name, kept for migrations). */
 export const REPL_INFO_SET = "mysql_replication";
@@ -41,6 +43,12 @@ export const SCORE = {
   BETTER_PEER: 150,
   /** A healthy replica of the current master. */
   REPLICA: 100,
+  /**
+   * A healthy replica repaired by hand (resume override): its older binary logs still hold the
+   * transactions a person removed, and a replica resyncing against it as a new master cannot
+   * find a run that crosses them. Between equally advanced candidates, the other one wins.
+   */
+  REPAIRED_REPLICA: 90,
   /** A healthy server that replicates from nobody (first start of a cluster). */
   IDLE: 10,
   /** What a promotee that stepped aside keeps: still a candidate, behind every healthy peer. */
@@ -69,6 +77,8 @@ export interface AttributeNames {
   refused: string;
   /** Node attribute set by an operator: where a kept-out node resumes. */
   resume: string;
+  /** Node attribute (lifetime reboot): why this node is not a promotion candidate now. */
+  notPromotable: string;
 }
 
 /**
@@ -97,6 +107,7 @@ export function attributeNames(
     gtidFork: own("gtid-fork"),
     refused: own("refused"),
     resume: own("resume"),
+    notPromotable: own("not-promotable"),
   };
 }
 
@@ -168,4 +179,36 @@ export function decodeResumeOverride(value: string | undefined): ResumeOverride 
   if (v === "published") return { published: true };
   const position = parsePosition(v);
   return position === undefined ? undefined : { published: false, position };
+}
+
+/**
+ * Why a running node is not a promotion candidate, as a short machine-readable word (shown by
+ * `crm_mon -A` as the node attribute `prm-<rsc>-not-promotable`, and by `mysql_prm status`):
+ *
+ * - `sql-broken`, `io-broken`, `io-stopped`: a replication thread stopped or failed;
+ * - `lagging`: past `max_slave_lag`;
+ * - `kept-out`: refused to follow the master (resync refused, errant transactions), until a
+ *   person acts;
+ * - `disk-full`: its datadir's filesystem is nearly full;
+ * - `cold-start-wait`: after a whole-cluster outage, waiting for a node that may hold more;
+ * - `unresponsive`: its server answers nothing.
+ */
+export const NOT_PROMOTABLE = [
+  "sql-broken",
+  "io-broken",
+  "io-stopped",
+  "lagging",
+  "kept-out",
+  "disk-full",
+  "cold-start-wait",
+  "unresponsive",
+] as const;
+
+/** One of {@link NOT_PROMOTABLE}. */
+export type NotPromotable = typeof NOT_PROMOTABLE[number];
+
+/** Decodes a not-promotable reason (untrusted); undefined when it is not one. */
+export function decodeNotPromotable(value: string | undefined): NotPromotable | undefined {
+  const v = value?.trim();
+  return (NOT_PROMOTABLE as readonly string[]).includes(v ?? "") ? v as NotPromotable : undefined;
 }

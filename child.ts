@@ -5,8 +5,8 @@
  *
  * - an explicit, minimal environment ({@link MINIMAL_ENV} plus what the caller names): nothing of
  *   the agent's own environment, where Pacemaker puts every `OCF_RESKEY_*` value, passwords too;
- * - a deadline from the action's budget: SIGTERM when it passes, SIGKILL after a short grace
- *   (a tool that ignores SIGTERM must not hold the action), and the answer
+ * - a deadline from the action's budget: SIGTERM a short grace before it, SIGKILL at it (a tool
+ *   that ignores SIGTERM must not hold the action), and the answer
  *   {@link TIMED_OUT} (124, as timeout(1) says) whatever the child did meanwhile;
  * - bounded output: past `maxOutputBytes` the rest is dropped (a hostile or broken tool cannot
  *   fill the agent's memory);
@@ -113,7 +113,11 @@ function readBounded(stream: ReadableStream<Uint8Array> | null, max: number): Bo
  * ```
  */
 export async function runChild(argv: string[], options: RunChildOptions): Promise<ChildResult> {
-  const limitMs = options.budget.cap(options.maxMs ?? Number.MAX_SAFE_INTEGER);
+  // SIGKILL must land within the budget too: SIGTERM comes a grace earlier (at most half of
+  // what is left, for short budgets).
+  const left = options.budget.remainingMs();
+  const graceMs = Math.min(options.graceMs ?? KILL_GRACE_MS, Math.floor(left / 2));
+  const limitMs = Math.min(options.maxMs ?? Number.MAX_SAFE_INTEGER, left - graceMs);
   if (limitMs <= 0) {
     return { code: TIMED_OUT, timedOut: true, stdout: "", stderr: `${argv[0]}: no time left` };
   }
@@ -152,7 +156,7 @@ export async function runChild(argv: string[], options: RunChildOptions): Promis
   const termTimer = setTimeout(() => {
     timedOut = true;
     kill("SIGTERM");
-    graceTimer = setTimeout(() => kill("SIGKILL"), options.graceMs ?? KILL_GRACE_MS);
+    graceTimer = setTimeout(() => kill("SIGKILL"), graceMs);
   }, limitMs);
   const status = await child.status;
   clearTimeout(termTimer);

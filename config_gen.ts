@@ -25,7 +25,7 @@ import {
   isTicketName,
   renderBoothConfig,
 } from "./booth_conf.ts";
-import { PARAMS } from "./params.ts";
+import { PARAM_DEFAULTS, PARAMS } from "./params.ts";
 
 /** Parameter names the mysql_prm agent accepts, allowed with `--param` (from its meta-data table). */
 export const AGENT_PARAMETERS: readonly string[] = PARAMS.map((p) => p.name);
@@ -39,8 +39,6 @@ export const SEMI_SYNC_PARAMETER = "semi_sync";
 export const BOOTH_TICKET_PARAMETER = "booth_ticket";
 /** Agent parameter naming the booth configuration file (set by `--booth-config`). */
 export const BOOTH_CONFIG_PARAMETER = "booth_config";
-/** The booth configuration's usual place, the agent's default. */
-export const DEFAULT_BOOTH_CONFIG = "/etc/booth/booth.conf";
 
 /** Parameters that have a dedicated flag: `--param` refuses them and names the flag. */
 const DEDICATED_FLAGS: Record<string, string> = {
@@ -369,7 +367,7 @@ export function parseConfigArgs(args: string[]): ConfigOptions {
   }
   checkValue(credentialsFile, "--credentials-file");
 
-  const mode = values.mode ?? "position";
+  const mode = values.mode ?? PARAM_DEFAULTS.replicationMode;
   if (mode !== "gtid" && mode !== "position") {
     throw new ConfigError(`--mode must be gtid or position, not ${mode}`);
   }
@@ -635,11 +633,13 @@ function plan(options: ConfigOptions): Plan {
   // Mode and semi-sync are written only when they differ from the agent's defaults (position,
   // off), so the default configuration loads into an agent that does not know them.
   const resourceParams: [string, string][] = [["credentials_file", options.credentialsFile]];
-  if (options.mode !== "position") resourceParams.push([MODE_PARAMETER, options.mode]);
+  if (options.mode !== PARAM_DEFAULTS.replicationMode) {
+    resourceParams.push([MODE_PARAMETER, options.mode]);
+  }
   if (options.semiSync) resourceParams.push([SEMI_SYNC_PARAMETER, "true"]);
   if (options.geo !== undefined) {
     resourceParams.push([BOOTH_TICKET_PARAMETER, options.geo.ticket]);
-    if (options.geo.boothConfig !== DEFAULT_BOOTH_CONFIG) {
+    if (options.geo.boothConfig !== PARAM_DEFAULTS.boothConfig) {
       resourceParams.push([BOOTH_CONFIG_PARAMETER, options.geo.boothConfig]);
     }
   }
@@ -1230,7 +1230,7 @@ export function parseTwoSiteArgs(args: string[]): TwoSiteOptions {
   }
   const ticket = one("--ticket", "ticket-mysql");
   if (!isTicketName(ticket)) throw new ConfigError(`--ticket ${ticket} is not a ticket name`);
-  const boothConfig = one("--booth-config", DEFAULT_BOOTH_CONFIG);
+  const boothConfig = one("--booth-config", PARAM_DEFAULTS.boothConfig);
   if (!boothConfig.startsWith("/")) {
     throw new ConfigError("--booth-config must be an absolute path");
   }

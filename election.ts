@@ -12,6 +12,7 @@
 
 import type { ReplicaStatus } from "./sql.ts";
 import { type BinlogPosition, comparePositions, formatPosition } from "./position.ts";
+import { type NotPromotable, SCORE } from "./attrs.ts";
 
 /** The executed position of a replica, in its master's coordinates. */
 export function executedPosition(s: ReplicaStatus): BinlogPosition | undefined {
@@ -222,6 +223,42 @@ export function checkPromotee(input: PromoteInput): PromoteCheck {
       formatPosition(mine.position)
     } (peers: ${peerText || "none"})`,
   };
+}
+
+/** Whether a node may be promoted: its score, or why not (the node attribute's value). */
+export interface Candidacy {
+  /** The promotion score; undefined deletes it (never promoted). */
+  score?: number;
+  /** Why the node is not a candidate; undefined when it is one. */
+  notPromotable?: NotPromotable;
+}
+
+/** What {@link replicaCandidacy} weighs besides the replica's health. */
+export interface CandidacyInput {
+  /** Its health, or undefined when it replicates from nobody (idle). */
+  health?: ReplicaHealth;
+  /** Its history was repaired by hand: it loses ties (attrs.ts SCORE.REPAIRED_REPLICA). */
+  repaired?: boolean;
+  /** A reason that overrides the rest (disk full, cold-start wait), decided by the caller. */
+  withheld?: NotPromotable;
+}
+
+/**
+ * The candidacy of an unpromoted node: a healthy replica scores REPLICA (REPAIRED_REPLICA when
+ * repaired by hand), an idle server IDLE, anything else no score, with the reason.
+ */
+export function replicaCandidacy(input: CandidacyInput): Candidacy {
+  if (input.withheld !== undefined) return { notPromotable: input.withheld };
+  const h = input.health;
+  if (h === undefined) return { score: SCORE.IDLE };
+  if (!h.healthy) {
+    return {
+      notPromotable: h.state === "replicating" || h.state === "master-unreachable"
+        ? undefined
+        : h.state,
+    };
+  }
+  return { score: input.repaired ? SCORE.REPAIRED_REPLICA : SCORE.REPLICA };
 }
 
 /** Reader attribute hysteresis: consecutive failures before going unreadable. */

@@ -58,7 +58,7 @@ import { describeError, type MysqlClient } from "./mysql.ts";
 import { serverPid } from "./mysqld.ts";
 import { OCF, type OcfCode } from "./ocf.ts";
 import { type BinlogPosition, decodeCoordinates, formatPosition } from "./position.ts";
-import { failWith, loadState, type Run, saveState } from "./run.ts";
+import { failWith, loadState, type Run, updateState } from "./run.ts";
 import type { ReplicaStatus } from "./sql.ts";
 
 /**
@@ -318,6 +318,7 @@ async function openWrites(run: Run, client: MysqlClient): Promise<OcfCode> {
   await Promise.all([
     publishing,
     run.cib.setPromotionScore(SCORE.PROMOTED),
+    run.cib.setNodeAttribute(run.names.notPromotable, undefined),
     run.cib.setNodeAttribute(run.names.reader, READABLE.yes),
     run.cib.setPrivate(run.names.position, undefined),
   ]);
@@ -384,6 +385,11 @@ async function finalPositionOf(
   host: string,
   prefetched?: Promise<Map<string, string> | undefined>,
 ): Promise<BinlogPosition | undefined> {
+  // Only a master that this very transition demotes (or starts again) has a final position to
+  // wait for: any other value is left over from an earlier transition, and waiting for it would
+  // hold the failover for the whole step (seen: 10 s per pre-promote round for a frozen master
+  // whose demote had failed).
+  if (!(loadState(run).finalHosts ?? []).includes(host)) return undefined;
   const values = (await prefetched) ?? await run.cib.privateAll(run.names.final);
   const raw = values.get(host);
   const local = raw === undefined ? undefined : decodeCoordinates(raw);
@@ -481,15 +487,20 @@ export async function actionNotify(run: Run): Promise<OcfCode> {
 async function notifyPrePromote(run: Run): Promise<void> {
   const n = run.ctx.notify!;
   const promotee = n.promote[0]?.uname;
-  if (promotee === run.node) {
-    const stopping = new Set(n.stop.map((e) => e.uname));
-    const peers = new Set(
-      [...n.active, ...n.unpromoted, ...n.promoted, ...n.demote].map((e) => e.uname),
-    );
-    const state = loadState(run);
-    state.expectedPeers = [...peers].filter((u) => u !== run.node && !stopping.has(u) && u !== "");
-    saveState(run, state);
-  }
+  const stopping = new Set(n.stop.map((e) => e.uname));
+  const peers = new Set(
+    [...n.active, ...n.unpromoted, ...n.promoted, ...n.demote].map((e) => e.uname),
+  );
+  updateState(run, (state) => {
+    // The masters this transition demotes or starts again: theirs are the final positions
+    // that count (finalPositionOf), here and in the promote that follows.
+    state.finalHosts = [...n.demote, ...n.start].map((e) => e.uname).filter((u) => u !== "");
+    if (promotee === run.node) {
+      state.expectedPeers = [...peers].filter((u) =>
+        u !== run.node && !stopping.has(u) && u !== ""
+      );
+    }
+  });
   const finals = prefetch(run.cib.privateAll(run.names.final));
   const value = await withClient(run, async (c) => {
     const before = await c.replicaStatus();

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { decodeResumeOverride, READABLE, type ReplInfo } from "./attrs.ts";
+import { decodeResumeOverride, type NotPromotable, READABLE, type ReplInfo } from "./attrs.ts";
 import type { ReplInfoRead } from "./cib.ts";
 import { readPublished } from "./geo.ts";
 import { prepareGtidFollow } from "./gtid_agent.ts";
@@ -30,11 +30,12 @@ import {
   checkReturningNode,
   markHistoryStart,
   readBlock,
+  type RefusalCause,
   type ResyncOutcome,
   resyncReplica,
   writeBlock,
 } from "./resync_agent.ts";
-import { failWith, loadState, type Run, saveState, statePath } from "./run.ts";
+import { failWith, type Run, statePath, updateState } from "./run.ts";
 import type { ReplicaStatus } from "./sql.ts";
 
 function blockPath(run: Run): string {
@@ -57,27 +58,26 @@ export async function ownSitePublished(run: Run): Promise<ReplInfo | undefined> 
 }
 
 function validPublished(run: Run, read: ReplInfoRead): ReplInfo | undefined {
-  const state = loadState(run);
-  if (read.state === "malformed") {
-    if (state.malformedReplInfo !== read.raw) {
+  updateState(run, (state) => {
+    if (read.state === "malformed") {
+      if (state.malformedReplInfo === read.raw) return false;
       run.log.warn(
         `Ignoring malformed ${run.names.replInfo} value ${JSON.stringify(read.raw)}: ` +
           "it is not host|file|pos (mysql_prm status shows it)",
       );
       state.malformedReplInfo = read.raw;
-      saveState(run, state);
+      return true;
     }
-    return undefined;
-  }
-  if (read.state !== "unreachable" && state.malformedReplInfo !== undefined) {
+    if (read.state === "unreachable" || state.malformedReplInfo === undefined) return false;
     delete state.malformedReplInfo;
-    saveState(run, state);
-  }
+  });
   return read.state === "set" ? read.info : undefined;
 }
 
 /** Why a node is kept out, as {@link keepOut} records it. */
 export interface KeepOutReason {
+  /** Why, as a value. */
+  cause: RefusalCause;
   /** Short sentence: the exit reason crm_mon shows. */
   reason: string;
   /** What a person does about it, for the log. */
@@ -93,6 +93,7 @@ export interface KeepOutReason {
 export async function keepOut(run: Run, why: KeepOutReason): Promise<void> {
   if (run.stateUsable) {
     writeBlock(blockPath(run), {
+      cause: why.cause,
       reason: why.reason,
       at: new Date().toISOString(),
       salvageFile: why.salvageFile,
@@ -109,6 +110,7 @@ export function clearKeepOut(run: Run): void {
 
 async function withdraw(run: Run): Promise<void> {
   await run.cib.setPromotionScore(undefined);
+  await run.cib.setNodeAttribute(run.names.notPromotable, "kept-out" satisfies NotPromotable);
   await run.cib.setNodeAttribute(run.names.reader, READABLE.no);
 }
 
@@ -181,6 +183,7 @@ async function replicateByGtid(run: Run, client: MysqlClient, info: ReplInfo): P
   });
   if (!follow.ok) {
     await keepOut(run, {
+      cause: "errant",
       reason: follow.reason,
       remedy: "remove or replay those transactions (mariadb-binlog on this node's binlog), " +
         "or re-clone",
@@ -268,7 +271,7 @@ async function resyncTo(
     outcome = status !== undefined
       ? await resyncReplica(client, source, options)
       : await checkReturningNode(client, source, options);
-    if (outcome.kind === "refused" && outcome.lookup === "not-found") {
+    if (outcome.kind === "refused" && outcome.cause === "not-found") {
       // A replica whose last transactions the new master never received holds more than it: a
       // replica of an old master that was cut off with it (the old site of a site failover, or
       // a replica down during a failover within a site). Its own binary log (log_slave_updates)
@@ -293,6 +296,7 @@ async function resyncTo(
     if (status !== undefined) await client.stopReplica();
     run.log.error(`${outcome.reason}: ${outcome.detail}`);
     await keepOut(run, {
+      cause: outcome.cause,
       reason: outcome.reason,
       remedy: `fix the data, then set the node attribute ${run.names.resume} (published or ` +
         "FILE:POS) or re-clone",

@@ -189,7 +189,7 @@ async function salvageGtid(
 ): Promise<string | undefined> {
   try {
     const logs = await localLogs(client);
-    const tail = await tailOf(logs.binlogFiles, SALVAGE_TAIL);
+    const tail = (await tailOf(logs.binlogFiles, SALVAGE_TAIL)).transactions;
     const analysis = gtidErrantAnalysis(tail, fork, gtidFlavour(client));
     return await writeSalvage(analysis, {
       dir: options.salvageDir ?? SALVAGE_DIR,

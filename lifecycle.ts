@@ -9,7 +9,7 @@
  */
 
 import { READABLE, SCORE } from "./attrs.ts";
-import { assessReplica, nextReaderState } from "./election.ts";
+import { assessReplica, type Candidacy, nextReaderState, replicaCandidacy } from "./election.ts";
 import {
   clearKeepOut,
   followPublishedMaster,
@@ -54,19 +54,16 @@ import {
   waitExit,
 } from "./mysqld.ts";
 import { OCF, type OcfCode } from "./ocf.ts";
+import { hasHistoryMark } from "./resync_agent.ts";
 import { encodeCoordinates } from "./position.ts";
 import { PCMK_TOOLS_DIR } from "./cib.ts";
 import type { Problem } from "./params.ts";
-import { failWith, loadState, reportProblems, type Run, saveState } from "./run.ts";
+import { failWith, loadState, reportProblems, type Run, updateState } from "./run.ts";
 import { removeEntry, writeExclusive } from "./safe_fs.ts";
-import { quoteString, testTableSql } from "./sql.ts";
+import { backslashEscapesSessionSql, quoteString, testTableSql } from "./sql.ts";
 
-/**
- * How long a server may go without completing a handshake or answering a trivial query before
- * a monitor calls it failed (counted across monitors). Busy servers answer (too many
- * connections, lock waits): those are degraded, never failed. A frozen one answers nothing.
- */
-export const UNRESPONSIVE_LIMIT_MS = 30_000;
+/** SIGTERM grace of a wedged server's stop before SIGKILL. */
+const WEDGED_TERM_GRACE_MS = 10_000;
 
 /** Host checks of validate-all (binaries, files, tools): each with its OCF error kind. */
 export function hostProblems(run: Run): Problem[] {
@@ -175,13 +172,13 @@ export async function actionStart(run: Run): Promise<OcfCode> {
 
 /** A start while an async stop still shuts the old process down waits for it (or fails). */
 async function waitForAsyncStop(run: Run): Promise<OcfCode | undefined> {
-  const state = loadState(run);
-  if (state.stoppingPid === undefined) return undefined;
-  const pid = state.stoppingPid;
+  const pid = loadState(run).stoppingPid;
+  if (pid === undefined) return undefined;
   if (processAlive(pid, run.layout.binary)) {
     run.log.info(`Waiting for server pid ${pid} to finish its shutdown (async_stop) first`);
   }
-  const budget = run.budget.slice({ reserveMs: 10_000 });
+  // Leave the start itself a third of the time, at least 10 s when there is that much.
+  const budget = run.budget.slice({ fraction: 2 / 3, reserveMs: 10_000, minMs: 1_000 });
   if (!(await waitExit(pid, budget.deadline, run.layout.binary))) {
     return failWith(
       run,
@@ -189,8 +186,9 @@ async function waitForAsyncStop(run: Run): Promise<OcfCode | undefined> {
       `Previous server pid ${pid} is still shutting down; not starting a second one on ${run.params.datadir}`,
     );
   }
-  delete state.stoppingPid;
-  saveState(run, state);
+  updateState(run, (state) => {
+    delete state.stoppingPid;
+  });
   return undefined;
 }
 
@@ -201,7 +199,8 @@ async function startProcess(run: Run): Promise<OcfCode> {
   const startArgs: string[] = [];
   let initFile: string | undefined;
   if (!datadirInitialised(run.params.datadir)) {
-    const init = await initialiseDatadir(run.layout, run.budget.slice({ reserveMs: 10_000 }));
+    // Most of the time, leaving the first start of the new server its share.
+    const init = await initialiseDatadir(run.layout, run.budget.slice({ fraction: 0.6 }));
     if (!init.ok) {
       return failWith(run, OCF.ERR_GENERIC, `Datadir initialisation failed: ${init.output}`);
     }
@@ -256,6 +255,8 @@ function writeInitFile(run: Run): string | undefined {
   const { client, replication } = run.creds;
   if (client.user === "" || client.user === "root") return undefined;
   const lines = [
+    // The server runs this file in its global sql_mode: quoting below assumes backslash escapes.
+    `${backslashEscapesSessionSql()};`,
     "SET sql_log_bin = 0;",
     `CREATE USER IF NOT EXISTS ${quoteString(client.user)}@'localhost' IDENTIFIED BY ${
       quoteString(client.password)
@@ -287,13 +288,16 @@ export async function actionStop(run: Run): Promise<OcfCode> {
     await Promise.all([
       run.cib.setPromotionScore(undefined),
       run.cib.setNodeAttribute(run.names.reader, undefined),
+      run.cib.setNodeAttribute(run.names.notPromotable, undefined),
       run.cib.setPrivate(run.names.position, undefined),
     ]);
   }
-  const state = loadState(run);
+  const wedged = loadState(run).unresponsiveSince !== undefined;
   const t0 = Date.now();
   const outcome = await stopServer(run.layout, {
     deadline: run.budget.deadline,
+    // A server the monitors found answering nothing gets a short SIGTERM grace, then SIGKILL.
+    termGraceMs: wedged ? WEDGED_TERM_GRACE_MS : undefined,
     untilUnreachable: run.params.asyncStop
       ? async () => {
         try {
@@ -308,15 +312,16 @@ export async function actionStop(run: Run): Promise<OcfCode> {
       : undefined,
   });
   if (!outcome.ok) return failWith(run, OCF.ERR_GENERIC, outcome.reason ?? "Stop failed");
-  if (outcome.pid !== undefined && processAlive(outcome.pid, run.layout.binary)) {
-    state.stoppingPid = outcome.pid;
+  const stillExiting = outcome.pid !== undefined && processAlive(outcome.pid, run.layout.binary);
+  if (stillExiting) {
     run.log.info(`Server pid ${outcome.pid} no longer accepts connections (async_stop): returning`);
-  } else {
-    delete state.stoppingPid;
   }
-  delete state.reader;
-  delete state.unresponsiveSince;
-  saveState(run, state);
+  updateState(run, (state) => {
+    if (stillExiting) state.stoppingPid = outcome.pid;
+    else delete state.stoppingPid;
+    delete state.reader;
+    delete state.unresponsiveSince;
+  });
   run.log.info(
     outcome.pid === undefined
       ? "Server was not running: stop is a no-op"
@@ -333,40 +338,43 @@ function degraded(run: Run): OcfCode {
 
 /**
  * A server that did not answer at all (no handshake, no answer to a trivial query): degraded
- * while this lasts less than {@link UNRESPONSIVE_LIMIT_MS} across monitors, failed after.
+ * while this lasts less than `unresponsive_timeout` across monitors, failed after. Busy servers
+ * answer (too many connections, lock waits): those are degraded, never failed. A frozen one
+ * answers nothing.
  */
-function unresponsive(run: Run, detail: string): OcfCode {
-  const state = loadState(run);
+function unresponsive(run: Run, detail: string, silentSince: number): OcfCode {
+  const limitMs = run.params.unresponsiveTimeout * 1000;
   const now = Date.now();
-  const since = state.unresponsiveSince ?? now;
-  if (state.unresponsiveSince === undefined) {
-    state.unresponsiveSince = now;
-    saveState(run, state);
-  }
+  let since = silentSince;
+  updateState(run, (state) => {
+    since = state.unresponsiveSince ?? silentSince;
+    if (state.unresponsiveSince !== undefined) return false;
+    state.unresponsiveSince = silentSince;
+  });
   const forMs = now - since;
-  if (forMs >= UNRESPONSIVE_LIMIT_MS) {
+  if (forMs >= limitMs) {
     return failWith(
       run,
       OCF.ERR_GENERIC,
-      `Server has not answered for ${Math.round(forMs / 1000)} s (limit ${
-        UNRESPONSIVE_LIMIT_MS / 1000
+      `Server has not answered for ${Math.round(forMs / 1000)} s (unresponsive_timeout ${
+        limitMs / 1000
       } s): ${detail}`,
     );
   }
   run.log.warn(
     `Server not answering for ${Math.round(forMs / 1000)} s (${detail}): degraded until ${
-      UNRESPONSIVE_LIMIT_MS / 1000
+      limitMs / 1000
     } s, failed after`,
   );
   return degraded(run);
 }
 
 function answered(run: Run): void {
-  const state = loadState(run);
-  if (state.unresponsiveSince === undefined) return;
-  run.log.info("Server answers again");
-  delete state.unresponsiveSince;
-  saveState(run, state);
+  updateState(run, (state) => {
+    if (state.unresponsiveSince === undefined) return false;
+    run.log.info("Server answers again");
+    delete state.unresponsiveSince;
+  });
 }
 
 /** monitor: the role from the server itself, scores and reader attribute kept current. */
@@ -382,7 +390,7 @@ export async function actionMonitor(run: Run): Promise<OcfCode> {
     return OCF.NOT_RUNNING;
   }
   if (obs.kind === "busy") {
-    if (!obs.answered) return unresponsive(run, obs.detail);
+    if (!obs.answered) return unresponsive(run, obs.detail, obs.since);
     answered(run);
     run.log.warn(`Server alive but busy (${obs.detail}): reporting degraded, not failed`);
     return degraded(run);
@@ -390,6 +398,7 @@ export async function actionMonitor(run: Run): Promise<OcfCode> {
   if (obs.kind === "failed") return failWith(run, OCF.ERR_GENERIC, obs.detail);
   const client = obs.client;
   let trivialAnswered = false;
+  const asked = Date.now();
   try {
     const readOnly = await client.readOnly();
     trivialAnswered = true;
@@ -409,7 +418,7 @@ export async function actionMonitor(run: Run): Promise<OcfCode> {
   } catch (err) {
     if (classifyError(err) === "busy") {
       if (!trivialAnswered && !hasServerAnswer(err)) {
-        return unresponsive(run, `a trivial query got no answer: ${describeError(err)}`);
+        return unresponsive(run, `a trivial query got no answer: ${describeError(err)}`, asked);
       }
       run.log.warn(`Server alive but a check query is stuck (${describeError(err)}): degraded`);
       return degraded(run);
@@ -447,7 +456,7 @@ export async function monitorPromoted(run: Run, client: MysqlClient): Promise<Oc
   }
   if (info?.host === run.node) await shareWithOtherSite(run, info);
   if (run.params.heartbeat) await heartbeatHook(run, client, "check");
-  await run.cib.setPromotionScore(SCORE.PROMOTED);
+  await publishCandidacy(run, { score: SCORE.PROMOTED });
   await run.cib.setNodeAttribute(run.names.reader, READABLE.yes);
   return OCF.RUNNING_PROMOTED;
 }
@@ -456,7 +465,6 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
   const blocked = await keptOutCode(run);
   if (blocked !== undefined) return blocked;
   let status = await client.replicaStatus();
-  const state = loadState(run);
   // At a standby site the master may change under a running IO thread (a switchover leaves the
   // old master up, read-only): the followed master is checked at every monitor there.
   if (
@@ -471,12 +479,12 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
       if (nowBlocked !== undefined) return nowBlocked;
     }
   }
-  let score: number | undefined;
+  let candidacy: Candidacy;
   let readableNow: boolean;
   let code: OcfCode = OCF.SUCCESS;
   if (status === undefined) {
     run.log.debug("Idle: read-only, replicating from nobody");
-    score = SCORE.IDLE;
+    candidacy = replicaCandidacy({});
     readableNow = false;
   } else {
     if (run.params.heartbeat) {
@@ -485,28 +493,37 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
       status = withHeartbeatLag(status, hb.lag);
     }
     const health = assessReplica(status, { maxLag: run.params.maxSlaveLag });
-    score = health.healthy ? SCORE.REPLICA : undefined;
+    candidacy = replicaCandidacy({ health, repaired: hasHistoryMark(run.params.datadir) });
     readableNow = health.readable;
     if (!health.healthy || !health.readable) {
       run.log.info(`Replica of ${status.masterHost}: ${health.reason}`);
     } else run.log.debug(`Replica of ${status.masterHost}: ${health.reason}`);
     if (health.outdated && run.params.evictOutdatedSlaves) {
-      score = undefined;
       code = failWith(run, OCF.ERR_GENERIC, `Evicting outdated replica: ${health.reason}`);
     }
   }
-  const reader = nextReaderState(
-    state.reader ?? { readable: false, failures: 0 },
-    readableNow,
-    run.params.readerFailcount,
-  );
-  if (JSON.stringify(reader) !== JSON.stringify(state.reader)) {
+  let reader = { readable: false, failures: 0 };
+  updateState(run, (state) => {
+    reader = nextReaderState(
+      state.reader ?? { readable: false, failures: 0 },
+      readableNow,
+      run.params.readerFailcount,
+    );
+    if (JSON.stringify(reader) === JSON.stringify(state.reader)) return false;
     state.reader = reader;
-    saveState(run, state);
-  }
-  await run.cib.setPromotionScore(score);
+  });
+  await publishCandidacy(run, candidacy);
   await run.cib.setNodeAttribute(run.names.reader, reader.readable ? READABLE.yes : READABLE.no);
   return code;
+}
+
+/**
+ * Writes a node's candidacy: its promotion score and, when it is not a candidate, why (the
+ * `prm-<rsc>-not-promotable` node attribute, which crm_mon -A and mysql_prm status show).
+ */
+export async function publishCandidacy(run: Run, candidacy: Candidacy): Promise<void> {
+  await run.cib.setPromotionScore(candidacy.score);
+  await run.cib.setNodeAttribute(run.names.notPromotable, candidacy.notPromotable);
 }
 
 /**
@@ -535,6 +552,18 @@ export async function heartbeatHook(
  * the budget); publishes where it stopped writing, so a switchover loses nothing.
  */
 export async function actionDemote(run: Run): Promise<OcfCode> {
+  const since = loadState(run).unresponsiveSince;
+  if (since !== undefined && Date.now() - since >= run.params.unresponsiveTimeout * 1000) {
+    // Its monitor failed it for answering nothing: trying again only delays the stop that
+    // kills it (a frozen server cannot be made read-only, and must never be called demoted).
+    return failWith(
+      run,
+      OCF.ERR_GENERIC,
+      `Cannot demote: the server has answered nothing for ${
+        Math.round((Date.now() - since) / 1000)
+      } s`,
+    );
+  }
   const obs = await observe(run);
   if (obs.kind === "stopped") {
     // After a crash Pacemaker demotes before it stops: "not promoted" is already true, and a

@@ -54,6 +54,8 @@ export type Observation =
     detail: string;
     /** True when the server answered (an error packet); false when it said nothing in time. */
     answered: boolean;
+    /** When the first attempt of this observation began (Date.now() ms). */
+    since: number;
   }
   | { kind: "failed"; detail: string; failure: FailureKind }
   | { kind: "up"; client: MysqlClient; pid: number };
@@ -79,6 +81,7 @@ export async function observe(run: Run): Promise<Observation> {
     };
   }
   const budget = run.budget.slice({ maxMs: 6_000, fraction: 0.5, minMs: 1_000 });
+  const since = Date.now();
   let last: { kind: FailureKind; text: string; answered: boolean } = {
     kind: "down",
     text: "",
@@ -109,7 +112,9 @@ export async function observe(run: Run): Promise<Observation> {
       await delay(Math.min(1_000, 200 * attempt), budget);
     }
   }
-  if (last.kind === "busy") return { kind: "busy", detail: last.text, answered: last.answered };
+  if (last.kind === "busy") {
+    return { kind: "busy", detail: last.text, answered: last.answered, since };
+  }
   return {
     kind: "failed",
     detail: `server pid ${pid} runs but refuses us: ${last.text}`,

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { WireConnection } from "./mysql_wire.ts";
+import { MysqlError, WireConnection, type WireLimits } from "./mysql_wire.ts";
+import { redactSecrets } from "./redact.ts";
 import {
   type BinlogStatus,
   binlogStatusSql,
@@ -18,6 +19,7 @@ import {
   normalizeReplicaStatus,
   parseFlavour,
   pluginActiveSql,
+  quotedForms,
   readOnlyQuerySql,
   type ReplicaStatus,
   replicaStatusSql,
@@ -67,9 +69,12 @@ const DOWN_CODES = new Set([
   "ER_SERVER_SHUTDOWN",
 ]);
 
-/** Classifies an error of mysql_wire.ts (or mysql2: the fields are the same). */
+/**
+ * Classifies an error of mysql_wire.ts (or mysql2: the fields are the same) by its server error
+ * number and its code, never by its message (which is the server's text, in its language).
+ */
 export function classifyError(err: unknown): FailureKind {
-  const e = err as { errno?: number; code?: string; message?: string } | undefined;
+  const e = err as { errno?: number; code?: string } | undefined;
   if (e?.errno !== undefined && BUSY_ERRNOS.has(e.errno)) return "busy";
   if (e?.code === "PROTOCOL_SEQUENCE_TIMEOUT" || e?.code === "ETIMEDOUT") return "busy";
   if (e?.code !== undefined && DOWN_CODES.has(e.code)) return "down";
@@ -77,7 +82,6 @@ export function classifyError(err: unknown): FailureKind {
     return "down";
   }
   if (e?.errno === 1045 || e?.errno === 1044) return "auth";
-  if (/connect ENOENT|ECONNREFUSED|No such file/i.test(e?.message ?? "")) return "down";
   return "error";
 }
 
@@ -105,6 +109,8 @@ export interface ConnectOptions {
    * it asks for (a STOP SLAVE may ask for a minute; a 30 s monitor cannot give it).
    */
   deadline?: number;
+  /** Bounds on the server's replies (mysql_wire.ts DEFAULT_WIRE_LIMITS for what is left out). */
+  limits?: Partial<WireLimits>;
 }
 
 /** One processlist row. */
@@ -161,6 +167,7 @@ export class MysqlClient {
       user: options.user,
       password: options.password,
       connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      limits: options.limits,
     });
     const limits = {
       queryTimeoutMs: options.queryTimeoutMs ?? 10_000,
@@ -254,9 +261,22 @@ export class MysqlClient {
     await this.query(resetReplicaAllSql(this.flavour), 60_000);
   }
 
-  /** Points replication at a master (replication must be stopped). */
+  /**
+   * Points replication at a master (replication must be stopped). The strings are quoted for the
+   * session's sql_mode, and a failure's message comes back without any piece of the password
+   * (a server error can quote the statement back, or a too long password cut short).
+   */
   async changeSource(target: SourceTarget): Promise<void> {
-    await this.query(changeSourceSql(this.flavour, target));
+    const sql = changeSourceSql(this.flavour, target, {
+      noBackslashEscapes: this.#conn.noBackslashEscapes,
+    });
+    try {
+      await this.query(sql);
+    } catch (err) {
+      // Only a server error carries the server's text.
+      if (!(err instanceof MysqlError) || err.errno === undefined) throw err;
+      throw new MysqlError(redactSecrets(err.message, quotedForms(target.password)), err);
+    }
   }
 
   /** GTID state of the server. */

@@ -14,6 +14,10 @@
  * null. Errors carry mysql2's `errno`, `code` and `sqlState` fields, so callers classify them the
  * same way.
  *
+ * Every reply is untrusted input: a server (or whatever answers on its port) decides how much it
+ * sends, so every size it announces is checked against {@link WireLimits} before a byte of it is
+ * read, and a reply past a limit fails with a {@link WireLimitError} and closes the connection.
+ *
  * The packet encoding and decoding functions are pure and exported for tests.
  *
  * @module
@@ -32,6 +36,8 @@ const CLIENT = {
 } as const;
 
 const SERVER_MORE_RESULTS_EXISTS = 0x8;
+/** Server status flag: the session's sql_mode has NO_BACKSLASH_ESCAPES. */
+const SERVER_STATUS_NO_BACKSLASH_ESCAPES = 0x200;
 /** utf8mb4_general_ci: known to MariaDB 10.x/11.x and MySQL 5.6-9.x. */
 const CHARSET_UTF8MB4 = 45;
 const MAX_PACKET = 0xffffff;
@@ -70,6 +76,71 @@ export class MysqlError extends Error {
     this.sqlState = fields.sqlState;
   }
 }
+
+/**
+ * Bounds on what a server may make the client hold. The agent's own statements return a few rows
+ * of short values (its widest reply is one SHOW SLAVE STATUS row of about 60 columns; its longest
+ * lists are SHOW BINARY LOGS and the processlist), so the defaults leave them room by orders of
+ * magnitude while a hostile reply costs at most about 75 MiB (measured: the worst was rows of
+ * one-byte values up to maxValues; without limits the issue saw 2.1 GiB).
+ */
+export interface WireLimits {
+  /**
+   * Bytes of one packet, its 16 MiB pieces joined: the client's max_allowed_packet. Default
+   * 16 MiB, the server's own default max_allowed_packet (MariaDB 10.2.4+, MySQL 8.0).
+   */
+  maxPacketBytes: number;
+  /**
+   * Bytes of one statement's whole reply (every packet of every result set). Default 32 MiB:
+   * the agent's longest reply, a processlist of thousands of sessions, is a few MiB.
+   */
+  maxResultBytes: number;
+  /** Columns of one result set. Default 4096, the most a MySQL or MariaDB table can have. */
+  maxColumns: number;
+  /**
+   * Values of one result set, rows times columns (so it bounds the rows, and the memory their
+   * objects take: a row of many tiny values costs far more as an object than as bytes; a million
+   * one-byte values measured 180 MiB). Default 250 000: the processlist of 50 000 sessions (five
+   * values each), the agent's longest result.
+   */
+  maxValues: number;
+  /**
+   * Bytes the server may send from its greeting up to the end of the login (greeting, auth
+   * switch, auth data; each is well under 1 KiB). Default 64 KiB.
+   */
+  maxLoginBytes: number;
+}
+
+/** The limits a connection uses for what its options leave out. */
+export const DEFAULT_WIRE_LIMITS: Readonly<WireLimits> = Object.freeze({
+  maxPacketBytes: 16 * 1024 * 1024,
+  maxResultBytes: 32 * 1024 * 1024,
+  maxColumns: 4096,
+  maxValues: 250_000,
+  maxLoginBytes: 64 * 1024,
+});
+
+/** A reply past one of the {@link WireLimits}: the client stopped reading and closed. */
+export class WireLimitError extends MysqlError {
+  /** Which limit. */
+  readonly limit: keyof WireLimits;
+  /** Its value. */
+  readonly max: number;
+
+  constructor(limit: keyof WireLimits, max: number, what: string) {
+    super(`The server sent ${what}, past the client's ${limit} of ${max}`, {
+      code: "PROTOCOL_LIMIT_EXCEEDED",
+    });
+    this.name = "WireLimitError";
+    this.limit = limit;
+    this.max = max;
+  }
+}
+
+/** Longest server version and auth plugin name accepted in the greeting (real ones: < 64). */
+const MAX_NAME_BYTES = 255;
+/** Error messages are cut at the size libmysqlclient keeps (MYSQL_ERRMSG_SIZE). */
+const MAX_ERROR_MESSAGE_BYTES = 512;
 
 const utf8 = new TextDecoder();
 const encoder = new TextEncoder();
@@ -123,7 +194,9 @@ export function parseErrPacket(p: Uint8Array): MysqlError {
     sqlState = utf8.decode(p.subarray(o + 1, o + 6));
     o += 6;
   }
-  const message = utf8.decode(p.subarray(o));
+  // A message is logged and can become an exit reason: a server does not decide its length.
+  const text = p.subarray(o, o + MAX_ERROR_MESSAGE_BYTES);
+  const message = utf8.decode(text) + (p.length - o > text.length ? "…" : "");
   return new MysqlError(message, { errno, code: ERROR_CODES[errno] ?? `ER_${errno}`, sqlState });
 }
 
@@ -139,6 +212,8 @@ export interface Handshake {
   scramble: Uint8Array;
   /** Default auth plugin ("" when the server has no plugin auth). */
   authPlugin: string;
+  /** Server status flags (SERVER_STATUS_*), 0 when the greeting has none. */
+  status: number;
 }
 
 /** Parses the server's first packet; an ERR packet (e.g. too many connections) is thrown. */
@@ -148,6 +223,7 @@ export function parseHandshake(p: Uint8Array): Handshake {
     throw new MysqlError(`Unsupported protocol version ${p[0]}`, { code: "PROTOCOL_VERSION" });
   }
   const [serverVersion, o1] = readNulString(p, 1);
+  if (o1 - 2 > MAX_NAME_BYTES) throw new MysqlError("Malformed handshake: version too long", PROTO);
   if (o1 + 4 + 8 + 1 + 2 > p.length) {
     throw new MysqlError("Malformed handshake packet", PROTO);
   }
@@ -159,8 +235,10 @@ export function parseHandshake(p: Uint8Array): Handshake {
   let authLen = 0;
   let part2 = new Uint8Array(0);
   let authPlugin = "";
+  let status = 0;
   if (o < p.length) {
-    o += 1 + 2; // charset, status
+    status = u16(p, o + 1); // after the charset
+    o += 1 + 2;
     capabilities = (capabilities | (u16(p, o) << 16)) >>> 0;
     o += 2;
     authLen = p[o];
@@ -171,12 +249,22 @@ export function parseHandshake(p: Uint8Array): Handshake {
       part2 = p.slice(o, o + n - 1);
       o += n;
     }
-    if (capabilities & CLIENT.PLUGIN_AUTH) authPlugin = readNulString(p, o)[0];
+    if (capabilities & CLIENT.PLUGIN_AUTH) authPlugin = pluginName(p, o)[0];
   }
   const scramble = new Uint8Array(part1.length + part2.length);
   scramble.set(part1);
   scramble.set(part2, part1.length);
-  return { serverVersion, connectionId, capabilities, scramble, authPlugin };
+  return { serverVersion, connectionId, capabilities, scramble, authPlugin, status };
+}
+
+/**
+ * An auth plugin name at p[o] (NUL-terminated or to the end), refused when implausibly long:
+ * [name, offset after it].
+ */
+function pluginName(p: Uint8Array, o: number): [string, number] {
+  const [name, end] = readNulString(p, o);
+  if (end - o > MAX_NAME_BYTES + 1) throw new MysqlError("Malformed auth plugin name", PROTO);
+  return [name, end];
 }
 
 function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
@@ -341,59 +429,98 @@ export interface WireConnectOptions {
   password: string;
   /** Deadline for connecting and logging in, in ms. Default 10 000. */
   connectTimeoutMs?: number;
+  /** Bounds on the server's replies, each defaulting to {@link DEFAULT_WIRE_LIMITS}. */
+  limits?: Partial<WireLimits>;
 }
 
-/** Reads whole packets from a socket. */
+/** Reads whole packets from a socket, within a packet size and a byte budget per reply. */
 class PacketReader {
   #conn: Deno.Conn;
-  #buf = new Uint8Array(16 * 1024);
+  #buf = new Uint8Array(64 * 1024);
   #lo = 0;
   #hi = 0;
+  #maxPacket: { limit: keyof WireLimits; max: number };
+  #budget: { limit: keyof WireLimits; max: number; left: number };
   /** Sequence id of the last packet read. */
   seq = 0;
 
-  constructor(conn: Deno.Conn) {
+  constructor(conn: Deno.Conn, limits: WireLimits) {
     this.#conn = conn;
+    this.#maxPacket = { limit: "maxPacketBytes", max: limits.maxPacketBytes };
+    // The login comes first, with a budget of its own.
+    const login = limits.maxLoginBytes;
+    this.#budget = { limit: "maxLoginBytes", max: login, left: login };
   }
 
+  /** Starts a new reply that may take `max` bytes in all (the limit named in errors). */
+  budget(limit: keyof WireLimits, max: number): void {
+    this.#budget = { limit, max, left: max };
+  }
+
+  /** Makes n bytes available at #lo (n at most the buffer's size). */
   async #fill(n: number): Promise<void> {
     if (this.#hi - this.#lo >= n) return;
     if (this.#buf.length - this.#lo < n) {
-      const bigger = new Uint8Array(Math.max(this.#buf.length, 2 * n));
-      bigger.set(this.#buf.subarray(this.#lo, this.#hi));
-      this.#hi -= this.#lo;
-      this.#lo = 0;
-      this.#buf = bigger;
-    } else if (this.#buf.length - this.#hi < n - (this.#hi - this.#lo)) {
       this.#buf.copyWithin(0, this.#lo, this.#hi);
       this.#hi -= this.#lo;
       this.#lo = 0;
     }
     while (this.#hi - this.#lo < n) {
-      const got = await this.#conn.read(this.#buf.subarray(this.#hi));
-      if (got === null || got === 0) {
-        throw new MysqlError("Connection lost: The server closed the connection.", {
-          code: "PROTOCOL_CONNECTION_LOST",
-        });
-      }
-      this.#hi += got;
+      this.#hi += await this.#read(this.#buf.subarray(this.#hi));
     }
   }
 
-  /** The next packet's payload (packets of 2^24-1 bytes are joined with what follows). */
+  async #read(into: Uint8Array): Promise<number> {
+    const got = await this.#conn.read(into);
+    if (got === null || got === 0) {
+      throw new MysqlError("Connection lost: The server closed the connection.", {
+        code: "PROTOCOL_CONNECTION_LOST",
+      });
+    }
+    return got;
+  }
+
+  /** The next len bytes, as a copy of their own. */
+  async #take(len: number): Promise<Uint8Array> {
+    if (len <= this.#buf.length) {
+      await this.#fill(len);
+      const out = this.#buf.slice(this.#lo, this.#lo + len);
+      this.#lo += len;
+      return out;
+    }
+    // Longer than the buffer: read straight into the payload rather than grow the buffer.
+    const out = new Uint8Array(len);
+    let o = Math.min(len, this.#hi - this.#lo);
+    out.set(this.#buf.subarray(this.#lo, this.#lo + o));
+    this.#lo += o;
+    while (o < len) o += await this.#read(out.subarray(o));
+    return out;
+  }
+
+  /**
+   * The next packet's payload (packets of 2^24-1 bytes are joined with what follows). Each
+   * announced length is checked before its bytes are read, so a hostile length costs nothing.
+   */
   async next(): Promise<Uint8Array> {
     const parts: Uint8Array[] = [];
+    let total = 0;
     while (true) {
       await this.#fill(4);
       const b = this.#buf;
       const len = b[this.#lo] | (b[this.#lo + 1] << 8) | (b[this.#lo + 2] << 16);
       this.seq = b[this.#lo + 3];
       this.#lo += 4;
-      await this.#fill(len);
-      parts.push(this.#buf.slice(this.#lo, this.#lo + len));
-      this.#lo += len;
+      total += len;
+      const p = this.#maxPacket;
+      if (total > p.max) throw new WireLimitError(p.limit, p.max, `a packet of ${total}+ bytes`);
+      const r = this.#budget;
+      if (total > r.left) {
+        throw new WireLimitError(r.limit, r.max, `a reply of ${r.max - r.left + total}+ bytes`);
+      }
+      parts.push(await this.#take(len));
       if (len < MAX_PACKET) break;
     }
+    this.#budget.left -= total;
     return parts.length === 1 ? parts[0] : concat(parts);
   }
 }
@@ -437,13 +564,21 @@ export class WireConnection {
   readonly handshake: Handshake;
   #conn: Deno.Conn;
   #reader: PacketReader;
+  #limits: WireLimits;
+  #status: number;
   #closed = false;
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(conn: Deno.Conn, reader: PacketReader, handshake: Handshake) {
+  private constructor(
+    conn: Deno.Conn,
+    reader: PacketReader,
+    init: { handshake: Handshake; limits: WireLimits; status: number },
+  ) {
     this.#conn = conn;
     this.#reader = reader;
-    this.handshake = handshake;
+    this.handshake = init.handshake;
+    this.#limits = init.limits;
+    this.#status = init.status;
   }
 
   /** Connects and logs in, within `connectTimeoutMs` (an expired deadline is `ETIMEDOUT`). */
@@ -452,6 +587,7 @@ export class WireConnection {
       ? `connect ${opts.socket}`
       : `connect ${opts.host}:${opts.port ?? 3306}`;
     const timedOut = () => new MysqlError(`${where}: ETIMEDOUT`, { code: "ETIMEDOUT" });
+    const limits: WireLimits = { ...DEFAULT_WIRE_LIMITS, ...opts.limits };
     let conn: Deno.Conn | undefined;
     let expired = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -474,11 +610,11 @@ export class WireConnection {
         closeQuietly(conn);
         throw timedOut();
       }
-      const reader = new PacketReader(conn);
+      const reader = new PacketReader(conn, limits);
       try {
         const handshake = parseHandshake(await reader.next());
-        await logIn(conn, reader, handshake, opts);
-        return new WireConnection(conn, reader, handshake);
+        const status = await logIn(conn, reader, handshake, opts);
+        return new WireConnection(conn, reader, { handshake, limits, status });
       } catch (err) {
         closeQuietly(conn);
         throw expired ? timedOut() : socketError(err, where);
@@ -497,6 +633,15 @@ export class WireConnection {
   /** True once closed (by close, a timeout, or a lost connection). */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * True when the session's sql_mode has NO_BACKSLASH_ESCAPES, as the server's status flags of
+   * its last reply say (the greeting, then every OK and EOF): string literals must then be
+   * quoted without backslash escapes (see sql.ts). Known without a query of its own.
+   */
+  get noBackslashEscapes(): boolean {
+    return (this.#status & SERVER_STATUS_NO_BACKSLASH_ESCAPES) !== 0;
   }
 
   /**
@@ -527,6 +672,7 @@ export class WireConnection {
       payload[0] = 0x03; // COM_QUERY
       payload.set(text, 1);
       await writeAll(this.#conn, framePackets(payload, 0));
+      this.#reader.budget("maxResultBytes", this.#limits.maxResultBytes);
       return await this.#readResult();
     } catch (err) {
       if (timedOut) {
@@ -547,36 +693,46 @@ export class WireConnection {
 
   /** Reads one statement's response: its first result set's rows; later ones are drained. */
   async #readResult(): Promise<Record<string, unknown>[]> {
+    const { maxColumns, maxValues } = this.#limits;
     let rows: Record<string, unknown>[] | undefined;
     while (true) {
       const first = await this.#reader.next();
-      let status: number;
-      if (first[0] === 0x00) status = okStatus(first);
+      if (first[0] === 0x00) this.#status = okStatus(first);
       // An error ends the response, also after earlier result sets.
       else if (first[0] === 0xff) throw parseErrPacket(first);
       else if (first[0] === 0xfb) {
         throw new MysqlError("LOAD DATA LOCAL is not supported", { code: "PROTOCOL_UNSUPPORTED" });
       } else {
         const [count] = readLenencInt(first, 0);
+        if (count === null || count > maxColumns) {
+          throw new WireLimitError("maxColumns", maxColumns, `${count} columns`);
+        }
         const columns: Column[] = [];
-        for (let k = 0; k < (count ?? 0); k++) {
+        for (let k = 0; k < count; k++) {
           columns.push(parseColumnDefinition(await this.#reader.next()));
         }
         const eof = await this.#reader.next();
         if (!isEof(eof)) throw new MysqlError("Expected EOF after column definitions", PROTO);
-        const set: Record<string, unknown>[] = [];
+        // Only the first result set is kept; the rows of later ones are read and dropped.
+        const set: Record<string, unknown>[] | undefined = rows === undefined ? [] : undefined;
+        let values = 0;
         while (true) {
           const p = await this.#reader.next();
           if (isEof(p)) {
-            status = eofStatus(p);
+            this.#status = eofStatus(p);
             break;
           }
           if (p[0] === 0xff) throw parseErrPacket(p);
+          if (set === undefined) continue;
+          values += count;
+          if (values > maxValues) {
+            throw new WireLimitError("maxValues", maxValues, `more than ${set.length} rows`);
+          }
           set.push(decodeRow(p, columns));
         }
         rows ??= set;
       }
-      if (!(status & SERVER_MORE_RESULTS_EXISTS)) return rows ?? [];
+      if (!(this.#status & SERVER_MORE_RESULTS_EXISTS)) return rows ?? [];
     }
   }
 
@@ -613,13 +769,13 @@ async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   while (o < data.length) o += await conn.write(data.subarray(o));
 }
 
-/** The login exchange after the handshake, up to the server's OK. */
+/** The login exchange after the handshake, up to the server's OK; returns its status flags. */
 async function logIn(
   conn: Deno.Conn,
   reader: PacketReader,
   handshake: Handshake,
   opts: WireConnectOptions,
-): Promise<void> {
+): Promise<number> {
   let plugin = handshake.authPlugin || "mysql_native_password";
   let scramble = handshake.scramble;
   let auth = await authResponse(plugin, opts.password, scramble);
@@ -643,12 +799,12 @@ async function logIn(
   const viaSocket = opts.socket !== undefined;
   for (let round = 0; round < 8; round++) {
     const p = await reader.next();
-    if (p[0] === 0x00) return;
+    if (p[0] === 0x00) return okStatus(p);
     if (p[0] === 0xff) throw parseErrPacket(p);
     let reply: Uint8Array;
     if (p[0] === 0xfe) {
       // Auth switch: another plugin, a new scramble.
-      const [name, o] = readNulString(p, 1);
+      const [name, o] = pluginName(p, 1);
       plugin = name;
       scramble = p.slice(o, p[p.length - 1] === 0 ? p.length - 1 : p.length);
       const r = await authResponse(plugin, opts.password, scramble);

@@ -85,14 +85,8 @@ export function readPidFile(path: string): number | undefined {
  * `binary` is given, its executable has the same base name (a recycled pid is not our server).
  */
 export function processAlive(pid: number, binary?: string): boolean {
-  let stat: string;
-  try {
-    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch {
-    return false;
-  }
-  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-  if (state === "Z" || state === "X") return false;
+  const state = processState(pid);
+  if (state === undefined || state === "Z" || state === "X") return false;
   if (binary === undefined) return true;
   try {
     const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0];
@@ -353,10 +347,25 @@ function newLogText(path: string, fromSize: number): string {
   return text.trimEnd().split("\n").slice(-6).join(" | ") || tailFile(path, 6);
 }
 
+/** The state letter of `pid` in /proc (R, S, D, T, Z, ...), or undefined when it is gone. */
+export function processState(pid: number): string | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Options for {@link stopServer}. */
 export interface StopOptions {
   /** Absolute deadline (Date.now() ms) for the whole stop, SIGKILL included. */
   deadline: number;
+  /**
+   * How long SIGTERM may take before SIGKILL (default: all the time but the last 10 s). A server
+   * known to be wedged gets a short grace: its orderly shutdown would only run out the clock.
+   */
+  termGraceMs?: number;
   /** Return once the server no longer accepts connections (async_stop). */
   untilUnreachable?: () => Promise<boolean>;
 }
@@ -394,7 +403,15 @@ export async function stopServer(
       await delay(100);
     }
   }
-  const termDeadline = Math.max(Date.now() + 1_000, options.deadline - 10_000);
+  // A process stopped by a signal (SIGSTOP, a debugger) cannot act on SIGTERM until continued.
+  const frozen = processState(pid) === "T";
+  const termDeadline = frozen ? Date.now() : Math.max(
+    Date.now() + 1_000,
+    Math.min(
+      options.deadline - 10_000,
+      Date.now() + (options.termGraceMs ?? Number.MAX_SAFE_INTEGER),
+    ),
+  );
   if (!(await waitExit(pid, termDeadline, layout.binary))) {
     try {
       Deno.kill(pid, "SIGKILL");

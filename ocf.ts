@@ -5,6 +5,9 @@
  * @module
  */
 
+import { redactSecrets } from "./redact.ts";
+import { quotedForms } from "./sql.ts";
+
 /** OCF 1.1 exit codes. */
 export const OCF = {
   SUCCESS: 0,
@@ -214,7 +217,9 @@ function stderrSink(line: string): void {
 
 /**
  * Stderr logging in Pacemaker's convention (pacemaker-execd logs an agent's stderr), with a
- * redaction guard: every registered secret is replaced by `***` in every line written.
+ * redaction guard on every line and exit reason written: a registered secret, in any of the forms
+ * an SQL literal gives it, and every run of four or more of its characters (the piece of it a
+ * server error quotes back) become `***` (redact.ts).
  */
 export class Logger {
   #secrets: string[] = [];
@@ -230,19 +235,17 @@ export class Logger {
     this.#sink = options.sink ?? stderrSink;
   }
 
-  /** Registers a value that must never appear in a log line (passwords). */
+  /** Registers a value that must never appear in a log line (passwords), nor any piece of it. */
   secret(value: string | undefined): void {
-    if (value !== undefined && value.length > 0 && !this.#secrets.includes(value)) {
-      this.#secrets.push(value);
-      this.#secrets.sort((a, b) => b.length - a.length);
+    if (value === undefined || value.length === 0) return;
+    for (const form of quotedForms(value)) {
+      if (!this.#secrets.includes(form)) this.#secrets.push(form);
     }
   }
 
-  /** Returns `text` with every registered secret replaced by `***`. */
+  /** Returns `text` with the registered secrets and their pieces replaced by `***`. */
   redact(text: string): string {
-    let out = text;
-    for (const s of this.#secrets) out = out.split(s).join("***");
-    return out;
+    return redactSecrets(text, this.#secrets);
   }
 
   #write(level: string, message: string): void {

@@ -1,6 +1,9 @@
 /**
- * The agent's parameters: one table drives defaults, validation, the meta-data XML and `--help`.
- * Pure: file checks (binary present, credentials file mode) live in the agent's validate-all.
+ * The agent's parameters: one table, where each parameter is written once, drives the defaults
+ * (also exported typed, {@link PARAM_DEFAULTS}), validation, the meta-data XML, `--help` and the
+ * typed {@link AgentParams} (its fields are the table's keys, their types the rows' content
+ * types). Pure: file checks (binary present, credentials file) live in the agent's validate-all
+ * and credentials.ts.
  *
  * @module
  */
@@ -80,9 +83,46 @@ function mysqlUser(value: string): string | undefined {
   return undefined;
 }
 
-/** The parameter table, in meta-data order. */
-export const PARAMS: readonly ParamSpec[] = [
-  {
+/** Makes the typed value of a parameter's text; undefined when the text has none. */
+type ValueParser<T> = (text: string) => T | undefined;
+
+/** A row with the typed value the agent works with. */
+interface ParamDef<T> extends ParamSpec {
+  /** The typed value, when it is not the one of its content type (see {@link BY_TYPE}). */
+  value?: ValueParser<T>;
+}
+
+/** The typed value of each content type: the text, a whole number, an OCF boolean. */
+const BY_TYPE: Record<ParamType, ValueParser<unknown>> = {
+  string: (text) => text,
+  integer: asInteger,
+  boolean: parseBoolean,
+};
+
+/** White-space separated words (no shell quoting). */
+function asWords(value: string): string[] {
+  return value.trim() === "" ? [] : value.trim().split(/\s+/);
+}
+
+function asInteger(value: string): number | undefined {
+  return /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
+function asReplicationOptions(value: string): ReplicationOption[] | undefined {
+  const parsed = parseReplicationOptions(value);
+  return "options" in parsed ? parsed.options : undefined;
+}
+
+function asReplicationMode(value: string): "position" | "gtid" | undefined {
+  return value === "position" || value === "gtid" ? value : undefined;
+}
+
+/**
+ * The parameter table, in meta-data order: each parameter once, keyed by its field in
+ * {@link AgentParams}, with its OCF name, default, descriptions, check and typed value.
+ */
+const TABLE = {
+  binary: {
     name: "binary",
     type: "string",
     default: "",
@@ -91,7 +131,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "Path of the server binary, started directly (never mysqld_safe, whose restart loop would undo a kill). Default: mariadbd, else mysqld, found in /usr/sbin, /usr/bin, /usr/local/sbin, /usr/local/bin or /usr/local/mysql/bin.",
     check: absolutePath,
   },
-  {
+  binaryPrefix: {
     name: "binary_prefix",
     type: "string",
     default: "",
@@ -99,8 +139,9 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc:
       "A command put in front of the server binary, split on white space, for example 'numactl --interleave=all'. The first word must be an absolute path. No shell is involved.",
     check: (v) => v.trim() === "" ? undefined : absolutePath(v.trim().split(/\s+/)[0]),
+    value: asWords,
   },
-  {
+  config: {
     name: "config",
     type: "string",
     default: "/etc/mysql/my.cnf",
@@ -109,7 +150,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "The my.cnf passed as --defaults-file. It must set server_id and log_bin; the agent never edits it.",
     check: absolutePath,
   },
-  {
+  datadir: {
     name: "datadir",
     type: "string",
     default: "/var/lib/mysql",
@@ -118,7 +159,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "The server's data directory, passed as --datadir. start checks that it holds a database (a mysql directory) and refuses to start on an empty one unless enable_creation is true.",
     check: absolutePath,
   },
-  {
+  user: {
     name: "user",
     type: "string",
     default: "mysql",
@@ -126,7 +167,7 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc: "The server runs as this system user (--user); it must own datadir.",
     check: identifier,
   },
-  {
+  group: {
     name: "group",
     type: "string",
     default: "mysql",
@@ -134,7 +175,7 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc: "Group owning the pid, socket and log directories the agent creates.",
     check: identifier,
   },
-  {
+  log: {
     name: "log",
     type: "string",
     default: "/var/log/mysql/error.log",
@@ -143,7 +184,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "Passed as --log-error; its tail is quoted in the exit reason when the server fails to start.",
     check: absolutePath,
   },
-  {
+  pid: {
     name: "pid",
     type: "string",
     default: "/run/mysqld/mysqld.pid",
@@ -151,7 +192,7 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc: "Passed as --pid-file; the agent checks and cleans it.",
     check: absolutePath,
   },
-  {
+  socket: {
     name: "socket",
     type: "string",
     default: "/run/mysqld/mysqld.sock",
@@ -159,7 +200,7 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc: "Passed as --socket; the agent connects through it for every check.",
     check: absolutePath,
   },
-  {
+  additionalParameters: {
     name: "additional_parameters",
     type: "string",
     default: "",
@@ -167,8 +208,9 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc:
       "Extra command line options for the server, split on white space (no shell quoting), for example '--port=3306 --bind-address=10.0.0.1'.",
     check: (v) => /[\0\n]/.test(v) ? "must not contain NUL or newline characters" : undefined,
+    value: asWords,
   },
-  {
+  enableCreation: {
     name: "enable_creation",
     type: "boolean",
     default: "false",
@@ -176,7 +218,7 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc:
       "When true and datadir holds no database, start initialises it (mariadb-install-db, or mysqld --initialize-insecure) and creates the logins named in credentials_file.",
   },
-  {
+  credentialsFile: {
     name: "credentials_file",
     type: "string",
     default: "",
@@ -185,7 +227,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "A file with a [client] section (user, password: the login the agent uses over the socket, and mysql_prm status over TCP) and a [replication] section (user, password: the replication login), for example '[client] user = prm password = secret [replication] user = repl password = secret2' on separate lines. It must not be readable by group or others (mode 0600); keep the same file on every node. When set, test_user/test_passwd and replication_user/replication_passwd are not needed, so no password lives in the CIB.",
     check: absolutePath,
   },
-  {
+  testUser: {
     name: "test_user",
     type: "string",
     default: "root",
@@ -194,7 +236,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "The login the agent uses over the socket (needs SUPER or its split privileges, REPLICATION CLIENT, PROCESS, RELOAD). Overridden by credentials_file's [client] user.",
     check: mysqlUser,
   },
-  {
+  testPasswd: {
     name: "test_passwd",
     type: "string",
     default: "",
@@ -202,7 +244,7 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc: "Password of test_user. Prefer credentials_file: a parameter is stored in the CIB.",
     secret: true,
   },
-  {
+  testTable: {
     name: "test_table",
     type: "string",
     default: "mysql.user",
@@ -211,7 +253,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "With OCF_CHECK_LEVEL 10 or more, monitor reads one row of this table to prove the server answers queries.",
     check: tableName,
   },
-  {
+  replicationUser: {
     name: "replication_user",
     type: "string",
     default: "",
@@ -220,7 +262,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "The login replicas use to connect to the promoted node (REPLICATION SLAVE). Overridden by credentials_file's [replication] user. Required for a promotable clone.",
     check: mysqlUser,
   },
-  {
+  replicationPasswd: {
     name: "replication_passwd",
     type: "string",
     default: "",
@@ -229,7 +271,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "Password of replication_user. Prefer credentials_file: a parameter is stored in the CIB.",
     secret: true,
   },
-  {
+  replicationPort: {
     name: "replication_port",
     type: "integer",
     default: "3306",
@@ -238,7 +280,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "TCP port replicas connect to on the promoted node, and the port mysql_prm status uses to reach every node. Replicas connect to the promoted node's name as Pacemaker knows it (crm_node -n), so that name must resolve (DNS or /etc/hosts) to the address replication should use.",
     check: integerIn(1, 65535),
   },
-  {
+  replicationOptions: {
     name: "replication_options",
     type: "string",
     default: "",
@@ -246,8 +288,9 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc:
       "Comma-separated KEY=VALUE options for CHANGE MASTER TO / CHANGE REPLICATION SOURCE TO, without the MASTER_/SOURCE_ prefix (which is accepted too): SSL, SSL_CA, SSL_CAPATH, SSL_CERT, SSL_KEY, SSL_CIPHER, SSL_CRL, SSL_CRLPATH, SSL_VERIFY_SERVER_CERT, CONNECT_RETRY, HEARTBEAT_PERIOD, RETRY_COUNT. Values are validated and quoted by the agent, never pasted into SQL.",
     check: replicationOptionsCheck,
+    value: asReplicationOptions,
   },
-  {
+  maxSlaveLag: {
     name: "max_slave_lag",
     type: "integer",
     default: "3600",
@@ -256,7 +299,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "A replica lagging more than this many seconds loses its reader attribute and its promotion score (it is never promoted), and its monitor fails if evict_outdated_slaves is true. Lag is Seconds_Behind_Master, or the heartbeat lag when heartbeat is true (Seconds_Behind_Master reads 0 while the IO thread waits on a dead connection). A replica whose IO thread cannot reach the master is not readable whatever its lag, but stays promotable: during a failover that is expected.",
     check: integerIn(1, 31_536_000),
   },
-  {
+  evictOutdatedSlaves: {
     name: "evict_outdated_slaves",
     type: "boolean",
     default: "false",
@@ -264,7 +307,7 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc:
       "When true, monitor fails on a replica lagging more than max_slave_lag seconds, so that Pacemaker recovers it.",
   },
-  {
+  heartbeat: {
     name: "heartbeat",
     type: "boolean",
     default: "false",
@@ -272,7 +315,7 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc:
       "When true, the promoted node writes a timestamp row into heartbeat_table every heartbeat_interval seconds, and replicas measure their lag as their own UTC clock minus the newest row of their master's server_id, instead of trusting Seconds_Behind_Master (which reads 0 while the IO thread waits on a dead connection, and ignores what the master wrote but the replica never received). That lag then drives the reader attribute, max_slave_lag, evict_outdated_slaves and the promotion score (a replica lagging past max_slave_lag is never promoted). While the IO thread is not connected, Seconds_Behind_Master rules as before (the replica is not readable, but still promotable during a failover). The writer is an event of the server's event scheduler, created by promote (with semi_sync, by the first promoted monitor, so that a missing acknowledgement never delays a failover), checked by every promoted monitor, and disabled by demote without binlogging; setting the writer up runs SET GLOBAL event_scheduler=ON (it must not be DISABLED in my.cnf); it writes only while read_only is off, so a demoted or restarted old master never writes a heartbeat. The table has pt-heartbeat's layout (ts varchar(26) in UTC, server_id primary key, file, position, relay_master_log_file, exec_master_log_pos), so 'pt-heartbeat --check --utc -D DB --table TABLE --master-server-id N' reads the same figure. Needs the nodes' clocks in sync (NTP) and the EVENT privilege for the agent's login; no time zone tables (it uses UTC_TIMESTAMP).",
   },
-  {
+  heartbeatTable: {
     name: "heartbeat_table",
     type: "string",
     default: "percona.heartbeat",
@@ -281,7 +324,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "The table the heartbeat writes and replicas read, as DB.TABLE (pt-heartbeat's usual percona.heartbeat by default). Promote creates the database and the table when missing; they replicate like any table. The event is named TABLE_prm_writer in the same database. Do not let pt-heartbeat --update write the same table as well.",
     check: (v) => v.includes(".") ? tableName(v) : "must be DB.TABLE",
   },
-  {
+  heartbeatInterval: {
     name: "heartbeat_interval",
     type: "integer",
     default: "1",
@@ -290,7 +333,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "How often the promoted node writes its heartbeat row, in whole seconds (the event scheduler's resolution), independently of the monitor interval. The measured lag of an up-to-date replica is between 0 and this interval, so keep max_slave_lag well above it.",
     check: integerIn(1, 3600),
   },
-  {
+  readerAttribute: {
     name: "reader_attribute",
     type: "string",
     default: "readable",
@@ -299,7 +342,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "Name of the transient node attribute set to 1 where reads are fine (the promoted node, and replicas with both threads running, no replication error and a lag within max_slave_lag) and 0 elsewhere; it is deleted when the instance stops. Keep reader VIPs away from other nodes with a rule such as (crm shell) 'location loc_reader vip_reader rule -inf: readable lt 1 or not_defined readable'. Same name and meaning as in PRM and ocf:heartbeat:mysql.",
     check: identifier,
   },
-  {
+  readerFailcount: {
     name: "reader_failcount",
     type: "integer",
     default: "1",
@@ -308,7 +351,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "Number of consecutive failing replica checks before the reader attribute goes to 0; one good check sets it back to 1.",
     check: integerIn(1, 1000),
   },
-  {
+  asyncStop: {
     name: "async_stop",
     type: "boolean",
     default: "false",
@@ -316,7 +359,7 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc:
       "When true, stop returns as soon as the server no longer accepts connections instead of waiting for it to exit; monitor reports it not running meanwhile, and start waits for the old process (within its timeout) before starting a new one.",
   },
-  {
+  replicationMode: {
     name: "replication_mode",
     type: "string",
     default: "position",
@@ -325,8 +368,9 @@ export const PARAMS: readonly ParamSpec[] = [
       "How replicas find their place in the master's binary log. 'position' (default): binlog file and position; after a master crash the agent resyncs the other replicas by matching their last transactions in the new master's binlog. 'gtid': global transaction ids. MariaDB replicas use CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos; MySQL 8 replicas use SOURCE_AUTO_POSITION=1 (MySQL: SQL unit-tested only). The election compares GTID positions domain by domain, and after a failover every replica simply repoints to the new master by GTID (no resync needed). Every node needs log_slave_updates=ON (so the new master's binlog holds what it replicated) and MariaDB's gtid_strict_mode=ON is recommended (validate-all warns when it is off); MySQL needs gtid_mode=ON and enforce_gtid_consistency=ON. A node coming back (for example the crashed old master) whose gtid_binlog_pos holds transactions the new master never had (errant transactions) is kept out: its start fails with an exit reason naming them, and it never becomes readable, until a person removes them.",
     check: (v) =>
       v === "position" || v === "gtid" ? undefined : `must be position or gtid, not "${v}"`,
+    value: asReplicationMode,
   },
-  {
+  semiSync: {
     name: "semi_sync",
     type: "boolean",
     default: "false",
@@ -334,7 +378,7 @@ export const PARAMS: readonly ParamSpec[] = [
     longdesc:
       "When true, the promoted node enables semi-synchronous replication as the source (MariaDB rpl_semi_sync_master_enabled, built in since 10.3; MySQL 8.0.26+ rpl_semi_sync_source_enabled with the semisync_source plugin, installed by the agent when missing) with wait point AFTER_SYNC, and every replica enables it as the replica (rpl_semi_sync_slave_enabled / rpl_semi_sync_replica_enabled). A commit is then acknowledged to the client only after at least one replica wrote it to its relay log, so the replica that received the most (the one the election promotes) holds every acknowledged commit, as long as that replica survives. When no replica acknowledges within semi_sync_timeout, the master falls back to asynchronous replication (and returns to semi-sync once a replica catches up): availability wins over the guarantee then. Costs one network round trip per commit.",
   },
-  {
+  semiSyncTimeoutMs: {
     name: "semi_sync_timeout",
     type: "integer",
     default: "10000",
@@ -343,7 +387,7 @@ export const PARAMS: readonly ParamSpec[] = [
       "rpl_semi_sync_master_timeout (MySQL: rpl_semi_sync_source_timeout) in milliseconds, set on the promoted node when semi_sync is true: how long a commit waits for a replica's acknowledgement before the master falls back to asynchronous replication. The default (10 s, the server's own default) keeps the guarantee through short replica hiccups and replica restarts; a smaller value bounds the write stall when every replica is gone (for example right after a failover, until the others are repointed) at the price of more commits acknowledged without a replica copy. Very large values make writes hang while no replica is connected.",
     check: integerIn(0, 3_600_000),
   },
-  {
+  boothTicket: {
     name: "booth_ticket",
     type: "string",
     default: "",
@@ -355,7 +399,7 @@ export const PARAMS: readonly ParamSpec[] = [
         ? undefined
         : `must be a booth ticket name (letters, digits, "_", "." or "-", at most 63), not "${v}"`,
   },
-  {
+  boothConfig: {
     name: "booth_config",
     type: "string",
     default: "/etc/booth/booth.conf",
@@ -364,16 +408,28 @@ export const PARAMS: readonly ParamSpec[] = [
       "The booth configuration with booth_ticket, used to reach the other site (geostore -c). It must name exactly two sites (and at least one arbitrator); validate-all checks that it exists and names the ticket.",
     check: absolutePath,
   },
-  {
+  postPromoteScript: {
     name: "post_promote_script",
     type: "string",
     default: "",
     shortdesc: "Script run after promotion",
     longdesc:
-      "An executable run (without shell, no arguments, 30 s limit) after a successful promote; its failure is logged but does not fail the promote.",
+      "An executable run (without shell, no arguments, 30 s limit) after a successful promote; its failure is logged but does not fail the promote. It gets a minimal environment, never the agent's (which holds every parameter, passwords too): PATH, LC_ALL=C, OCF_RESOURCE_INSTANCE and PRM_RESOURCE (the resource), PRM_NODE (this node), PRM_MASTER_FILE and PRM_MASTER_POS (the coordinates it published).",
     check: absolutePath,
   },
-];
+  unresponsiveTimeout: {
+    name: "unresponsive_timeout",
+    type: "integer",
+    default: "30",
+    shortdesc: "Seconds a server may answer nothing before it counts as failed",
+    longdesc:
+      "A server that accepts connections but completes no handshake, or answers not even a trivial query, for this many seconds (counted across monitors) fails its monitor, so that Pacemaker recovers it (a promoted one fails over; its stop then kills it after a short grace instead of waiting for an orderly shutdown). Until then it is reported degraded (190/191). A busy server that answers, even with an error (too many connections, lock wait timeouts, slow queries), is degraded, never failed.",
+    check: integerIn(5, 3600),
+  },
+} satisfies Record<string, ParamDef<unknown>>;
+
+/** The parameter table, in meta-data order (drives meta-data, `--help` and validation). */
+export const PARAMS: readonly ParamSpec[] = Object.values(TABLE);
 
 /** A validated `replication_options` entry, prefix-free (e.g. SSL_CA). */
 export interface ReplicationOption {
@@ -453,75 +509,14 @@ export function parseReplicationOptions(
   return { options };
 }
 
-/** The agent's parameters, typed and defaulted. */
-export interface AgentParams {
-  /** Server binary, "" when it is to be found on the host. */
-  binary: string;
-  /** Command prefix words. */
-  binaryPrefix: string[];
-  /** --defaults-file. */
-  config: string;
-  /** --datadir. */
-  datadir: string;
-  /** System user. */
-  user: string;
-  /** System group. */
-  group: string;
-  /** --log-error. */
-  log: string;
-  /** --pid-file. */
-  pid: string;
-  /** --socket. */
-  socket: string;
-  /** Extra server options. */
-  additionalParameters: string[];
-  /** Initialise an empty datadir. */
-  enableCreation: boolean;
-  /** Credentials file path or "". */
-  credentialsFile: string;
-  /** Monitoring login. */
-  testUser: string;
-  /** Its password. */
-  testPasswd: string;
-  /** Table for deep monitors. */
-  testTable: string;
-  /** Replication login. */
-  replicationUser: string;
-  /** Its password. */
-  replicationPasswd: string;
-  /** Port of the promoted node. */
-  replicationPort: number;
-  /** Validated options. */
-  replicationOptions: ReplicationOption[];
-  /** Lag limit in seconds. */
-  maxSlaveLag: number;
-  /** Fail monitor on replicas lagging past the limit. */
-  evictOutdatedSlaves: boolean;
-  /** Lag from the heartbeat table instead of Seconds_Behind_Master. */
-  heartbeat: boolean;
-  /** Heartbeat table, DB.TABLE. */
-  heartbeatTable: string;
-  /** Seconds between heartbeats. */
-  heartbeatInterval: number;
-  /** Reader node attribute name. */
-  readerAttribute: string;
-  /** Failing checks before unreadable. */
-  readerFailcount: number;
-  /** Return from stop early. */
-  asyncStop: boolean;
-  /** Script after promote, or "". */
-  postPromoteScript: string;
-  /** Binlog file/position or GTID replication. */
-  replicationMode: "position" | "gtid";
-  /** Semi-synchronous replication on. */
-  semiSync: boolean;
-  /** Semi-sync acknowledgement timeout in ms. */
-  semiSyncTimeoutMs: number;
-  /** Booth ticket of a two-site cluster, or "" for one site. */
-  boothTicket: string;
-  /** Booth configuration file. */
-  boothConfig: string;
-}
+/** A row's typed value: its own parser's, else its content type's. */
+type ValueOf<D> = D extends { value: ValueParser<infer V> } ? V
+  : D extends { type: "integer" } ? number
+  : D extends { type: "boolean" } ? boolean
+  : string;
+
+/** The agent's parameters, typed and defaulted: one field per row of the table. */
+export type AgentParams = { -readonly [K in keyof typeof TABLE]: ValueOf<(typeof TABLE)[K]> };
 
 /** Parses an OCF boolean; undefined when not one. */
 export function parseBoolean(value: string): boolean | undefined {
@@ -532,17 +527,20 @@ export function parseBoolean(value: string): boolean | undefined {
 
 /**
  * Applies defaults and checks every value against the table. Problems are all "configured"
- * (inherently wrong values); host checks are the agent's.
+ * (inherently wrong values); host checks are the agent's. A value that is wrong gives its
+ * problem, and the default's typed value where it has none of its own (an integer or a boolean
+ * that is not one).
  */
 export function resolveParams(
   raw: Record<string, string>,
 ): { params: AgentParams; problems: Problem[] } {
   const problems: Problem[] = [];
-  const v: Record<string, string> = {};
-  for (const spec of PARAMS) {
+  const params: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(TABLE) as [string, ParamDef<unknown>][]) {
     const given = raw[spec.name];
-    const value = given === undefined ? spec.default : given;
-    v[spec.name] = value;
+    const value = given ?? spec.default;
+    const parse = spec.value ?? BY_TYPE[spec.type];
+    params[key] = parse(value) ?? parse(spec.default);
     if (given === undefined || given === "") continue;
     if (spec.type === "boolean" && parseBoolean(value) === undefined) {
       problems.push({
@@ -561,130 +559,32 @@ export function resolveParams(
       });
     }
   }
-  const opts = parseReplicationOptions(v.replication_options);
-  const int = (name: string) =>
-    /^\d+$/.test(v[name]) ? Number(v[name]) : Number(spec(name).default);
-  const bool = (name: string) => parseBoolean(v[name]) ?? parseBoolean(spec(name).default)!;
-  const params: AgentParams = {
-    binary: v.binary,
-    binaryPrefix: v.binary_prefix.trim() === "" ? [] : v.binary_prefix.trim().split(/\s+/),
-    config: v.config,
-    datadir: v.datadir,
-    user: v.user,
-    group: v.group,
-    log: v.log,
-    pid: v.pid,
-    socket: v.socket,
-    additionalParameters: v.additional_parameters.split(/\s+/).filter((w) => w !== ""),
-    enableCreation: bool("enable_creation"),
-    credentialsFile: v.credentials_file,
-    testUser: v.test_user,
-    testPasswd: v.test_passwd,
-    testTable: v.test_table,
-    replicationUser: v.replication_user,
-    replicationPasswd: v.replication_passwd,
-    replicationPort: int("replication_port"),
-    replicationOptions: "options" in opts ? opts.options : [],
-    maxSlaveLag: int("max_slave_lag"),
-    evictOutdatedSlaves: bool("evict_outdated_slaves"),
-    heartbeat: bool("heartbeat"),
-    heartbeatTable: v.heartbeat_table,
-    heartbeatInterval: int("heartbeat_interval"),
-    readerAttribute: v.reader_attribute,
-    readerFailcount: int("reader_failcount"),
-    asyncStop: bool("async_stop"),
-    postPromoteScript: v.post_promote_script,
-    replicationMode: v.replication_mode === "gtid" ? "gtid" : "position",
-    semiSync: bool("semi_sync"),
-    semiSyncTimeoutMs: int("semi_sync_timeout"),
-    boothTicket: v.booth_ticket,
-    boothConfig: v.booth_config,
-  };
-  return { params, problems };
-}
-
-function spec(name: string): ParamSpec {
-  const s = PARAMS.find((p) => p.name === name);
-  if (s === undefined) throw new Error(`Unknown parameter ${name}`);
-  return s;
-}
-
-/** A login read from the credentials file or the parameters. */
-export interface Login {
-  /** User name. */
-  user: string;
-  /** Password ("" for none). */
-  password: string;
-}
-
-/** The two logins the agent uses. */
-export interface Credentials {
-  /** The agent's own login over the socket. */
-  client: Login;
-  /** The replication login. */
-  replication: Login;
+  return { params: params as AgentParams, problems };
 }
 
 /**
- * Parses a my.cnf-style credentials file: `[section]` headers, `key = value` lines, `#`/`;`
- * comments, optional single or double quotes around values.
+ * Every parameter's default, typed: what the agent uses when a parameter is not set. For readers
+ * of a resource's parameters (mysql_prm status, config) that must not restate a default.
+ *
+ * @example
+ * ```ts
+ * PARAM_DEFAULTS.replicationPort; // 3306
+ * PARAM_DEFAULTS.readerAttribute; // "readable"
+ * ```
  */
-export function parseCredentialsFile(text: string): Record<string, Record<string, string>> {
-  const sections: Record<string, Record<string, string>> = {};
-  let current: Record<string, string> | undefined;
-  for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.trim();
-    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
-    const header = /^\[([^\]]+)\]$/.exec(line);
-    if (header) {
-      const name = header[1].trim().toLowerCase();
-      current = sections[name] ??= {};
-      continue;
-    }
-    if (current === undefined) continue;
-    const eq = line.indexOf("=");
-    const key = (eq < 0 ? line : line.slice(0, eq)).trim().toLowerCase().replaceAll("-", "_");
-    let value = eq < 0 ? "" : line.slice(eq + 1).trim();
-    if (value.length >= 2 && /^(['"]).*\1$/.test(value)) value = value.slice(1, -1);
-    current[key] = unescapeOption(value);
-  }
-  return sections;
-}
+export const PARAM_DEFAULTS: Readonly<AgentParams> = (() => {
+  const defaults = resolveParams({}).params;
+  for (const v of Object.values(defaults)) if (Array.isArray(v)) Object.freeze(v);
+  return Object.freeze(defaults);
+})();
 
-const OPTION_ESCAPES: Record<string, string> = {
-  n: "\n",
-  t: "\t",
-  r: "\r",
-  b: "\b",
-  s: " ",
-  "\\": "\\",
-  '"': '"',
-  "'": "'",
-};
-
-/** Resolves the backslash escapes option files allow (\\n \\t \\r \\b \\s \\\\ \\" \\'). */
-function unescapeOption(value: string): string {
-  return value.replace(/\\(.)/g, (whole, ch: string) => OPTION_ESCAPES[ch] ?? whole);
-}
-
-/** Combines parameters and an optional parsed credentials file; the file wins. */
-export function resolveCredentials(
-  params: AgentParams,
-  file?: Record<string, Record<string, string>>,
-): Credentials {
-  const client = file?.client;
-  const repl = file?.replication;
-  return {
-    client: {
-      user: client?.user ?? params.testUser,
-      password: client?.password ?? params.testPasswd,
-    },
-    replication: {
-      user: repl?.user ?? params.replicationUser,
-      password: repl?.password ?? params.replicationPasswd,
-    },
-  };
-}
+// The credentials file has a module of its own; these names stay importable from here.
+export {
+  type Credentials,
+  type Login,
+  parseCredentialsFile,
+  resolveCredentials,
+} from "./credentials.ts";
 
 function xmlEscape(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")

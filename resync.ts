@@ -39,7 +39,7 @@
  *   history since replication was set up (`replicaHistoryComplete`).
  * - Transactions that can never match (statement-based ones re-logged as rows, row-less
  *   transactions that vanish from a ROW binlog, `DROP TABLE` rewritten to `DROP TABLE IF EXISTS`,
- *   a MyISAM group ending with XID on one side and COMMIT on the other; see BINLOG.md) are not
+ *   a MyISAM group ending with XID on one side and COMMIT on the other; binlog.ts says which) are not
  *   skipped: if one of them is among the replica's trailing transactions, the full match fails and
  *   the answer is `not-found` (or `ambiguous`), never a guess. Skipping them would need a way to
  *   tell them apart from a transaction the new master really lacks, and those look the same.

@@ -16,13 +16,13 @@
  *
  * @module
  */
-import { BinlogError, type BinlogTransaction, tailTransactions } from "./binlog.ts";
+import { BinlogError, type BinlogTransaction, type ReadEnd, tailWithEnd } from "./binlog.ts";
 import { type Budget, delay } from "./budget.ts";
 import { relayApplied } from "./election.ts";
 import { type MysqlClient } from "./mysql.ts";
 import { binlogSequence, isBinlogName } from "./position.ts";
 import { findResumePoint, type ResumeSearch } from "./remote_binlog.ts";
-import { chooseTrailing, type RefusalReason } from "./resync.ts";
+import { chooseTrailing } from "./resync.ts";
 import { analyseErrant, fetchMasterTransactions, writeSalvage } from "./salvage.ts";
 import { AGENT_DATA_DIR, readBoundedFile, removeEntry, replaceFile } from "./safe_fs.ts";
 
@@ -77,6 +77,27 @@ export const SALVAGE_DIR = AGENT_DATA_DIR;
 /** The most an index or mark file may hold (a relay log index of 10,000 files is ~200 KiB). */
 const INDEX_MAX = 4 * 1024 * 1024;
 
+/**
+ * Why a node may not follow a new master: its last transactions are not found once in the new
+ * master's binary log (`not-found`, `ambiguous`, `too-short`, `incomplete`, `empty`: the run
+ * rule's reasons, resync.ts), nothing since an operator's repair locates it (`no-history`), it
+ * holds transactions the new master never received (`errant`), its SQL thread failed before its
+ * relay log was applied (`sql-error`), the log it would be located by is corrupt
+ * (`corrupt-log`), or that log does not end where the server says it does (`tail-mismatch`: a
+ * corrupt event length must never send a replica back over transactions it already applied).
+ */
+export type RefusalCause =
+  | "not-found"
+  | "ambiguous"
+  | "too-short"
+  | "incomplete"
+  | "empty"
+  | "no-history"
+  | "errant"
+  | "sql-error"
+  | "corrupt-log"
+  | "tail-mismatch";
+
 /** What to do with a node that must follow a new master. */
 export type ResyncOutcome =
   | {
@@ -93,14 +114,14 @@ export type ResyncOutcome =
   | { kind: "nothing"; detail: string }
   | {
     kind: "refused";
+    /** Why, as a value (the reason text is for people). */
+    cause: RefusalCause;
     /** Short sentence for the exit reason (Pacemaker keeps about 128 characters). */
     reason: string;
     /** The rest, for the log. */
     detail: string;
     /** Salvage file written, if any. */
     salvageFile?: string;
-    /** Why the lookup found no resume point, when that was the refusal. */
-    lookup?: RefusalReason;
   };
 
 /** The node's relay logs and binary logs, oldest first, as absolute paths. */
@@ -158,6 +179,11 @@ export function binlogsSinceMark(files: string[], mark: string | undefined): str
   return at < 0 ? files : files.slice(at);
 }
 
+/** True when this node's binary log history was started anew by an operator's repair. */
+export function hasHistoryMark(datadir: string): boolean {
+  return readMark(datadir) !== undefined;
+}
+
 function readMark(datadir: string): string | undefined {
   const read = readBoundedFile(resolve(HISTORY_START_FILE, datadir), 1024, { noFollow: true });
   return read.ok ? read.text.trim() : undefined;
@@ -206,25 +232,99 @@ export async function markHistoryStart(client: MysqlClient): Promise<string | un
   return status.file;
 }
 
+/** The last transactions of some logs, and where their reading ended. */
+export interface LogTail {
+  /** The last transactions, oldest first. */
+  transactions: BinlogTransaction[];
+  /** Where the read of the newest file ended (undefined: no file). */
+  end?: ReadEnd;
+}
+
 /**
  * The last `n` transactions of `files`, reading only as many of the newest files as needed.
  * An older file that cannot be opened ends the walk back; any other error is thrown.
  */
-export async function tailOf(files: string[], n: number): Promise<BinlogTransaction[]> {
-  let best: BinlogTransaction[] = [];
+export async function tailOf(files: string[], n: number): Promise<LogTail> {
+  // A corrupt log is thrown as is (BinlogError "corrupt"): the callers refuse on it.
+  let best: LogTail = { transactions: [] };
   for (let k = 1; k <= files.length; k++) {
-    let got: BinlogTransaction[];
+    let got: LogTail;
     try {
-      got = await tailTransactions(files.slice(-k), n);
+      got = await tailWithEnd(files.slice(-k), n);
     } catch (e) {
       // An older file listed in the index but gone (removed by hand): what was read stands.
       if (k > 1 && e instanceof BinlogError && e.kind === "io") break;
       throw e;
     }
     best = got;
-    if (got.length >= n) break;
+    if (got.transactions.length >= n) break;
   }
   return best;
+}
+
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/**
+ * Checks a log's read against where the server itself stands in it: `at` (the SQL thread's
+ * relay-log file and offset, or the binary log's current file and size) must not lie beyond
+ * the complete part the parser read. A torn tail is normal (the server stands before it); a
+ * corrupt event length makes the parser stop early while the server went on: refused, since
+ * the trailing transactions would then be older than what the node applied. Returns the
+ * mismatch as a sentence, or undefined when the read covers where the server stands.
+ */
+export function tailMismatch(
+  end: ReadEnd | undefined,
+  at: { file: string; offset: number },
+): string | undefined {
+  if (end === undefined || at.file === "") return undefined;
+  const complete = { file: baseName(end.complete.file), offset: end.complete.offset };
+  const server = { file: baseName(at.file), offset: at.offset };
+  if (complete.file === server.file && server.offset <= complete.offset) return undefined;
+  if (
+    complete.file !== server.file && binlogSequence(server.file) < binlogSequence(complete.file)
+  ) {
+    return undefined;
+  }
+  return `the server stands at ${server.file}:${server.offset}, but its log reads complete ` +
+    `only up to ${complete.file}:${complete.offset} (${end.leftOutBytes} bytes left out)`;
+}
+
+/** The binary log's read against its size at rest (SHOW MASTER STATUS), when one was read. */
+async function binlogMismatch(client: MysqlClient, tail: LogTail): Promise<string | undefined> {
+  if (tail.end === undefined) return undefined;
+  const status = await client.binlogStatus();
+  if (status === undefined) return undefined;
+  return tailMismatch(tail.end, { file: status.file, offset: status.pos });
+}
+
+/** Runs `read`; a corrupt log (a BinlogError of kind "corrupt") becomes a refusal. */
+async function readLogs<T>(read: () => Promise<T>): Promise<T | ResyncOutcome> {
+  try {
+    return await read();
+  } catch (e) {
+    if (!(e instanceof BinlogError) || e.kind !== "corrupt") throw e;
+    return {
+      kind: "refused",
+      cause: "corrupt-log",
+      reason: "Resync refused (corrupt-log): this node's relay or binary log is corrupt",
+      detail: e.message,
+    };
+  }
+}
+
+function isOutcome(v: unknown): v is ResyncOutcome {
+  return typeof v === "object" && v !== null && "kind" in v;
+}
+
+function mismatchRefusal(what: string, mismatch: string): ResyncOutcome {
+  return {
+    kind: "refused",
+    cause: "tail-mismatch",
+    reason: `Resync refused (tail-mismatch): the ${what} does not end where the server stands`,
+    detail: mismatch,
+  };
 }
 
 function describe(search: ResumeSearch): string {
@@ -280,6 +380,7 @@ export async function resyncReplica(
     if (s.lastSqlErrno !== 0 && !s.sqlRunning) {
       return {
         kind: "refused",
+        cause: "sql-error",
         reason:
           `Resync refused: SQL thread error ${s.lastSqlErrno} before the relay log was applied`,
         detail: s.lastSqlError,
@@ -298,9 +399,21 @@ export async function resyncReplica(
   }
   const logs = await localLogs(client);
   const n = options.trailingCount ?? TRAILING_COUNT;
-  const relayTail = await tailOf(logs.relayFiles, n);
-  const binlogTail = relayTail.length >= n ? [] : await tailOf(logs.binlogFiles, n);
-  const chosen = chooseTrailing(relayTail, binlogTail, { count: n });
+  const relay = await readLogs(() => tailOf(logs.relayFiles, n));
+  if (isOutcome(relay)) return relay;
+  const applied = await client.replicaStatus();
+  const relayMismatch = tailMismatch(relay.end, {
+    file: applied?.relayLogFile ?? "",
+    offset: applied?.relayLogPos ?? 0,
+  });
+  if (relayMismatch !== undefined) return mismatchRefusal("relay log", relayMismatch);
+  const own = relay.transactions.length >= n
+    ? { transactions: [] }
+    : await readLogs(() => tailOf(logs.binlogFiles, n));
+  if (isOutcome(own)) return own;
+  const ownMismatch = await binlogMismatch(client, own);
+  if (ownMismatch !== undefined) return mismatchRefusal("binary log", ownMismatch);
+  const chosen = chooseTrailing(relay.transactions, own.transactions, { count: n });
   if (chosen.trailing.length === 0) {
     if (logs.historyCut) return untraceableSinceRepair(source);
     return { kind: "nothing", detail: "no transaction in the relay log or the binary log" };
@@ -325,7 +438,7 @@ export async function resyncReplica(
   log.warn(`Resync lookup refused (${d.reason}): ${d.message}; ${describe(search)}`);
   return {
     kind: "refused",
-    lookup: d.reason,
+    cause: d.reason,
     reason:
       `Resync refused (${d.reason}): last transaction not found once in the binlog of ${source.host}`,
     detail: `last transaction ${last.md5} (${last.file}:${last.end}): ${d.message}; ` +
@@ -342,6 +455,7 @@ export async function resyncReplica(
 function untraceableSinceRepair(source: ResyncSource): ResyncOutcome {
   return {
     kind: "refused",
+    cause: "no-history",
     reason:
       `Resync refused (no-history): nothing since the repair locates this node in ${source.host}`,
     detail: "its binary log history starts at the operator's repair and neither its relay log " +
@@ -362,7 +476,11 @@ export async function checkReturningNode(
 ): Promise<ResyncOutcome> {
   const logs = await localLogs(client);
   const n = options.trailingCount ?? TRAILING_COUNT;
-  const own = await tailOf(logs.binlogFiles, n);
+  const ownTail = await readLogs(() => tailOf(logs.binlogFiles, n));
+  if (isOutcome(ownTail)) return ownTail;
+  const mismatch = await binlogMismatch(client, ownTail);
+  if (mismatch !== undefined) return mismatchRefusal("binary log", mismatch);
+  const own = ownTail.transactions;
   if (own.length === 0) {
     if (logs.historyCut) return untraceableSinceRepair(source);
     return { kind: "nothing", detail: "its binary log holds no transaction" };
@@ -382,7 +500,7 @@ export async function checkReturningNode(
   }
   options.log.warn(`Own binary log tail not in ${source.host}'s (${d.reason}): ${d.message}`);
   // Which of its transactions are errant: those after the last one the new master holds.
-  const tail = await tailOf(logs.binlogFiles, 2_000);
+  const tail = (await tailOf(logs.binlogFiles, 2_000)).transactions;
   const master = await fetchMasterTransactions(source, {
     binlogTool: options.binlogTool,
     budget: options.budget,
@@ -408,6 +526,7 @@ export async function checkReturningNode(
     : "beyond the tail examined";
   return {
     kind: "refused",
+    cause: "errant",
     salvageFile: file,
     reason: `Errant transactions (${count}${analysis.certain ? "" : "+"}) saved in ${file}`,
     detail: `this node holds ${count}${
@@ -418,6 +537,8 @@ export async function checkReturningNode(
 
 /** What blocks this node until a person acts (kept in the agent's state directory). */
 export interface ResyncBlock {
+  /** Why, as a value (a resync refusal's cause; "errant" for GTID mode's errant transactions). */
+  cause?: RefusalCause;
   /** The exit reason. */
   reason: string;
   /** When it was decided (ISO time). */

@@ -14,14 +14,14 @@ import { Budget } from "./budget.ts";
 import { Cib } from "./cib.ts";
 import type { AttributeNames } from "./attrs.ts";
 import { Logger, OCF, type OcfCode, type OcfContext } from "./ocf.ts";
+import { type AgentParams, type Problem, resolveParams } from "./params.ts";
 import {
-  type AgentParams,
   type Credentials,
+  CredentialsFileError,
+  MAX_CREDENTIALS_FILE_BYTES,
   parseCredentialsFile,
-  type Problem,
   resolveCredentials,
-  resolveParams,
-} from "./params.ts";
+} from "./credentials.ts";
 import { findServerBinary, type ServerLayout } from "./mysqld.ts";
 import { readBoundedFile, replaceFile, trustedDir, UnsafePathError } from "./safe_fs.ts";
 
@@ -60,6 +60,8 @@ export interface LocalState {
   reader?: { readable: boolean; failures: number };
   /** Peers the promotee expects positions from (written in pre-promote). */
   expectedPeers?: string[];
+  /** Nodes the current transition demotes or starts (written in pre-promote). */
+  finalHosts?: string[];
   /** pid of a server being stopped asynchronously. */
   stoppingPid?: number;
   /** A malformed `<rsc>_REPL_INFO` value already warned about (logged once, not per monitor). */
@@ -72,8 +74,6 @@ export interface LocalState {
 
 /** The most a state file may hold: it is tiny, anything bigger was not written by the agent. */
 const STATE_MAX = 64 * 1024;
-/** The most a credentials file may hold. */
-const CREDENTIALS_MAX = 64 * 1024;
 
 /** Path of one of this resource's state files in the state folder. */
 export function statePath(run: Pick<Run, "ctx">, what: string): string {
@@ -101,6 +101,16 @@ export function saveState(run: Run, state: LocalState): void {
   } catch (err) {
     run.log.warn(`Cannot save state: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Changes this node's {@link LocalState} in one step: reads it, lets `change` edit it, keeps it
+ * unless `change` returns false. Never hold a LocalState across an await and save it later: a
+ * step in between may have changed the file (a lost update).
+ */
+export function updateState(run: Run, change: (state: LocalState) => boolean | void): void {
+  const state = loadState(run);
+  if (change(state) !== false) saveState(run, state);
 }
 
 /** Logs `message` as an error, writes it as the exit reason and returns `code`. */
@@ -161,16 +171,22 @@ function readCredentialsFile(
       },
     };
   }
-  const read = readBoundedFile(path, CREDENTIALS_MAX);
+  const read = readBoundedFile(path, MAX_CREDENTIALS_FILE_BYTES);
   if (!read.ok) {
     return {
       problem: {
-        kind: "perm",
+        kind: read.why === "too-large" ? "configured" : "perm",
         message: `Credentials file ${path} is not readable (${read.why})`,
       },
     };
   }
-  return { sections: parseCredentialsFile(read.text) };
+  try {
+    // The bytes, not decoded text: the parser refuses a BOM and invalid UTF-8, as it should.
+    return { sections: parseCredentialsFile(read.bytes) };
+  } catch (err) {
+    if (!(err instanceof CredentialsFileError)) throw err;
+    return { problem: { kind: err.kind, message: `Credentials file ${path}: ${err.message}` } };
+  }
 }
 
 /** Checks the state folder: an unsafe one is a permission problem (see safe_fs.ts). */

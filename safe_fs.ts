@@ -231,7 +231,9 @@ export function readTail(path: string, maxBytes: number, fromOffset = 0): string
 export type ReadRefusal = "missing" | "not-regular" | "too-large" | "unreadable";
 
 /** Result of {@link readBoundedFile}. */
-export type BoundedFile = { ok: true; text: string } | { ok: false; why: ReadRefusal };
+export type BoundedFile =
+  | { ok: true; text: string; bytes: Uint8Array }
+  | { ok: false; why: ReadRefusal };
 
 /**
  * Reads a small text file another user or a person may have written: refuses a link's target
@@ -264,7 +266,8 @@ export function readBoundedFile(
       got += n;
       if (got > maxBytes) return { ok: false, why: "too-large" };
     }
-    return { ok: true, text: new TextDecoder().decode(buf.subarray(0, got)) };
+    const bytes = buf.slice(0, got);
+    return { ok: true, text: new TextDecoder().decode(bytes), bytes };
   } catch {
     return { ok: false, why: "unreadable" };
   } finally {

@@ -55,10 +55,32 @@ function mysqlSourceWords(f: Flavour): boolean {
 }
 
 /**
- * Quotes a string literal, escaping quotes, backslashes, NUL, newlines, CR and Ctrl-Z, so the
- * result is safe whatever sql_mode (NO_BACKSLASH_ESCAPES aside, which the agent does not set).
+ * How a session reads string literals. With sql_mode NO_BACKSLASH_ESCAPES a backslash is an
+ * ordinary character, so `\'` no longer stands for a quote: the literal ends early, and the rest of
+ * the value becomes SQL (a syntax error that quotes it, or worse). The server tells which mode
+ * applies in the status flags of its every reply (mysql_wire.ts `noBackslashEscapes`), as
+ * libmysqlclient's escaping reads them, so knowing costs no query.
  */
-export function quoteString(value: string): string {
+export interface QuoteOptions {
+  /** The session's sql_mode has NO_BACKSLASH_ESCAPES. Default false (MySQL's default mode). */
+  noBackslashEscapes?: boolean;
+}
+
+/**
+ * Quotes a string literal for a session in the given mode. Backslash mode escapes quotes,
+ * backslashes, NUL, newlines, CR and Ctrl-Z (so the literal stays on one line); NO_BACKSLASH_ESCAPES
+ * mode doubles single quotes and leaves every other character as it is, the only quoting that
+ * mode has. A value without quotes of either kind, backslashes, NUL, CR, LF or Ctrl-Z is written the
+ * same in both.
+ *
+ * @example
+ * ```ts
+ * quoteString("it's");                               // 'it\'s'
+ * quoteString("it's", { noBackslashEscapes: true }); // 'it''s'
+ * ```
+ */
+export function quoteString(value: string, options: QuoteOptions = {}): string {
+  if (options.noBackslashEscapes) return "'" + value.replaceAll("'", "''") + "'";
   let out = "'";
   for (const ch of value) {
     switch (ch) {
@@ -88,6 +110,27 @@ export function quoteString(value: string): string {
     }
   }
   return out + "'";
+}
+
+/**
+ * The bodies of a value's literals in both quoting modes (without the enclosing quotes): what a
+ * server error that quotes a statement back can show of it. A secret is redacted in these forms
+ * too.
+ */
+export function quotedForms(value: string): string[] {
+  const forms = [false, true].map((noBackslashEscapes) =>
+    quoteString(value, { noBackslashEscapes }).slice(1, -1)
+  );
+  return [...new Set([value, ...forms])];
+}
+
+/**
+ * A statement that takes NO_BACKSLASH_ESCAPES out of the session's sql_mode, leaving the rest:
+ * for SQL written ahead of time, when no reply can tell the mode (an --init-file, which the server
+ * runs in its global sql_mode).
+ */
+export function backslashEscapesSessionSql(): string {
+  return "SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')";
 }
 
 /** Quotes an identifier with backticks (doubling embedded backticks). */
@@ -169,7 +212,7 @@ export interface SourceTarget {
   file?: string;
   /** Position in that file. */
   pos?: number;
-  /** GTID auto-positioning instead of file/pos (issue 5 wires it). */
+  /** GTID auto-positioning instead of file/pos (replication_mode=gtid). */
   gtid?: boolean;
   /** Validated extra options (SSL etc.). */
   options?: ReplicationOption[];
@@ -181,16 +224,18 @@ export function isBinlogFileName(name: string): boolean {
 }
 
 /**
- * CHANGE MASTER TO (MariaDB, MySQL < 8.0.23) or CHANGE REPLICATION SOURCE TO (MySQL 8.0.23+).
+ * CHANGE MASTER TO (MariaDB, MySQL < 8.0.23) or CHANGE REPLICATION SOURCE TO (MySQL 8.0.23+),
+ * its strings quoted for the session's mode.
  */
-export function changeSourceSql(f: Flavour, t: SourceTarget): string {
+export function changeSourceSql(f: Flavour, t: SourceTarget, quoting: QuoteOptions = {}): string {
   const source = mysqlSourceWords(f);
   const p = source ? "SOURCE_" : "MASTER_";
+  const q = (value: string) => quoteString(value, quoting);
   const parts = [
-    `${p}HOST = ${quoteString(t.host)}`,
+    `${p}HOST = ${q(t.host)}`,
     `${p}PORT = ${integer(t.port, "Port")}`,
-    `${p}USER = ${quoteString(t.user)}`,
-    `${p}PASSWORD = ${quoteString(t.password)}`,
+    `${p}USER = ${q(t.user)}`,
+    `${p}PASSWORD = ${q(t.password)}`,
   ];
   if (t.gtid) {
     parts.push(f.kind === "mariadb" ? "MASTER_USE_GTID = slave_pos" : `${p}AUTO_POSITION = 1`);
@@ -200,14 +245,14 @@ export function changeSourceSql(f: Flavour, t: SourceTarget): string {
     }
     if (!isBinlogFileName(t.file)) throw new Error("Binlog file name has unexpected characters");
     parts.push(
-      `${p}LOG_FILE = ${quoteString(t.file)}`,
+      `${p}LOG_FILE = ${q(t.file)}`,
       `${p}LOG_POS = ${integer(t.pos, "Position")}`,
     );
     if (f.kind === "mariadb") parts.push("MASTER_USE_GTID = no");
     else if (source || atLeast(f, 5, 6)) parts.push(`${p}AUTO_POSITION = 0`);
   }
   for (const o of t.options ?? []) {
-    const value = typeof o.value === "number" ? integer(o.value, o.key) : quoteString(o.value);
+    const value = typeof o.value === "number" ? integer(o.value, o.key) : q(o.value);
     parts.push(`${p}${o.key} = ${value}`);
   }
   return `${source ? "CHANGE REPLICATION SOURCE TO" : "CHANGE MASTER TO"} ${parts.join(", ")}`;
@@ -270,6 +315,10 @@ export interface ReplicaStatus {
   sqlState: string;
   /** Gtid_IO_Pos (MariaDB) or Retrieved_Gtid_Set (MySQL), "" when none. */
   gtidIoPos: string;
+  /** The relay log file the SQL thread reads (base name or path as the server says it). */
+  relayLogFile: string;
+  /** The SQL thread's offset in that relay log file. */
+  relayLogPos: number;
 }
 
 function field(row: Record<string, unknown>, ...names: string[]): unknown {
@@ -305,6 +354,8 @@ export function normalizeReplicaStatus(row: Record<string, unknown>): ReplicaSta
     execMasterLogPos: num(field(row, "Exec_Master_Log_Pos", "Exec_Source_Log_Pos")),
     sqlState: str(field(row, "Slave_SQL_Running_State", "Replica_SQL_Running_State")),
     gtidIoPos: str(field(row, "Gtid_IO_Pos", "Retrieved_Gtid_Set")),
+    relayLogFile: str(field(row, "Relay_Log_File")),
+    relayLogPos: num(field(row, "Relay_Log_Pos")),
   };
 }
 

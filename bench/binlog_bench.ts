@@ -1,7 +1,7 @@
 /**
  * Speed and memory benchmark of prm_binlog_parser on a large row-based MariaDB binlog.
  *
- * Usage: deno run -A bench/binlog_bench.ts [--runs N] [--regenerate] [--size-mb M]
+ * Usage: deno run -A bench/binlog_bench.ts [--runs N] [--regenerate] [--size-mb M] [--baseline REV]
  *
  * The binlog (one file, at least 400 MB, with one transaction over 32 MB) is generated once from a
  * throwaway MariaDB server and cached in $PRM_BENCH_DIR (default /var/tmp/prm-bench). Each tool
@@ -12,6 +12,10 @@
  * The parser is measured as it runs by default (hashing workers on a machine with 2 CPUs or more)
  * and, for reference, with `--workers 0` (one thread). On a machine shared with other work the
  * wall times of the multi-threaded run vary with the load: the CPU column shows the work done.
+ *
+ * With `--baseline REV` (a commit or branch, e.g. `main`), the parser of that revision is measured
+ * in the same run, its rounds alternating with the working tree's: both are bundled and run the
+ * way the installed launcher runs them (scripts/build.ts), so that only the code differs.
  *
  * About the workload and the mysqlbinlog target: the generated workload is an OLTP mix (small
  * autocommit inserts of 1-8 rows of a few hundred bytes, updates with before and after images,
@@ -25,8 +29,8 @@
  */
 import { parseArgs } from "node:util";
 import { startMariadb } from "../tests/mariadb_server.ts";
+import { extractRevision, REPO } from "./git_tree.ts";
 
-const REPO = new URL("..", import.meta.url).pathname;
 const MB = 1024 * 1024;
 const CACHE_VERSION = 2;
 
@@ -36,8 +40,15 @@ interface Manifest {
   mtimeMs: number;
 }
 
+/** A parser to run: command, arguments, and what it is. */
+interface ParserCommand {
+  cmd: string;
+  args: string[];
+  label: string;
+}
+
 /** The parser to measure: the built launcher when present, else the sources. */
-function parserCommand(): { cmd: string; args: string[]; label: string } {
+function parserCommand(): ParserCommand {
   const env = Deno.env.get("PRM_BINLOG_PARSER");
   if (env) {
     return env.endsWith(".ts")
@@ -57,6 +68,45 @@ function parserCommand(): { cmd: string; args: string[]; label: string } {
     cmd: Deno.execPath(),
     args: ["run", "-A", `${REPO}binlog.ts`],
     label: `deno run -A ${REPO}binlog.ts (sources; dist/ not built)`,
+  };
+}
+
+/**
+ * The parser of the tree at `tree`, bundled into `out` and run the way the launcher of
+ * scripts/build.ts runs the bundle (same Deno, same V8 flags).
+ */
+async function bundledParser(tree: string, out: string, label: string): Promise<ParserCommand> {
+  const built = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "bundle",
+      "--quiet",
+      "--platform=deno",
+      "--config",
+      `${tree}/deno.json`,
+      "-o",
+      out,
+      `${tree}/binlog.ts`,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!built.success) {
+    throw new Error(
+      `deno bundle ${tree}/binlog.ts failed: ${new TextDecoder().decode(built.stderr)}`,
+    );
+  }
+  return {
+    cmd: Deno.execPath(),
+    args: [
+      "run",
+      "--allow-all",
+      "--no-config",
+      "--no-lock",
+      "--no-prompt",
+      "--v8-flags=--max-semi-space-size=8",
+      out,
+    ],
+    label,
   };
 }
 
@@ -331,13 +381,30 @@ async function main(): Promise<number> {
       runs: { type: "string", default: "5" },
       regenerate: { type: "boolean", default: false },
       "size-mb": { type: "string", default: "420" },
+      baseline: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) {
-    console.log("Usage: deno run -A bench/binlog_bench.ts [--runs N] [--regenerate] [--size-mb M]");
+    console.log(
+      "Usage: deno run -A bench/binlog_bench.ts [--runs N] [--regenerate] [--size-mb M] " +
+        "[--baseline REV]",
+    );
     return 0;
   }
+  const work = await Deno.makeTempDir({ prefix: "prm-bench-" });
+  try {
+    await Deno.chmod(work, 0o700);
+    return await bench(values, work);
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
+
+async function bench(
+  values: { runs: string; regenerate: boolean; "size-mb": string; baseline?: string },
+  work: string,
+): Promise<number> {
   const runs = Number(values.runs);
   const minSize = Number(values["size-mb"]) * MB;
   const dir = Deno.env.get("PRM_BENCH_DIR") ?? "/var/tmp/prm-bench";
@@ -348,7 +415,17 @@ async function main(): Promise<number> {
   else console.error(`Reusing ${file}`);
   const sizeMb = manifest.size / MB;
 
-  const parser = parserCommand();
+  let parser = parserCommand();
+  let base: ParserCommand | undefined;
+  if (values.baseline !== undefined) {
+    parser = await bundledParser(REPO, `${work}/head.js`, "working tree, bundled");
+    const tree = await extractRevision(values.baseline);
+    try {
+      base = await bundledParser(tree, `${work}/base.js`, `${values.baseline}, bundled`);
+    } finally {
+      await Deno.remove(tree, { recursive: true }).catch(() => {});
+    }
+  }
   const gnuTime = await haveGnuTime();
   const loadAverage = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
   // Warm the page cache and check that the parser runs cleanly on this file.
@@ -371,22 +448,27 @@ async function main(): Promise<number> {
   for (let k = 1; k < ends.length; k++) largest = Math.max(largest, ends[k] - ends[k - 1]);
 
   console.error(`Measuring (${runs} rounds, median) ...`);
+  const parserRuns = (p: ParserCommand, suffix: string): Tool[] => [
+    { tool: `prm_binlog_parser FILE${suffix}`, cmd: p.cmd, args: [...p.args, file] },
+    {
+      tool: `prm_binlog_parser --workers 0 FILE (one thread)${suffix}`,
+      cmd: p.cmd,
+      args: [...p.args, "--workers", "0", file],
+    },
+    {
+      tool: `prm_binlog_parser --tail 3000 FILE${suffix}`,
+      cmd: p.cmd,
+      args: [...p.args, "--tail", "3000", file],
+    },
+  ];
   const rows = await measureAll([
     { tool: "md5sum FILE", cmd: "md5sum", args: [file] },
-    { tool: "prm_binlog_parser FILE", cmd: parser.cmd, args: [...parser.args, file] },
-    {
-      tool: "prm_binlog_parser --workers 0 FILE (one thread)",
-      cmd: parser.cmd,
-      args: [...parser.args, "--workers", "0", file],
-    },
-    {
-      tool: "prm_binlog_parser --tail 3000 FILE",
-      cmd: parser.cmd,
-      args: [...parser.args, "--tail", "3000", file],
-    },
+    ...parserRuns(parser, ""),
     { tool: "mysqlbinlog FILE > /dev/null", cmd: "mysqlbinlog", args: ["--no-defaults", file] },
+    ...(base !== undefined ? parserRuns(base, ` [${values.baseline}]`) : []),
   ], { runs, gnuTime });
   const [md5, prm, single, tail, mysqlbinlog] = rows;
+  const baseRows = rows.slice(5);
 
   const events = countEvents(file);
   console.log(
@@ -395,7 +477,7 @@ async function main(): Promise<number> {
     } MB, ${events} events (${(manifest.size / events).toFixed(0)} bytes on average)`,
   );
   console.log(`CPUs: ${navigator.hardwareConcurrency}; load average before: ${loadAverage}`);
-  console.log(`Parser measured: ${parser.label}`);
+  console.log(`Parser measured: ${parser.label}${base ? `; baseline: ${base.label}` : ""}`);
   console.log(
     `Peak RSS from ${
       gnuTime ? "/usr/bin/time -f %M" : "polling VmHWM"
@@ -413,8 +495,8 @@ async function main(): Promise<number> {
   }
   const verdicts = [
     {
-      name: `parser <= 1.3x md5sum (${(prm.wall / md5.wall).toFixed(2)}x)`,
-      ok: prm.wall <= 1.3 * md5.wall,
+      name: `parser <= 1.2x md5sum (${(prm.wall / md5.wall).toFixed(2)}x; goal 1.0x)`,
+      ok: prm.wall <= 1.2 * md5.wall,
     },
     {
       name: `parser >= 4x faster than mysqlbinlog (${(mysqlbinlog.wall / prm.wall).toFixed(2)}x)`,
@@ -444,6 +526,14 @@ async function main(): Promise<number> {
       (mysqlbinlog.wall / events * 1e6).toFixed(2)
     } us per event)`,
   );
+  for (const [k, b] of baseRows.entries()) {
+    const h = [prm, single, tail][k];
+    console.log(
+      `- info: ${h.tool}: ${(h.wall / b.wall).toFixed(3)}x the wall time and ${
+        (h.cpu / b.cpu).toFixed(3)
+      }x the CPU time of ${values.baseline}`,
+    );
+  }
   return verdicts.every((v) => v.ok) ? 0 : 1;
 }
 

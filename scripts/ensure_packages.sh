@@ -2,8 +2,8 @@
 # Installs the Debian packages the tests, the lab and the demo need, when any is missing.
 set -euo pipefail
 packages=(pacemaker pacemaker-cli-utils corosync crmsh pcs resource-agents mariadb-server mariadb-client
-  percona-toolkit libxml2-utils iproute2 util-linux procps psmisc coreutils booth booth-pacemaker
-  iputils-ping python3)
+  percona-toolkit libxml2-utils iproute2 util-linux procps psmisc coreutils strace booth
+  booth-pacemaker iputils-ping python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

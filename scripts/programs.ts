@@ -5,6 +5,8 @@
  */
 
 import { NOTIFICATIONS_ACTED_ON } from "../agent.ts";
+import { EXIT_CODES } from "../binlog.ts";
+import { OCF } from "../ocf.ts";
 
 /** One shipped program: its installed name and its entry module. */
 export interface Program {
@@ -14,6 +16,13 @@ export interface Program {
   entry: string;
   /** Shell lines a launcher runs before it starts Deno (may answer and exit). */
   prelude?: string;
+  /**
+   * Shell `case` patterns of the variables the program is given from its caller's environment;
+   * every other variable is unset before it starts.
+   */
+  passEnv: readonly string[];
+  /** Exit code of a launcher that refuses to run (an unsafe cache folder, say). */
+  refusedCode: number;
 }
 
 /**
@@ -33,8 +42,22 @@ function agentPrelude(): string {
 
 /** Every shipped program. */
 export const PROGRAMS: readonly Program[] = [
-  { name: "mysql_prm", entry: "agent.ts", prelude: agentPrelude() },
-  { name: "prm_binlog_parser", entry: "binlog.ts" },
+  {
+    name: "mysql_prm",
+    entry: "agent.ts",
+    prelude: agentPrelude(),
+    // What Pacemaker and ocf-tester give an agent (OCF_RESKEY_* holds its parameters, passwords
+    // included), Pacemaker's debug switches, and the server's time zone (mysqld.ts passes TZ on).
+    passEnv: ["OCF_*", "HA_*", "PCMK_*", "__OCF_ACTION", "TZ"],
+    // A broken install: Pacemaker stops trying the resource on this node.
+    refusedCode: OCF.ERR_INSTALLED,
+  },
+  {
+    name: "prm_binlog_parser",
+    entry: "binlog.ts",
+    passEnv: [],
+    refusedCode: EXIT_CODES.internal,
+  },
 ];
 
 /** Quotes `value` for a POSIX shell, so that paths with spaces or quotes stay one word. */

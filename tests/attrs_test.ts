@@ -23,6 +23,7 @@ Deno.test("every name of a resource comes from one place", () => {
     gtidFork: "prm-p_mysql-gtid-fork",
     refused: "prm-p_mysql-refused",
     resume: "prm-p_mysql-resume",
+    notPromotable: "prm-p_mysql-not-promotable",
   });
   assert.equal(attributeNames("x").reader, "readable");
 });
@@ -30,7 +31,8 @@ Deno.test("every name of a resource comes from one place", () => {
 Deno.test("the scores keep the promoted node on top and a stepped-aside promotee last", () => {
   assert.ok(SCORE.PROMOTED > SCORE.BETTER_PEER);
   assert.ok(SCORE.BETTER_PEER > SCORE.REPLICA);
-  assert.ok(SCORE.REPLICA > SCORE.IDLE);
+  assert.ok(SCORE.REPLICA > SCORE.REPAIRED_REPLICA);
+  assert.ok(SCORE.REPAIRED_REPLICA > SCORE.IDLE);
   assert.ok(SCORE.IDLE > SCORE.STEPPED_ASIDE);
 });
 

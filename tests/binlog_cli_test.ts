@@ -1,16 +1,11 @@
 // CLI tests of prm_binlog_parser: `deno run binlog.ts`, and dist/prm_binlog_parser when built.
 import assert from "node:assert/strict";
 import { readTransactions } from "../binlog.ts";
+import { type Run, runKilledAfter } from "./binlog_run.ts";
 
 const FIXTURES_DIR = new URL("./fixtures/mysql", import.meta.url).pathname;
 const SCRIPT = new URL("../binlog.ts", import.meta.url).pathname;
 const DIST = new URL("../dist/prm_binlog_parser", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 type Runner = { name: string; cmd: (args: string[]) => [string, string[]] };
 
@@ -23,23 +18,20 @@ try {
   // not built: only the sources are checked
 }
 
-async function run(r: Runner, args: string[], prefix: string[] = []): Promise<Run> {
+/** Runs the parser; kills it after `timeoutMs` (then the code is 128 + the signal number). */
+function run(r: Runner, args: string[], timeoutMs?: number): Promise<Run> {
   const [cmd, a] = r.cmd(args);
-  const all = [...prefix, cmd, ...a];
-  const out = await new Deno.Command(all[0], {
-    args: all.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  return runKilledAfter(cmd, a, timeoutMs);
 }
 
 const fx = (name: string) => `${FIXTURES_DIR}/${name}`;
 const MARIADB = fx("mariadb-bin.000001");
 
-function assertOneLineError(r: Run, code: number, pattern: RegExp): void {
+function assertOneLineError(
+  r: Pick<Run, "code" | "stdout" | "stderr">,
+  code: number,
+  pattern: RegExp,
+): void {
   assert.equal(r.code, code, r.stderr);
   assert.equal(r.stdout, "");
   const lines = r.stderr.trimEnd().split("\n");
@@ -159,6 +151,43 @@ for (const r of runners) {
       );
       Deno.writeFileSync(`${dir}/enc`, enc);
       assertOneLineError(await run(r, [`${dir}/enc`]), 6, /encrypted binlog/);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+
+  Deno.test(`${r.name}: anything but a regular file is refused before it is opened`, async () => {
+    const dir = Deno.makeTempDirSync();
+    try {
+      const fifo = `${dir}/relay-bin.000002`;
+      assert.ok((await new Deno.Command("mkfifo", { args: [fifo] }).output()).success);
+      // A FIFO without a writer blocks whoever opens it: the run is killed after 20 s if so.
+      const alone = await run(r, [fifo], 20_000);
+      assertOneLineError(alone, 3, /relay-bin\.000002: cannot read: not a regular file \(a FIFO\)/);
+      // After a binlog: its transactions, then the refusal.
+      const after = await run(r, [MARIADB, fifo], 20_000);
+      assert.equal(after.code, 3, after.stderr);
+      assert.equal(after.stdout.trimEnd().split("\n").length, 2);
+      assert.match(after.stderr, /not a regular file \(a FIFO\)/);
+      assertOneLineError(await run(r, ["/dev/null"], 20_000), 3, /\(a character device\)/);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+
+  Deno.test(`${r.name}: a size past the end that its log_pos contradicts is corrupt (exit 5)`, async () => {
+    const dir = Deno.makeTempDirSync();
+    try {
+      // A 1,000,000-byte size at offset 256: it was a partial event at the end (exit 0) that
+      // left out both transactions after it.
+      const bad = Deno.readFileSync(MARIADB);
+      new DataView(bad.buffer).setUint32(256 + 9, 1_000_000, true);
+      Deno.writeFileSync(`${dir}/bad`, bad);
+      assertOneLineError(
+        await run(r, [`${dir}/bad`]),
+        5,
+        /bad: offset 256: event size 1000000 points \d+ bytes past the end of the file, which its log_pos 285 contradicts/,
+      );
     } finally {
       Deno.removeSync(dir, { recursive: true });
     }

@@ -9,12 +9,15 @@
  *     `mysqlbinlog` (expectations derived from its text output, independently of the parser);
  *  2. per MariaDB GTID, the MD5 in each replica's relay logs and binlogs equals the master's, except
  *     for the documented never-match classes (counted and printed);
- *  3. multiple files form one stream, `--tail N` and `--start-position P` give the expected subsets.
+ *  3. multiple files form one stream, `--tail N` and `--start-position P` give the expected subsets;
+ *  4. every event of every file, were the file to end inside it, is a torn tail (a warning), not
+ *     a corrupt size.
  *
  * Set PRM_KEEP_FIXTURES=1 to keep the servers' directories for inspection.
  */
 import assert from "node:assert/strict";
 import mysql from "mysql2/promise";
+import { isTornTail } from "../binlog_reader.ts";
 import {
   type MariadbServer,
   setupReplication,
@@ -397,6 +400,49 @@ async function runWorkload(master: MariadbServer, transactionsPerBatch: number):
   }
 }
 
+/**
+ * Starts a master and three replicas with log_slave_updates and their relay logs kept (A: CRC32,
+ * MIXED; B: checksums off, ROW; C: like A with compressed events), runs the workload on the
+ * master and stops all four once the replicas caught up: their binlogs and relay logs are
+ * finished files. Returns [master, A, B, C]; their directories stay until `stopAll` (removed
+ * here on failure). bench/binlog_compare.ts builds its corpus with it too.
+ */
+export async function replicatedWorkload(
+  options: { keepDir?: boolean; transactionsPerBatch?: number } = {},
+): Promise<MariadbServer[]> {
+  const common = { maxBinlogSize: 256 * 1024, keepDir: options.keepDir ?? false };
+  const servers = await startMariadbServers([
+    { ...common, serverId: 1, binlogChecksum: "CRC32", binlogFormat: "MIXED" },
+    {
+      ...common,
+      serverId: 2,
+      binlogChecksum: "CRC32",
+      binlogFormat: "MIXED",
+      logSlaveUpdates: true,
+    },
+    { ...common, serverId: 3, binlogChecksum: "NONE", binlogFormat: "ROW", logSlaveUpdates: true },
+    {
+      ...common,
+      serverId: 4,
+      binlogChecksum: "CRC32",
+      binlogFormat: "MIXED",
+      logSlaveUpdates: true,
+      extraArgs: ["--log-bin-compress=ON", "--log-bin-compress-min-len=10"],
+    },
+  ]);
+  try {
+    const [master, ...replicas] = servers;
+    for (const r of replicas) await setupReplication(r, master);
+    await runWorkload(master, options.transactionsPerBatch ?? 420);
+    for (const r of replicas) await waitForCatchUp(r, master);
+    await Promise.all(servers.map((s) => s.stop({ keepDir: true })));
+    return servers;
+  } catch (e) {
+    await stopAll(servers);
+    throw e;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Checks.
 
@@ -405,6 +451,24 @@ interface FileSet {
   files: string[];
   /** Never-match classes tolerated for this set (empty: everything must match exactly). */
   tolerate: string[];
+}
+
+/** The events of a binlog whose header, were the file to end inside them, isTornTail rejects. */
+function eventsNotTorn(b: Uint8Array): { events: number; offsets: number[] } {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const offsets: number[] = [];
+  let events = 0;
+  let prevLogPos = 0;
+  for (let p = 4; p + 19 <= b.length;) {
+    const size = dv.getUint32(p + 9, true);
+    const logPos = dv.getUint32(p + 13, true);
+    if (size < 19 || p + size > b.length) break;
+    if (!isTornTail({ pos: p, size, logPos }, prevLogPos)) offsets.push(p);
+    prevLogPos = logPos;
+    events++;
+    p += size;
+  }
+  return { events, offsets };
 }
 
 /** Records a failure naming the first differing line when two outputs differ. */
@@ -449,7 +513,7 @@ function dropTableKey(statement: string): string {
 }
 
 /**
- * Names the never-match class (BINLOG.md) explaining why a replica's copy of a transaction hashes
+ * Names the never-match class (binlog.ts) explaining why a replica's copy of a transaction hashes
  * differently from the master's, from what mysqlbinlog shows of both; undefined if none applies.
  */
 function neverMatchClass(master: MbTxn, replica: MbTxn): string | undefined {
@@ -597,45 +661,9 @@ Deno.test({
     const t0 = performance.now();
     const servers: MariadbServer[] = [];
     try {
-      const common = { maxBinlogSize: 256 * 1024, keepDir: KEEP };
-      servers.push(
-        ...await startMariadbServers([
-          { ...common, serverId: 1, binlogChecksum: "CRC32", binlogFormat: "MIXED" },
-          {
-            ...common,
-            serverId: 2,
-            binlogChecksum: "CRC32",
-            binlogFormat: "MIXED",
-            logSlaveUpdates: true,
-          },
-          {
-            ...common,
-            serverId: 3,
-            binlogChecksum: "NONE",
-            binlogFormat: "ROW",
-            logSlaveUpdates: true,
-          },
-          {
-            ...common,
-            serverId: 4,
-            binlogChecksum: "CRC32",
-            binlogFormat: "MIXED",
-            logSlaveUpdates: true,
-            extraArgs: ["--log-bin-compress=ON", "--log-bin-compress-min-len=10"],
-          },
-        ]),
-      );
+      servers.push(...await replicatedWorkload({ keepDir: KEEP }));
       const [master, replicaA, replicaB, replicaC] = servers;
-      await setupReplication(replicaA, master);
-      await setupReplication(replicaB, master);
-      await setupReplication(replicaC, master);
-      await runWorkload(master, 420);
-      await waitForCatchUp(replicaA, master);
-      await waitForCatchUp(replicaB, master);
-      await waitForCatchUp(replicaC, master);
       const tWorkload = performance.now();
-      // Stopped servers leave finished files; the directories stay until the finally block.
-      await Promise.all(servers.map((s) => s.stop({ keepDir: true })));
       if (KEEP) console.log(`fixtures kept in ${servers.map((s) => s.dir).join(" ")}`);
 
       const sets: FileSet[] = [
@@ -896,6 +924,20 @@ Deno.test({
       } finally {
         await Deno.remove(tmp, { recursive: true });
       }
+
+      // 4. Every event of every file, were the file to end inside it, is a torn tail (not a
+      // corrupt size) by the parser's rule: its header's log_pos fits its size.
+      let events = 0;
+      for (const set of sets) {
+        for (const file of set.files) {
+          const notTorn = eventsNotTorn(await Deno.readFile(file));
+          events += notTorn.events;
+          for (const p of notTorn.offsets.slice(0, 3)) {
+            failures.push(`${file}: the event at ${p}, cut short, would be a corrupt size`);
+          }
+        }
+      }
+      console.log(`torn tails: ${events} events checked`);
 
       const t1 = performance.now();
       console.log(

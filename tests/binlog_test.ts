@@ -1,14 +1,42 @@
 // Unit tests of binlog.ts: real third-party fixtures, synthetic binlogs, bad input.
 import assert from "node:assert/strict";
-import { crc32, zstdDecompressSync } from "node:zlib";
+import { crc32, deflateSync, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { createHash } from "node:crypto";
 import {
   BinlogError,
   type BinlogTransaction,
+  type ReadEnd,
   type ReadOptions,
   readTransactions,
   tailTransactions,
+  tailWithEnd,
 } from "../binlog.ts";
+import {
+  DROP_BEFORE_BEGIN,
+  DROP_BEFORE_GTID,
+  END,
+  groupStep,
+  IN_TRANSACTION,
+  OPEN,
+  ORPHAN_COMMIT,
+} from "../binlog_group.ts";
+import {
+  QK_BEGIN,
+  QK_END,
+  QK_OTHER,
+  QK_START_TRX,
+  QK_XA_END_TRX,
+  QK_XA_OTHER,
+  QK_XA_START,
+} from "../binlog_events.ts";
+import {
+  ROLE_COMMIT,
+  ROLE_CONTENT,
+  ROLE_GTID,
+  ROLE_OTHER,
+  ROLE_QUERY,
+} from "../binlog_hash_plan.ts";
+import { runKilledAfter } from "./binlog_run.ts";
 
 const FIXTURES_DIR = new URL("./fixtures/mysql", import.meta.url).pathname;
 
@@ -689,15 +717,19 @@ Deno.test("bad input: empty, wrong magic, random bytes, bad sizes", async () => 
   const small = b.bytes();
   new DataView(small.buffer).setUint32(at + 9, 12, true);
   await expectError(small, "corrupt", at);
-  // event_size past the end: in the last file it is a partial event, earlier it is corruption
+  // An event size past the end that its log_pos contradicts is corrupt, in any file; a file
+  // that really ends inside the event (a torn tail) is a partial transaction in the last file
+  // and corrupt in an earlier one.
   const past = b.bytes();
   new DataView(past.buffer).setUint32(at + 9, 5000, true);
-  const { txs, warnings } = await readAll(past);
+  await expectError(past, "corrupt", at);
+  const torn = b.bytes().subarray(0, b.pos - 3);
+  const { txs, warnings } = await readAll(torn);
   assert.equal(txs.length, 0);
   assert.match(warnings[0], /partial transaction of \d+ bytes at end of file left out/);
   const dir = Deno.makeTempDirSync();
   try {
-    Deno.writeFileSync(`${dir}/a`, past);
+    Deno.writeFileSync(`${dir}/a`, torn);
     Deno.writeFileSync(`${dir}/b`, b.bytes());
     await expectError([`${dir}/a`, `${dir}/b`], "corrupt", at);
   } finally {
@@ -863,4 +895,324 @@ Deno.test("a bad checksum: the error names its event, transactions before it com
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The grouping rule on its own (binlog_group.ts)
+
+Deno.test("grouping rule: what each event does to the open group", () => {
+  const none = null;
+  const open = { inTrx: false, standalone: false };
+  const inTrx = { inTrx: true, standalone: false };
+  const standalone = { inTrx: false, standalone: true };
+  const cases: Array<[string, typeof open | null, number, number, number]> = [
+    ["GTID, nothing open", none, ROLE_GTID, 0, OPEN],
+    ["GTID, a group open", inTrx, ROLE_GTID, 0, DROP_BEFORE_GTID | OPEN],
+    ["BEGIN, nothing open", none, ROLE_QUERY, QK_BEGIN, OPEN | IN_TRANSACTION],
+    ["BEGIN after a GTID", open, ROLE_QUERY, QK_BEGIN, IN_TRANSACTION],
+    ["BEGIN inside BEGIN", inTrx, ROLE_QUERY, QK_BEGIN, DROP_BEFORE_BEGIN | OPEN | IN_TRANSACTION],
+    ["COMMIT", inTrx, ROLE_QUERY, QK_END, END],
+    ["COMMIT, nothing open", none, ROLE_QUERY, QK_END, 0],
+    ["DDL, nothing open", none, ROLE_QUERY, QK_OTHER, OPEN | END],
+    ["DDL after a GTID", open, ROLE_QUERY, QK_OTHER, END],
+    ["statement inside BEGIN", inTrx, ROLE_QUERY, QK_OTHER, 0],
+    ["the query after a standalone GTID", standalone, ROLE_QUERY, QK_OTHER, END],
+    ["XA START", open, ROLE_QUERY, QK_XA_START, IN_TRANSACTION],
+    ["XA END", inTrx, ROLE_QUERY, QK_XA_OTHER, 0],
+    ["XA COMMIT", open, ROLE_QUERY, QK_XA_END_TRX, END],
+    ["CREATE ... START TRANSACTION", open, ROLE_QUERY, QK_START_TRX, IN_TRANSACTION],
+    ["rows, nothing open", none, ROLE_CONTENT, 0, OPEN],
+    ["rows inside BEGIN", inTrx, ROLE_CONTENT, 0, 0],
+    ["XID", inTrx, ROLE_COMMIT, 0, END],
+    ["XID, nothing open", none, ROLE_COMMIT, 0, ORPHAN_COMMIT],
+    ["ANNOTATE_ROWS", inTrx, ROLE_OTHER, 0, 0],
+  ];
+  for (const [name, g, role, query, expected] of cases) {
+    assert.equal(groupStep(g, role, query), expected, name);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Torn tails, corrupt sizes, and what a read says it left out
+
+Deno.test("an event size past the end that its log_pos contradicts is corrupt, not a torn tail", async () => {
+  const bytes = Deno.readFileSync(fixturePath("mariadb-bin.000001"));
+  // The GTID_LIST event at 256 (29 bytes, log_pos 285) given a 1,000,000-byte size: it used to
+  // be a partial event at the end (exit 0), leaving out both transactions after it.
+  const bad = bytes.slice();
+  new DataView(bad.buffer).setUint32(256 + 9, 1_000_000, true);
+  const e = await expectError(bad, "corrupt", 256);
+  assert.match(e.message, /event size 1000000 points \d+ bytes past the end of the file/);
+  // The same in the middle of a transaction (the TABLE_MAP at 848): the first one is reported.
+  const mid = bytes.slice();
+  new DataView(mid.buffer).setUint32(848 + 9, 5000, true);
+  const r = await readUntilError(mid, {});
+  assert.deepEqual(r.txs.map((t) => t.end), [702]);
+  assert.match(r.error, /offset 848: event size 5000 points/);
+  // A file that does end inside that event is a torn tail: a warning, nothing else lost.
+  for (let cut = 257; cut < 285; cut++) {
+    const { txs, warnings } = await readAll(bytes.subarray(0, cut));
+    assert.deepEqual(txs, [], `cut at ${cut}`);
+    assert.equal(warnings.length, 1, `cut at ${cut}`);
+    assert.match(warnings[0], /offset 256: partial event of \d+ bytes at end of file left out/);
+  }
+});
+
+Deno.test("every event of every fixture, cut short, is a torn tail", async () => {
+  let cuts = 0;
+  for (const entry of Deno.readDirSync(FIXTURES_DIR)) {
+    if (entry.name.startsWith("LICENSE") || entry.name.endsWith(".md")) continue;
+    const bytes = Deno.readFileSync(`${FIXTURES_DIR}/${entry.name}`);
+    const full = await readUntilError(bytes, { verifyChecksums: false });
+    // Up to where the file reads cleanly (a corrupt fixture: up to its corruption).
+    const limit = full.error === "" ? bytes.length : Number(/offset (\d+)/.exec(full.error)![1]);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset);
+    for (let p = 4; p + 19 <= limit;) {
+      const size = dv.getUint32(p + 9, true);
+      if (size < 19 || p + size > limit) break;
+      if (size > 19) {
+        // Cut after the header and after all but one byte: the file ends inside the event.
+        for (const cut of [p + 19, p + size - 1]) {
+          const r = await readUntilError(bytes.subarray(0, cut), { verifyChecksums: false });
+          assert.equal(r.error, "", `${entry.name} cut at ${cut} (event at ${p})`);
+          const expected = full.txs.filter((t) => t.endOffset <= p).map((t) => t.end);
+          assert.deepEqual(r.txs.map((t) => t.end), expected, `${entry.name} cut at ${cut}`);
+          cuts++;
+        }
+      }
+      p += size;
+    }
+  }
+  assert.ok(cuts > 2000, `${cuts} cuts`);
+});
+
+/** The transactions and the end of a read of files. */
+async function readWithEnd(
+  files: string[],
+): Promise<{ txs: BinlogTransaction[]; end: ReadEnd; warnings: string[] }> {
+  const warnings: string[] = [];
+  const read = readTransactions(files, { onWarning: (m) => warnings.push(m) });
+  const txs: BinlogTransaction[] = [];
+  let r = await read.next();
+  for (; !r.done; r = await read.next()) txs.push(r.value);
+  return { txs, end: r.value, warnings };
+}
+
+Deno.test("a read says where its complete part ends and what it left out", async () => {
+  const bytes = Deno.readFileSync(fixturePath("mariadb-bin.000001"));
+  const dir = Deno.makeTempDirSync();
+  try {
+    const f = `${dir}/mariadb-bin.000001`;
+    const at = (cut: number) => {
+      Deno.writeFileSync(f, bytes.subarray(0, cut));
+      return readWithEnd([f]);
+    };
+    // Transactions: 330..702 and 702..1074; events at 702 (GTID), 744, 848, 984 (ROWS), 1043.
+    const whole = await at(1074);
+    assert.deepEqual(whole.end, {
+      file: f,
+      size: 1074,
+      complete: { file: f, offset: 1074 },
+      eventsEnd: 1074,
+      lastTransactionEnd: 1074,
+      tornBytes: 0,
+      openTransaction: null,
+      leftOutBytes: 0,
+    });
+    // Torn inside the second transaction's ROWS event.
+    assert.deepEqual((await at(1000)).end, {
+      file: f,
+      size: 1000,
+      complete: { file: f, offset: 702 },
+      eventsEnd: 984,
+      lastTransactionEnd: 702,
+      tornBytes: 16,
+      openTransaction: { file: f, start: 702 },
+      leftOutBytes: 298,
+    });
+    // At an event boundary inside the transaction: nothing torn, the transaction left out.
+    const boundary = await at(984);
+    assert.equal(boundary.end.tornBytes, 0);
+    assert.equal(boundary.end.leftOutBytes, 282);
+    assert.deepEqual(boundary.end.complete, { file: f, offset: 702 });
+    // Torn inside the GTID event that would open it: no transaction open yet.
+    const gtid = await at(720);
+    assert.deepEqual(
+      [gtid.end.complete, gtid.end.tornBytes, gtid.end.openTransaction, gtid.end.leftOutBytes],
+      [{ file: f, offset: 702 }, 18, null, 18],
+    );
+    // tailWithEnd says the same as a full read.
+    Deno.writeFileSync(f, bytes.subarray(0, 1000));
+    const tail = await tailWithEnd([f], 1);
+    assert.deepEqual(tail.end, (await readWithEnd([f])).end);
+    assert.deepEqual(tail.transactions.map((t) => t.end), [702]);
+    assert.deepEqual((await tailWithEnd([f], 0)).end, tail.end);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a relay log transaction left open across files: where it began, all its bytes", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const a = new BinlogBuilder({ checksum: true, fdeFlags: 0x40 });
+    a.fde({ checksum: true });
+    a.query("d", "CREATE TABLE t (a INT)", { logPos: 300 });
+    const done = a.pos;
+    const start = a.pos;
+    a.mariaGtid(9, 0, 0, { logPos: 500 });
+    a.tableMap(70, { logPos: 600 });
+    const b = new BinlogBuilder({ checksum: true, fdeFlags: 0x40 });
+    b.rotate({ flags: 0x20, logPos: 0 });
+    b.fde({ checksum: true });
+    b.rows(23, 70, [1, 2], { logPos: 700 });
+    const [fa, fb] = [`${dir}/relay.000001`, `${dir}/relay.000002`];
+    Deno.writeFileSync(fa, a.bytes());
+    Deno.writeFileSync(fb, b.bytes());
+    const { txs, end, warnings } = await readWithEnd([fa, fb]);
+    assert.deepEqual(txs.map((t) => t.endOffset), [done]);
+    assert.deepEqual(end.complete, { file: fa, offset: start });
+    assert.deepEqual(end.openTransaction, { file: fa, start });
+    assert.equal(end.lastTransactionEnd, -1);
+    assert.equal(end.leftOutBytes, a.pos - start + b.pos);
+    assert.deepEqual(warnings, [
+      `${fa}: offset ${start}: partial transaction of ${
+        a.pos - start + b.pos
+      } bytes at end of file left out`,
+    ]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a relay-log index naming a FIFO: the read refuses it instead of waiting", async () => {
+  // The parser reads no index files; the agent reads the relay-log index and gives the paths
+  // to tailTransactions (resync_agent.ts). The same here, in a child process that is killed if
+  // it waits on the FIFO (a FIFO without a writer blocks whoever opens it).
+  const dir = Deno.makeTempDirSync();
+  try {
+    Deno.copyFileSync(fixturePath("mariadb-bin.000001"), `${dir}/relay-bin.000001`);
+    const mkfifo = await new Deno.Command("mkfifo", { args: [`${dir}/relay-bin.000002`] }).output();
+    assert.ok(mkfifo.success, "mkfifo");
+    Deno.writeTextFileSync(`${dir}/relay-bin.index`, "./relay-bin.000001\n./relay-bin.000002\n");
+    const binlog = new URL("../binlog.ts", import.meta.url).href;
+    const code = `
+      import { BinlogError, tailTransactions, readTransactions } from ${JSON.stringify(binlog)};
+      const dir = ${JSON.stringify(dir)};
+      const files = Deno.readTextFileSync(dir + "/relay-bin.index").split("\\n")
+        .filter((l) => l !== "").map((l) => dir + "/" + l.replace(/^\\.\\//, ""));
+      for (const read of [() => tailTransactions(files, 5), () => Array.fromAsync(readTransactions(files))]) {
+        try {
+          await read();
+          console.log("read");
+        } catch (e) {
+          console.log(e instanceof BinlogError ? e.kind + " " + e.message : "other " + e);
+        }
+      }`;
+    const r = await runKilledAfter(Deno.execPath(), ["eval", "--ext=ts", code], 20_000);
+    assert.equal(r.signal, null, `killed: it waited on the FIFO (${r.stderr})`);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 2, r.stdout);
+    for (const l of lines) {
+      assert.equal(l, `io ${dir}/relay-bin.000002: cannot read: not a regular file (a FIFO)`);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Limits on what untrusted input can make the parser hold (binlog_limits.ts)
+
+/** A MariaDB compressed block: header byte, the announced length (4 bytes), zlib data. */
+function mariadbBlock(announced: number, data: Uint8Array): Uint8Array {
+  return concat([
+    new Uint8Array([0x84, announced >>> 24, (announced >>> 16) & 255, (announced >>> 8) & 255]),
+    new Uint8Array([announced & 255]),
+    data,
+  ]);
+}
+
+/** A QUERY_COMPRESSED (165) event body: post-header, no status variables, db "d", the block. */
+function compressedQuery(block: Uint8Array): Uint8Array {
+  return concat([
+    new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]),
+    enc.encode("d"),
+    new Uint8Array([0]),
+    block,
+  ]);
+}
+
+Deno.test("limits: an event size over 1 GiB is corrupt", async () => {
+  const b = new BinlogBuilder({ checksum: true });
+  const at = b.pos;
+  b.query("d", "BEGIN");
+  const bytes = b.bytes();
+  new DataView(bytes.buffer).setUint32(at + 9, 0x40000000 + 0x10001, true);
+  const e = await expectError(bytes, "corrupt", at);
+  assert.match(e.message, /larger than any server writes/);
+});
+
+Deno.test("limits: a compressed event over 96 MiB is refused before it is read", async () => {
+  const b = new BinlogBuilder({ checksum: true });
+  const at = b.pos;
+  b.raw(165, compressedQuery(mariadbBlock(10, deflateSync(enc.encode("INSERT 1")))));
+  const bytes = b.bytes();
+  new DataView(bytes.buffer).setUint32(at + 9, 100 * 1024 * 1024, true);
+  const e = await expectError(bytes, "unsupported", at);
+  assert.match(e.message, /compressed event of 104857600 bytes exceeds the memory limit/);
+});
+
+Deno.test("limits: MariaDB compressed data announcing over 96 MiB, or inflating past what it announces", async () => {
+  const over = new BinlogBuilder({ checksum: true });
+  const at = over.pos;
+  over.raw(165, compressedQuery(mariadbBlock(200 * 1024 * 1024, deflateSync(enc.encode("X")))));
+  const e = await expectError(over.bytes(), "unsupported", at);
+  assert.match(e.message, /compressed event of 209715200 bytes exceeds the 100663296 limit/);
+  // A zlib bomb: 10 MB of statement in 10 kB, announced as 1,000 bytes. Inflating stops there.
+  const bomb = new BinlogBuilder({ checksum: true });
+  bomb.raw(165, compressedQuery(mariadbBlock(1000, deflateSync(new Uint8Array(10_000_000)))));
+  const z = await expectError(bomb.bytes(), "corrupt", at);
+  assert.match(z.message, /zlib data inflates to more than the 1000 bytes announced/);
+  // Announced and real sizes agree: read (and hashed as the plain statement).
+  const ok = new BinlogBuilder({ checksum: true });
+  ok.raw(165, compressedQuery(mariadbBlock(8, deflateSync(enc.encode("DROP t 1")))));
+  assert.equal((await readAll(ok.bytes())).txs.length, 1);
+});
+
+/** A TRANSACTION_PAYLOAD (40) body: payload size, compression zstd, uncompressed size, data. */
+function zstdPayload(announced: number, data: Uint8Array): Uint8Array {
+  // MySQL's length-encoded integers.
+  const packed = (v: number) =>
+    v < 251 ? [v] : v < 2 ** 24 ? [253, ...le(v, 3)] : [254, ...le(v, 8)];
+  const field = (type: number, v: number) => {
+    const p = packed(v);
+    return [type, p.length, ...p];
+  };
+  return concat([
+    new Uint8Array([...field(1, data.length), ...field(2, 0), ...field(3, announced), 0]),
+    data,
+  ]);
+}
+
+Deno.test("limits: a zstd payload announcing over 96 MiB, or decompressing past what it announces", async () => {
+  // Inner events: one QUERY (DDL) as MySQL writes it inside the payload (no CRC).
+  const inner = new BinlogBuilder({ checksum: false });
+  inner.query("d", "CREATE TABLE t (a INT)");
+  const events = inner.bytes().subarray(4 + inner.fdeSize);
+  const huge = new BinlogBuilder({ checksum: true });
+  const at = huge.pos;
+  huge.raw(40, zstdPayload(200 * 1024 * 1024, zstdCompressSync(events)));
+  const e = await expectError(huge.bytes(), "unsupported", at);
+  assert.match(e.message, /compressed transaction of 209715200 bytes is too large/);
+  // A zstd bomb: 20 MB of zeros announced as 100 bytes. Decompressing stops there.
+  const bomb = new BinlogBuilder({ checksum: true });
+  bomb.raw(40, zstdPayload(100, zstdCompressSync(new Uint8Array(20_000_000))));
+  const z = await expectError(bomb.bytes(), "corrupt", at);
+  assert.match(z.message, /zstd payload decompresses to more than the 100 bytes announced/);
+  // Announced and real sizes agree: the DDL inside is one transaction.
+  const ok = new BinlogBuilder({ checksum: true });
+  ok.raw(40, zstdPayload(events.length, zstdCompressSync(events)));
+  assert.equal((await readAll(ok.bytes())).txs.length, 1);
 });

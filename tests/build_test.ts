@@ -1,44 +1,16 @@
 // Tests what `deno task build` and `deno task install` produce: the shipped launchers, the
 // self-extracting files, and an install into a scratch OCF_ROOT and PREFIX.
 import assert from "node:assert/strict";
-import { exists } from "../scripts/fs.ts";
-
-const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const dist = `${root}/dist`;
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(
-  cmd: string,
-  args: string[],
-  opts: { env?: Record<string, string>; cwd?: string } = {},
-): Promise<Result> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    env: opts.env,
-    cwd: opts.cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-async function ensureBuilt(): Promise<void> {
-  if (await exists(`${dist}/mysql_prm`) && await exists(`${dist}/prm_binlog_parser`)) return;
-  const r = await run(Deno.execPath(), ["run", "-A", `${root}/scripts/build.ts`]);
-  assert.equal(r.code, 0, `build failed: ${r.stderr}`);
-}
-
-function assertMetaData(r: Result, how: string): void {
-  assert.equal(r.code, 0, `${how}: exit ${r.code}: ${r.stderr}`);
-  assert.match(r.stdout, /<resource-agent name="mysql_prm"/, how);
-  assert.match(r.stdout, /<\/resource-agent>/, how);
-}
+import {
+  assertMetaData,
+  DIST as dist,
+  ensureBuilt,
+  install,
+  removeScratch,
+  run,
+  runAs,
+  scratch,
+} from "./install_harness.ts";
 
 Deno.test("build: launchers run the bundled programs", async () => {
   await ensureBuilt();
@@ -93,73 +65,59 @@ Deno.test("build: the bundles carry no reference to the source tree", async () =
 
 Deno.test("install: agent under OCF_ROOT, parser under PREFIX, runnable by nobody", async () => {
   await ensureBuilt();
-  const scratch = await Deno.makeTempDir({ prefix: "prm-install-" });
+  const dir = await scratch("install-");
   try {
-    await Deno.chmod(scratch, 0o755);
-    const env = { OCF_ROOT: `${scratch}/ocf`, PREFIX: `${scratch}/usr` };
-    const r = await run(Deno.execPath(), ["run", "-A", `${root}/scripts/install.ts`], { env });
-    assert.equal(r.code, 0, r.stderr);
-    const agent = `${scratch}/ocf/resource.d/prm/mysql_prm`;
-    const parser = `${scratch}/usr/bin/prm_binlog_parser`;
-    assert.equal((await Deno.stat(agent)).mode! & 0o777, 0o755);
-    assert.equal((await Deno.stat(parser)).mode! & 0o777, 0o755);
-    assert.equal(await Deno.readLink(`${scratch}/usr/sbin/mysql_prm`), agent);
+    const inst = await install(dir);
+    assert.equal((await Deno.stat(inst.agent)).mode! & 0o777, 0o755);
+    assert.equal((await Deno.stat(inst.parser)).mode! & 0o777, 0o755);
+    assert.equal(await Deno.readLink(`${dir}/usr/sbin/mysql_prm`), inst.agent);
     // The installed launcher must not depend on the repository: it runs the installed Deno.
-    const launcher = await Deno.readTextFile(agent);
-    assert.ok(launcher.includes(`${scratch}/usr/lib/prm/deno`), launcher);
-    assert.ok(!launcher.includes(root), "installed launcher points into the source tree");
-    assertMetaData(await run("bash", [agent, "meta-data"]), "installed agent");
+    const launcher = await Deno.readTextFile(inst.agent);
+    assert.ok(launcher.includes(`${inst.libDir}/deno`), launcher);
+    assert.ok(launcher.includes(`prm_cache=${inst.cache}\n`), launcher);
+    assert.ok(!launcher.includes(`${dist}/`), "installed launcher points into dist/");
+    assertMetaData(await run("bash", [inst.agent, "meta-data"]), "installed agent");
     // ocf-tester also runs meta-data as user nobody.
-    assertMetaData(
-      await run("setpriv", [
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "bash",
-        agent,
-        "meta-data",
-      ], { cwd: "/" }),
-      "installed agent as nobody",
-    );
-    const help = await run(parser, ["--help"]);
+    const nobody = Number((await run("id", ["-u", "nobody"])).stdout.trim());
+    assertMetaData(await runAs(nobody, "bash", [inst.agent, "meta-data"]), "as nobody");
+    const help = await run(inst.parser, ["--help"]);
     assert.equal(help.code, 0, help.stderr);
-    // A second install over the first is idempotent.
-    const again = await run(Deno.execPath(), ["run", "-A", `${root}/scripts/install.ts`], { env });
-    assert.equal(again.code, 0, again.stderr);
+    // A second install over the first is idempotent, and leaves no temporary file behind.
+    await install(dir);
+    for (
+      const folder of [
+        inst.libDir,
+        `${dir}/usr/bin`,
+        `${dir}/usr/sbin`,
+        `${dir}/ocf/resource.d/prm`,
+      ]
+    ) {
+      const names = [...Deno.readDirSync(folder)].map((e) => e.name);
+      assert.ok(!names.some((n) => n.includes(".prm-")), `${folder}: ${names.join(" ")}`);
+    }
   } finally {
-    await Deno.remove(scratch, { recursive: true });
+    await removeScratch(dir);
   }
 });
 
 Deno.test("build: self-extracting programs run with nothing but /bin/sh", async () => {
-  if (!await exists(`${dist}/sfx/mysql_prm`)) {
-    const r = await run(Deno.execPath(), ["run", "-A", `${root}/scripts/build.ts`, "--sfx"]);
-    assert.equal(r.code, 0, r.stderr);
-  }
-  const cache = await Deno.makeTempDir({ prefix: "prm-sfx-cache-" });
+  await ensureBuilt({ sfx: true });
+  const dir = await scratch("sfx-");
   try {
+    const cache = `${dir}/cache`;
     // A bare PATH, as Pacemaker gives agents, and a fresh cache: the first run unpacks.
     const env = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", PRM_CACHE_DIR: cache };
     for (let i = 0; i < 2; i++) {
       assertMetaData(
-        await run("/usr/bin/env", ["-i", ...envPairs(env), `${dist}/sfx/mysql_prm`, "meta-data"]),
+        await run(`${dist}/sfx/mysql_prm`, ["meta-data"], { clearEnv: true, env }),
         `sfx run ${i + 1}`,
       );
     }
-    const help = await run("/usr/bin/env", [
-      "-i",
-      ...envPairs(env),
-      `${dist}/sfx/prm_binlog_parser`,
-      "--help",
-    ]);
+    const help = await run(`${dist}/sfx/prm_binlog_parser`, ["--help"], { clearEnv: true, env });
     assert.equal(help.code, 0, help.stderr);
     const unpacked = [...Deno.readDirSync(cache)].map((e) => e.name);
-    assert.ok(unpacked.length >= 1, "the cache holds the unpacked runtime");
+    assert.equal(unpacked.length, 2, `one copy per program: ${unpacked.join(" ")}`);
   } finally {
-    await Deno.remove(cache, { recursive: true });
+    await removeScratch(dir);
   }
 });
-
-function envPairs(env: Record<string, string>): string[] {
-  return Object.entries(env).map(([k, v]) => `${k}=${v}`);
-}

@@ -1,5 +1,5 @@
 /**
- * Every action within its deadline (issue 12, defect 5): a hung Pacemaker tool, one that ignores
+ * Every action within its deadline: a hung Pacemaker tool, one that ignores
  * SIGTERM, and a write that fails, against cib.ts with real child processes (small shell scripts
  * standing in for crm_attribute and attrd_updater).
  */

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { assessReplica, checkPromotee, nextReaderState, relayApplied } from "../election.ts";
+import {
+  assessReplica,
+  checkPromotee,
+  nextReaderState,
+  relayApplied,
+  replicaCandidacy,
+} from "../election.ts";
+import { SCORE } from "../attrs.ts";
 import type { ReplicaStatus } from "../sql.ts";
 
 function status(over: Partial<ReplicaStatus> = {}): ReplicaStatus {
@@ -19,6 +26,8 @@ function status(over: Partial<ReplicaStatus> = {}): ReplicaStatus {
     execMasterLogPos: 500,
     sqlState: "",
     gtidIoPos: "",
+    relayLogFile: "relay-bin.000002",
+    relayLogPos: 600,
     ...over,
   };
 }
@@ -127,4 +136,35 @@ Deno.test("reader hysteresis needs reader_failcount failures in a row", () => {
   s = nextReaderState(s, true, 3);
   assert.deepEqual(s, { readable: true, failures: 0 });
   assert.equal(nextReaderState({ readable: true, failures: 0 }, false, 1).readable, false);
+});
+
+Deno.test("candidacy: a score for healthy and idle nodes, a typed reason for the others", () => {
+  const opts = { maxLag: 60 };
+  assert.deepEqual(replicaCandidacy({}), { score: SCORE.IDLE });
+  assert.deepEqual(replicaCandidacy({ health: assessReplica(status(), opts) }), {
+    score: SCORE.REPLICA,
+  });
+  assert.deepEqual(
+    replicaCandidacy({ health: assessReplica(status(), opts), repaired: true }),
+    { score: SCORE.REPAIRED_REPLICA },
+  );
+  const unreachable = assessReplica(status({ ioRunning: "Connecting", lastIoErrno: 2003 }), opts);
+  assert.deepEqual(replicaCandidacy({ health: unreachable }), { score: SCORE.REPLICA });
+  for (
+    const [over, reason] of [
+      [{ sqlRunning: false, lastSqlErrno: 1062 }, "sql-broken"],
+      [{ ioRunning: "No", lastIoErrno: 1236 }, "io-broken"],
+      [{ ioRunning: "No" }, "io-stopped"],
+      [{ secondsBehind: 61 }, "lagging"],
+    ] as const
+  ) {
+    assert.deepEqual(
+      replicaCandidacy({ health: assessReplica(status(over), opts) }),
+      { notPromotable: reason },
+    );
+  }
+  assert.deepEqual(
+    replicaCandidacy({ health: assessReplica(status(), opts), withheld: "disk-full" }),
+    { notPromotable: "disk-full" },
+  );
 });

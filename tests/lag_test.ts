@@ -38,6 +38,8 @@ const STATUS: ReplicaStatus = {
   execMasterLogPos: 100,
   sqlState: "",
   gtidIoPos: "",
+  relayLogFile: "relay-bin.000002",
+  relayLogPos: 600,
 };
 
 Deno.test("parseHeartbeatTs reads pt-heartbeat's UTC format, with or without fraction", () => {

@@ -1,21 +1,39 @@
 /**
- * mysql_wire.ts: the packet functions on hand-built packets, and the client against a real
- * MariaDB server (socket and TCP logins, wrong password, value types, NULL, errors, timeouts,
- * too many connections, a server that goes away).
+ * mysql_wire.ts: the packet functions on hand-built packets, the limits on what a hostile server
+ * can make it hold (a fake server on loopback), and the client against a real MariaDB server
+ * (socket and TCP logins, wrong password, value types, NULL, errors, timeouts, too many
+ * connections, a server that goes away). tests/mysql_wire_fuzz_test.ts fuzzes the parsing.
  */
 import assert from "node:assert/strict";
 import {
   authResponse,
   decodeRow,
+  DEFAULT_WIRE_LIMITS,
   framePackets,
   MysqlError,
   parseErrPacket,
   parseHandshake,
   readLenencInt,
   WireConnection,
+  WireLimitError,
 } from "../mysql_wire.ts";
 import { classifyError, MysqlClient } from "../mysql.ts";
 import { startMariadb } from "./mariadb_server.ts";
+import {
+  column,
+  eof,
+  err as errPayload,
+  FakeMysqlServer,
+  type FakePart,
+  greeting,
+  lenenc,
+  login,
+  ok,
+  packet,
+  resultSet,
+  row,
+  STATUS,
+} from "./fake_mysql_server.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
@@ -164,11 +182,39 @@ Deno.test({
       });
 
       await t.step("a 20 MB value crosses the 16 MB packet limit", async () => {
-        const c = await wire();
+        const c = await WireConnection.connect({
+          socket: server.socket,
+          user: "wire",
+          password,
+          limits: { maxPacketBytes: 32 * 1024 * 1024 },
+        });
         const [r] = await c.query("SELECT REPEAT('z', 20 * 1024 * 1024) AS v", 60_000);
         assert.equal((r.v as string).length, 20 * 1024 * 1024);
         const [e] = await c.query(`SELECT LENGTH('${"q".repeat(17 * 1024 * 1024)}') AS n`, 60_000);
         assert.equal(e.n, 17 * 1024 * 1024);
+        await c.close();
+      });
+
+      await t.step("the default packet limit refuses that value and closes", async () => {
+        const c = await wire();
+        const e = await c.query("SELECT REPEAT('z', 20 * 1024 * 1024) AS v", 60_000)
+          .then(() => undefined, (x) => x);
+        assert.ok(e instanceof WireLimitError, String(e));
+        assert.equal(e.limit, "maxPacketBytes");
+        assert.equal(e.max, 16 * 1024 * 1024);
+        assert.equal(classifyError(e), "error");
+        assert.equal(c.closed, true);
+      });
+
+      await t.step("NO_BACKSLASH_ESCAPES is read from the status flags, no query", async () => {
+        const c = await wire();
+        assert.equal(c.noBackslashEscapes, false);
+        await c.query("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')");
+        assert.equal(c.noBackslashEscapes, true);
+        // A backslash is an ordinary character now.
+        assert.deepEqual(await c.query(String.raw`SELECT 'a\b' AS v`), [{ v: String.raw`a\b` }]);
+        await c.query("SET SESSION sql_mode = ''");
+        assert.equal(c.noBackslashEscapes, false);
         await c.close();
       });
 
@@ -284,5 +330,202 @@ Deno.test({
     } finally {
       await server.stop();
     }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// What a hostile server can make the client hold (a fake server on loopback)
+
+const MiB = 1024 * 1024;
+
+/** A part that streams `pieces` packets of 2^24-1 bytes, each chained to the next. */
+function chainedPackets(pieces: number, seq = 1): FakePart {
+  return async (send) => {
+    const body = new Uint8Array(0xffffff + 4);
+    body.set([0xff, 0xff, 0xff]);
+    for (let k = 0; k < pieces; k++) {
+      body[3] = (seq + k) & 255;
+      await send(body);
+    }
+  };
+}
+
+/** Runs `fn` against a fake server playing `script`; returns its result and the bytes sent. */
+async function withFake<T>(
+  script: () => FakePart[],
+  fn: (port: number) => Promise<T>,
+): Promise<{ result: T; written: number }> {
+  const server = new FakeMysqlServer(script);
+  try {
+    const result = await fn(server.port);
+    return { result, written: server.written };
+  } finally {
+    await server.close();
+  }
+}
+
+const connectTo = (port: number, limits?: Partial<typeof DEFAULT_WIRE_LIMITS>) =>
+  WireConnection.connect({
+    host: "127.0.0.1",
+    port,
+    user: "u",
+    password: "p",
+    connectTimeoutMs: 60_000,
+    limits,
+  });
+
+/** The error `promise` rejects with (fails when it resolves). */
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return await promise.then(() => assert.fail("expected a failure"), (e) => e);
+}
+
+Deno.test({
+  name: "a query's reply of chained 16 MiB packets stops at maxPacketBytes, unread",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // 256 MiB announced; the client must stop after the first 16 MiB piece.
+    const { result: e, written } = await withFake(
+      () => [...login(), chainedPackets(16)],
+      async (port) => {
+        const c = await connectTo(port);
+        const e = await rejection(c.query("SELECT 1", 60_000));
+        assert.equal(c.closed, true);
+        return e;
+      },
+    );
+    assert.ok(e instanceof WireLimitError, String(e));
+    assert.equal(e.limit, "maxPacketBytes");
+    assert.equal(e.code, "PROTOCOL_LIMIT_EXCEEDED");
+    // What was sent before the client closed: its 16 MiB plus what the socket buffers held.
+    assert.ok(written < 64 * MiB, `the server got ${written} bytes out`);
+  },
+});
+
+Deno.test({
+  name: "a greeting of chained 16 MiB packets stops at maxLoginBytes, unread",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { result: e, written } = await withFake(
+      () => [chainedPackets(16, 0)],
+      (port) => rejection(connectTo(port)),
+    );
+    assert.ok(e instanceof WireLimitError, String(e));
+    assert.equal(e.limit, "maxLoginBytes");
+    assert.ok(written < 48 * MiB, `the server got ${written} bytes out`);
+  },
+});
+
+Deno.test({
+  name: "result sets past maxColumns, maxValues and maxResultBytes are refused",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // A column count of 2^40: nothing is allocated for it.
+    const columns = await withFake(
+      () => [...login(), packet(1, lenenc(2 ** 40))],
+      async (port) => rejection((await connectTo(port)).query("SELECT 1")),
+    );
+    assert.ok(columns.result instanceof WireLimitError, String(columns.result));
+    assert.equal(columns.result.limit, "maxColumns");
+
+    // Endless one-column rows: the rows stop at maxValues.
+    const values = await withFake(
+      () => [
+        ...login(),
+        packet(1, lenenc(1)),
+        packet(2, column("v")),
+        packet(3, eof()),
+        async (send) => {
+          const r = packet(4, row(["x"]));
+          const block = new Uint8Array(r.length * 4096);
+          for (let k = 0; k < 4096; k++) block.set(r, k * r.length);
+          for (let k = 0; k < 1000; k++) await send(block);
+        },
+      ],
+      async (port) => rejection((await connectTo(port, { maxValues: 50_000 })).query("SELECT 1")),
+    );
+    assert.ok(values.result instanceof WireLimitError, String(values.result));
+    assert.equal(values.result.limit, "maxValues");
+    assert.ok(values.written < 32 * MiB, `the server got ${values.written} bytes out`);
+
+    // Endless result sets, each saying another follows: dropped, yet counted.
+    const results = await withFake(
+      () => [
+        ...login(),
+        async (send) => {
+          const set = resultSet(["v"], [["y".repeat(1000)]], STATUS.MORE_RESULTS);
+          for (let k = 0; k < 100_000; k++) for (const p of set) await send(p);
+        },
+      ],
+      async (port) =>
+        rejection((await connectTo(port, { maxResultBytes: 4 * MiB })).query("SELECT 1")),
+    );
+    assert.ok(results.result instanceof WireLimitError, String(results.result));
+    assert.equal(results.result.limit, "maxResultBytes");
+    assert.ok(results.written < 32 * MiB, `the server got ${results.written} bytes out`);
+  },
+});
+
+Deno.test({
+  name: "greeting strings, auth switch data and error messages are bounded",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const version = await withFake(
+      () => [packet(0, greeting({ version: "1".repeat(60_000) }))],
+      (port) => rejection(connectTo(port)),
+    );
+    assert.ok(version.result instanceof MysqlError);
+    assert.equal(version.result.code, "PROTOCOL_MALFORMED");
+
+    // An auth switch whose data would outgrow the login budget.
+    const enc = new TextEncoder();
+    const authSwitch = await withFake(
+      () => [
+        packet(0, greeting()),
+        packet(2, [0xfe, ...enc.encode("mysql_native_password"), 0, ...new Uint8Array(100_000)]),
+      ],
+      (port) => rejection(connectTo(port)),
+    );
+    assert.ok(authSwitch.result instanceof WireLimitError, String(authSwitch.result));
+    assert.equal(authSwitch.result.limit, "maxLoginBytes");
+
+    // A 1 MB error message reaches the caller (and its logs) cut to 512 bytes.
+    const long = await withFake(
+      () => [...login(), packet(1, errPayload(1064, "x".repeat(1_000_000)))],
+      async (port) => rejection((await connectTo(port)).query("SELECT 1")),
+    );
+    assert.ok(long.result instanceof MysqlError);
+    assert.equal(long.result.errno, 1064);
+    assert.ok(long.result.message.length <= 513, `${long.result.message.length} characters`);
+  },
+});
+
+Deno.test({
+  name: "the status flags of the greeting, OK and EOF packets say NO_BACKSLASH_ESCAPES",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const nbe = STATUS.AUTOCOMMIT | STATUS.NO_BACKSLASH_ESCAPES;
+    const seen = await withFake(
+      () => [
+        ...login({ status: nbe }),
+        packet(1, ok(STATUS.AUTOCOMMIT)),
+        ...resultSet(["v"], [["1"]], nbe),
+      ],
+      async (port) => {
+        const c = await connectTo(port);
+        const flags = [c.noBackslashEscapes];
+        await c.query("SET SESSION sql_mode = ''");
+        flags.push(c.noBackslashEscapes);
+        await c.query("SELECT 1");
+        flags.push(c.noBackslashEscapes);
+        c.destroy();
+        return flags;
+      },
+    );
+    assert.deepEqual(seen.result, [true, false, true]);
   },
 });

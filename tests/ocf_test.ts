@@ -1,14 +1,17 @@
 import assert from "node:assert/strict";
 import { codeName, Logger, OCF, parseRole, readContext } from "../ocf.ts";
 import {
+  type AgentParams,
   helpText,
   metadataXml,
+  PARAM_DEFAULTS,
   PARAMS,
   parseCredentialsFile,
   parseReplicationOptions,
   resolveCredentials,
   resolveParams,
 } from "../params.ts";
+import { piecesOf } from "./secret_pieces.ts";
 
 Deno.test("readContext reads the monitor context Pacemaker passes", () => {
   const ctx = readContext({
@@ -100,6 +103,20 @@ Deno.test("Logger redacts secrets and writes exit reasons", () => {
     "INFO: mysql_prm(p)[start]: connect with *** failed",
     "ocf-exit-reason:bad *** second line",
   ]);
+  // A server error quoting the tail of a password: every piece of 4+ characters goes, also in
+  // the escaped form a statement gave it.
+  const password = "Tr0ub4dor'and-SECRET-tail";
+  log.secret(password);
+  const errorText = "You have an error in your SQL syntax; check the manual that corresponds " +
+    "to your MariaDB server version for the right syntax to use near 'and-SECRET-tail', " +
+    "MASTER_LOG_FILE='mysql-bin.000001' at line 1 [ER_PARSE_ERROR 1064]";
+  log.error(`CHANGE MASTER failed: ${errorText}`);
+  log.exitReason(`CHANGE MASTER failed: ${errorText}`);
+  log.warn(`statement: MASTER_PASSWORD = 'Tr0ub4dor\\'and-SECRET-tail'`);
+  for (const line of lines.slice(2)) {
+    for (const piece of piecesOf(password)) assert.ok(!line.includes(piece), line);
+  }
+  assert.ok(lines[2].includes("near ***', MASTER_LOG_FILE='mysql-bin.000001'"), lines[2]);
   const dbg = new Logger("x", { sink: (l) => lines.push(l), debug: true });
   dbg.debug("shown");
   assert.equal(lines.at(-1), "DEBUG: x: shown");
@@ -140,6 +157,54 @@ Deno.test("resolveParams applies defaults and flags wrong values as configured",
     assert.ok(messages.some((m) => m.includes(name)), `${name} flagged: ${messages.join(" / ")}`);
   }
   assert.ok(!messages.some((m) => m.includes("x\0y")));
+});
+
+Deno.test("one table: every parameter has one typed field, defaults exported typed", () => {
+  // One field per row, and the defaults are the rows' defaults, typed.
+  assert.equal(Object.keys(PARAM_DEFAULTS).length, PARAMS.length);
+  const typed: AgentParams = PARAM_DEFAULTS;
+  // These lines are type checks as much as value checks (deno check fails on a wrong type).
+  const port: number = typed.replicationPort;
+  const semiSync: boolean = typed.semiSync;
+  const mode: "position" | "gtid" = typed.replicationMode;
+  const prefix: readonly string[] = typed.binaryPrefix;
+  const table: string = typed.heartbeatTable;
+  assert.deepEqual([port, semiSync, mode, prefix, table], [
+    3306,
+    false,
+    "position",
+    [],
+    "percona.heartbeat",
+  ]);
+  assert.equal(PARAM_DEFAULTS.semiSyncTimeoutMs, 10_000);
+  assert.equal(PARAM_DEFAULTS.testUser, "root");
+  assert.deepEqual(PARAM_DEFAULTS.replicationOptions, []);
+  assert.ok(Object.isFrozen(PARAM_DEFAULTS) && Object.isFrozen(PARAM_DEFAULTS.binaryPrefix));
+  // Each text default reads back as its typed default.
+  for (const p of PARAMS) {
+    const { params } = resolveParams({ [p.name]: p.default });
+    assert.deepEqual(params, PARAM_DEFAULTS, p.name);
+  }
+  const set = resolveParams({
+    binary_prefix: " /usr/bin/numactl  --interleave=all ",
+    semi_sync: "yes",
+    semi_sync_timeout: "250",
+    replication_mode: "gtid",
+    replication_options: "SSL=1",
+    additional_parameters: "--a  --b",
+    heartbeat_interval: "x",
+  });
+  assert.deepEqual(set.params.binaryPrefix, ["/usr/bin/numactl", "--interleave=all"]);
+  assert.equal(set.params.semiSync, true);
+  assert.equal(set.params.semiSyncTimeoutMs, 250);
+  assert.equal(set.params.replicationMode, "gtid");
+  assert.deepEqual(set.params.replicationOptions, [{ key: "SSL", value: 1 }]);
+  assert.deepEqual(set.params.additionalParameters, ["--a", "--b"]);
+  // A wrong integer is a problem and leaves the default in force.
+  assert.equal(set.params.heartbeatInterval, 1);
+  assert.deepEqual(set.problems.map((p) => p.message), [
+    'Parameter heartbeat_interval must be an integer, not "x"',
+  ]);
 });
 
 Deno.test("replication_options parse into a validated set", () => {

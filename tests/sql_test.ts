@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  backslashEscapesSessionSql,
   binlogStatusSql,
   changeSourceSql,
   type Flavour,
@@ -10,6 +11,7 @@ import {
   normalizeReplicaStatus,
   parseFlavour,
   pluginActiveSql,
+  quotedForms,
   quoteIdentifier,
   quoteString,
   readOnlyQuerySql,
@@ -286,6 +288,29 @@ Deno.test("hostile values are escaped, never pasted", () => {
   assert.equal(testTableSql("mysql.user"), "SELECT 1 FROM `mysql`.`user` LIMIT 1");
   assert.equal(killConnectionSql(42), "KILL CONNECTION 42");
   assert.throws(() => killConnectionSql(NaN));
+});
+
+Deno.test("NO_BACKSLASH_ESCAPES sessions get quotes doubled and everything else as it is", () => {
+  const nbe = { noBackslashEscapes: true };
+  assert.equal(quoteString(`a'b"c\\d\0e\nf`, nbe), `'a''b"c\\d\0e\nf'`);
+  assert.equal(quoteString("''", nbe), "''''''");
+  // Plain values read the same in both modes (heartbeat.ts's constants rely on it).
+  for (const v of ["%Y-%m-%d %H:%i:%s.%f", "percona", "0-1-5,1-2-7", ""]) {
+    assert.equal(quoteString(v, nbe), quoteString(v), v);
+  }
+  const target = { ...TARGET, password: "Tr0ub4dor'and-SECRET-tail", user: "r\\u" };
+  const sql = changeSourceSql(MARIADB_1011, target, nbe);
+  assert.ok(sql.includes(`MASTER_PASSWORD = 'Tr0ub4dor''and-SECRET-tail'`), sql);
+  assert.ok(sql.includes(`MASTER_USER = 'r\\u'`), sql);
+  assert.equal(changeSourceSql(MARIADB_1011, target), changeSourceSql(MARIADB_1011, target, {}));
+  assert.ok(changeSourceSql(MARIADB_1011, target).includes(`'Tr0ub4dor\\'and-SECRET-tail'`));
+  // The forms a secret takes in a statement, for redaction.
+  assert.deepEqual(quotedForms(`a'b\\c`), [`a'b\\c`, `a\\'b\\\\c`, `a''b\\c`]);
+  assert.deepEqual(quotedForms("plain"), ["plain"]);
+  assert.equal(
+    backslashEscapesSessionSql(),
+    "SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
+  );
 });
 
 Deno.test("replica status rows normalise from both vocabularies", () => {

@@ -15,7 +15,9 @@ import {
   statusLogin,
 } from "../status.ts";
 import { main } from "../agent.ts";
-import type { ToolResult } from "../cib.ts";
+import { AGENT_PATH, runAgent } from "./agent_harness.ts";
+import { FakePacemaker, NO_CLUSTER } from "./fake_pacemaker.ts";
+import { freePort } from "./mariadb_server.ts";
 
 const CRM_MON = `<?xml version="1.0"?>
 <pacemaker-result api-version="2.25" request="crm_mon -1 -A -r --output-as=xml">
@@ -114,6 +116,8 @@ function replica(over: Partial<NodeProbe["replica"]> = {}): NonNullable<NodeProb
     execMasterLogPos: 5000,
     sqlState: "",
     gtidIoPos: "",
+    relayLogFile: "relay-bin.000002",
+    relayLogPos: 600,
     ...over,
   };
 }
@@ -286,22 +290,20 @@ Deno.test("statusLogin: the credentials file wins over the parameters", () => {
 });
 
 Deno.test("collectStatus: Pacemaker unreachable is an error; offline nodes are not probed", async () => {
-  const down = (): Promise<ToolResult> =>
-    Promise.resolve({ code: 102, stdout: "", stderr: "Connection to cluster failed" });
-  await assert.rejects(collectStatus({ runner: down }), /crm_mon failed \(exit 102\)/);
+  await using pcmk = await FakePacemaker.create();
+  pcmk.fault("crm_mon", NO_CLUSTER.crm_mon);
+  await assert.rejects(collectStatus({ runner: pcmk.runner }), /crm_mon failed \(exit 102\)/);
+  pcmk.fault("crm_mon", undefined);
   // A port nothing listens on: taken from the kernel, then released.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
+  const port = freePort();
   const cib = CIB.replace(/<nvpair[^>]*credentials_file[^>]*\/>/, "").replace(
     'name="replication_port" value="3307"',
     `name="replication_port" value="${port}"`,
   );
-  const up = (cmd: string): Promise<ToolResult> =>
-    Promise.resolve({ code: 0, stdout: cmd === "crm_mon" ? CRM_MON : cib, stderr: "" });
+  pcmk.setXml({ crmMon: CRM_MON, cib });
   // prm2/prm3 point at a closed port: their rows say unreachable; prm1 is offline.
   const r = await collectStatus({
-    runner: up,
+    runner: pcmk.runner,
     addresses: { prm2: "127.0.0.1", prm3: "127.0.0.1" },
     timeoutMs: 1_000,
   }).catch((e) => e as Error);
@@ -309,6 +311,12 @@ Deno.test("collectStatus: Pacemaker unreachable is an error; offline nodes are n
   assert.match(r.rows[0].error, /node offline/);
   assert.equal(r.rows.length, 3);
   for (const row of r.rows.slice(1)) assert.ok(row.error !== "", JSON.stringify(row));
+  assert.deepEqual(pcmk.calls().map((c) => c.tool).sort(), [
+    "cibadmin",
+    "cibadmin",
+    "crm_mon",
+    "crm_mon",
+  ]);
 });
 
 Deno.test("mysql_prm status/config --help and usage errors through main()", async () => {
@@ -335,11 +343,7 @@ Deno.test("mysql_prm status/config --help and usage errors through main()", asyn
 });
 
 Deno.test("mysql_prm config --help prints its usage (the agent program, as installed runs it)", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../agent.ts", import.meta.url).pathname, "config", "--help"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  assert.match(new TextDecoder().decode(out.stdout), /Usage: mysql_prm config/);
+  const r = await runAgent(["config", "--help"], { env: { PATH: AGENT_PATH } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Usage: mysql_prm config/);
 });

@@ -1,6 +1,6 @@
 /**
  * mysql_prm on the lab cluster (real Corosync + Pacemaker + MariaDB, fencing on): one lab
- * bring-up shared by the scenarios of issue 4, run in order. Each fault scenario writes through
+ * bring-up shared by the failover scenarios, run in order. Each fault scenario writes through
  * the writer VIP while the fault happens, then checks that every acknowledged row exists on the new
  * master and that all nodes hold identical data, or says exactly which acknowledged rows an
  * asynchronous crash lost.
@@ -17,6 +17,7 @@ import {
   down,
   exec,
   exhaustConnections,
+  freezeMysqld,
   killMysqld,
   loadAgent,
   nodeAddress,
@@ -181,7 +182,7 @@ Deno.test({
       await loadAgent({
         agent: "prm",
         readerVips: 2,
-        params: { max_slave_lag: "15", reader_failcount: "1" },
+        params: { max_slave_lag: "15", reader_failcount: "1", unresponsive_timeout: "10" },
       });
       master = await converged(120_000);
       const convergedMs = Date.now() - t0;
@@ -330,6 +331,40 @@ Deno.test({
         await held.release();
       }
     });
+
+    await t.step(
+      "frozen master (SIGSTOP): degraded, then failed after unresponsive_timeout, failover",
+      async () => {
+        const old = master;
+        const t0 = { at: 0 };
+        const [ms, w] = await withWriter("freeze", async () => {
+          t0.at = Date.now();
+          freezeMysqld(old);
+          return await writableAgain(old, t0.at);
+        });
+        console.log(
+          `  writable on another node ${ms} ms after ${old}'s mysqld froze ` +
+            "(unresponsive_timeout 10 s, promoted monitor every 2 s)",
+        );
+        // The frozen server was killed by its stop (it cannot act on SIGTERM); its node starts
+        // it again and it rejoins, or is kept out for writes it had acknowledged alone.
+        master = await converged(120_000, [old]);
+        const reason = await rejoinedOrKeptOut(
+          old,
+          () => converged(1_000).then(() => true, () => false),
+        );
+        let salvaged: number[] = [];
+        if (reason !== "") {
+          salvaged = (await repairKeptOut(old, reason, master)).keys;
+          master = await converged(120_000);
+        }
+        await checkData(master, w, "frozen master", salvaged);
+        assert.ok(
+          ms >= 10_000,
+          `no failover before unresponsive_timeout (writable after ${ms} ms)`,
+        );
+      },
+    );
 
     await t.step(
       "reader VIPs leave a replica lagging past max_slave_lag and come back",

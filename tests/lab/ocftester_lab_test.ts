@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { dump } from "./cluster.ts";
 import { down, up } from "./lifecycle.ts";
 import { exec, shellQuote } from "./nodes.ts";
+import { trustedTempDir } from "../trusted_dir.ts";
 
 const INSTALLED = "/usr/lib/ocf/resource.d/prm/mysql_prm";
 const LAB_WAIT_MS = Number(Deno.env.get("PRM_LAB_WAIT_MS") ?? "0");
@@ -25,9 +26,9 @@ Deno.test({
 }, async (t) => {
   const lab = await up({ nodes: 2, waitFreeMs: LAB_WAIT_MS });
   const node = lab.nodes[0];
-  // Host /tmp is the nodes' /tmp too: the side instance lives there.
-  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "prm-ocft-lab-" });
-  await Deno.chmod(dir, 0o755);
+  // The host's folders outside the bind mounts are the nodes' too: the side instance lives in a
+  // root-owned one (the agent refuses state under a world-writable folder such as /tmp).
+  const dir = trustedTempDir("ocft-lab-", 0o755);
   try {
     await Deno.writeTextFile(
       `${dir}/my.cnf`,

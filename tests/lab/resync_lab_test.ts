@@ -1,5 +1,5 @@
 /**
- * Slave resync and errant transactions with mysql_prm on the lab (issue 5, position mode): one
+ * Slave resync and errant transactions with mysql_prm on the lab (position mode): one
  * 4-node lab (real Corosync + Pacemaker + MariaDB, fencing on), scenarios run in order, a writer
  * through the writer VIP during every fault.
  *
