@@ -23,7 +23,6 @@ import { generateTwoSiteConfig, parseTwoSiteArgs } from "../../config_gen.ts";
 import {
   boot,
   boothList,
-  bootNode,
   crmMon,
   cutSiteLink,
   down,
@@ -42,7 +41,6 @@ import {
   replicaStatus,
   roundTripMs,
   sql,
-  startArbitrator,
   STATE_DIR,
   ticketGrantedAt,
   ticketState,
@@ -323,8 +321,7 @@ Deno.test({
         key = await w.stop();
         assert.ok(w.acked.length > 100, `writes went on: ${w.acked.length}`);
         figures.arbitratorLossRows = w.acked.length;
-        await bootNode("prm5", { cluster: false });
-        await startArbitrator("prm5");
+        await boot("prm5");
         await waitFor(async () => /ticket-mysql/.test((await boothList("prm5")).stdout) || null, {
           timeoutMs: 30_000,
           what: "the arbitrator's boothd back",
