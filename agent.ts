@@ -8,8 +8,9 @@
  * | ------------------------------------ | ------------ |
  * | start, stop, monitor, demote, validate-all | lifecycle.ts |
  * | promote, notify (the failover protocol) | failover.ts |
+ * | reload-agent                         | reload.ts    |
  * | meta-data, usage, --help             | params.ts    |
- * | status, config                       | status.ts, config_gen.ts |
+ * | status, config, switchover           | status.ts, config_gen.ts, switchover.ts |
  *
  * Run as `mysql_prm ACTION` (installed) or `deno run -A agent.ts ACTION`.
  *
@@ -27,10 +28,19 @@ import {
 } from "./lifecycle.ts";
 import { describeError } from "./mysql.ts";
 import { serverPid } from "./mysqld.ts";
-import { codeName, Logger, OCF, type OcfCode, readContext } from "./ocf.ts";
+import {
+  clonePromotableProblems,
+  codeName,
+  Logger,
+  OCF,
+  type OcfCode,
+  readContext,
+} from "./ocf.ts";
 import { helpText, metadataXml } from "./params.ts";
 import { failWith, reportProblems, setup } from "./run.ts";
+import { actionReloadAgent } from "./reload.ts";
 import { statusMain } from "./status.ts";
+import { switchoverMain } from "./switchover.ts";
 
 export { NOTIFICATIONS_ACTED_ON } from "./failover.ts";
 
@@ -38,9 +48,17 @@ export { NOTIFICATIONS_ACTED_ON } from "./failover.ts";
 export const VERSION = "0.1.0";
 
 const USAGE =
-  "Usage: mysql_prm {start|stop|monitor|promote|demote|notify|validate-all|meta-data|usage|--help}\n" +
-  "       mysql_prm status [--json] [--help]\n" +
+  "Usage: mysql_prm {start|stop|monitor|promote|demote|notify|validate-all|reload-agent|meta-data|usage|--help}\n" +
+  "       mysql_prm status [--format text|json|openmetrics|prometheus] [--help]\n" +
+  "       mysql_prm switchover [--to NODE] [--timeout DURATION] [--help]\n" +
   "       mysql_prm config [FLAGS] [--help]";
+
+/**
+ * The actions a promotable clone with a wrong shape (notify off, promoted-max above 1) refuses,
+ * as PAF does. Monitor, demote, stop and notify go on, so that editing a running clone's meta
+ * attributes never takes its master down; the monitor says what is wrong at every run.
+ */
+const REFUSED_FOR_CLONE_SHAPE = new Set(["validate-all", "start", "promote", "reload-agent"]);
 
 /** The actions that act on the server. */
 const ACTIONS = ["start", "stop", "monitor", "promote", "demote", "notify"] as const;
@@ -72,11 +90,17 @@ export async function main(args: string[], env = Deno.env.toObject()): Promise<n
       return configMain(args.slice(1));
     case "status":
       return await statusMain(args.slice(1));
+    case "switchover":
+      return await switchoverMain(args.slice(1));
   }
   const ctx = readContext(env, { action });
   const log = new Logger(`mysql_prm(${ctx.resource})[${action}]`, { debug: ctx.debug });
   const { run, problems } = setup(ctx, log);
+  const shape = clonePromotableProblems(ctx);
+  if (REFUSED_FOR_CLONE_SHAPE.has(action)) problems.push(...shape);
+  else if (action === "monitor") { for (const p of shape) log.error(p.message); }
   if (action === "validate-all") return actionValidate(run, problems);
+  if (action === "reload-agent") return await actionReloadAgent(run, problems);
   if (!isAction(action)) {
     console.error(USAGE);
     return OCF.ERR_UNIMPLEMENTED;

@@ -13,6 +13,7 @@
  * | `prm-<rsc>-refused`                    | private                   | `stepped-aside` or an OCF code |
  * | `prm-<rsc>-resume`                     | node attribute (operator) | `published` or `FILE:POS`     |
  * | `prm-<rsc>-not-promotable`             | node attribute, reboot    | a {@link NotPromotable} reason |
+ * | `prm-<rsc>-promoted`                   | private                   | when writes opened, how long it took |
  *
  * Private attributes never reach the CIB (`attrd_updater -p`): they carry what only the running
  * cluster needs during one transition.
@@ -79,6 +80,8 @@ export interface AttributeNames {
   resume: string;
   /** Node attribute (lifetime reboot): why this node is not a promotion candidate now. */
   notPromotable: string;
+  /** Private: this node's last promotion ({@link PromotionRecord}), for the metrics. */
+  promoted: string;
 }
 
 /**
@@ -108,6 +111,7 @@ export function attributeNames(
     refused: own("refused"),
     resume: own("resume"),
     notPromotable: own("not-promotable"),
+    promoted: own("promoted"),
   };
 }
 
@@ -187,8 +191,13 @@ export function decodeResumeOverride(value: string | undefined): ResumeOverride 
  *
  * - `sql-broken`, `io-broken`, `io-stopped`: a replication thread stopped or failed;
  * - `lagging`: past `max_slave_lag`;
- * - `kept-out`: refused to follow the master (resync refused, errant transactions), until a
- *   person acts;
+ * - `stale-master`: it still replicates from a master other than the published one (it missed
+ *   a switch and could not follow yet): its coordinates are not comparable with its peers';
+ * - `errant-transactions`: kept out, it holds transactions the master never had (salvage file);
+ * - `resync-refused`: kept out, its resume point in the master's binary log was not found
+ *   once (or its relay log could not be applied);
+ * - `kept-out`: kept out for a cause this agent did not record (a keep-out written by an older
+ *   agent);
  * - `disk-full`: its datadir's filesystem is nearly full;
  * - `cold-start-wait`: after a whole-cluster outage, waiting for a node that may hold more;
  * - `unresponsive`: its server answers nothing.
@@ -198,6 +207,9 @@ export const NOT_PROMOTABLE = [
   "io-broken",
   "io-stopped",
   "lagging",
+  "stale-master",
+  "errant-transactions",
+  "resync-refused",
   "kept-out",
   "disk-full",
   "cold-start-wait",
@@ -211,4 +223,34 @@ export type NotPromotable = typeof NOT_PROMOTABLE[number];
 export function decodeNotPromotable(value: string | undefined): NotPromotable | undefined {
   const v = value?.trim();
   return (NOT_PROMOTABLE as readonly string[]).includes(v ?? "") ? v as NotPromotable : undefined;
+}
+
+/**
+ * A node's last promotion, recorded by promote when it opened writes (a private attribute: no
+ * CIB write, so no transition is aborted for it): when, and how long the failover protocol took
+ * on that node, from its pre-promote notification (or the promote's start) to writes open.
+ */
+export interface PromotionRecord {
+  /** When writes opened (Date.now() ms). */
+  atMs: number;
+  /** Pre-promote (or promote start) to writes open, in ms. */
+  durationMs: number;
+}
+
+/**
+ * Encodes a {@link PromotionRecord} as `AT_MS:DURATION_MS`.
+ *
+ * @example
+ * ```ts
+ * encodePromotionRecord({ atMs: 1700000000000, durationMs: 412 }); // "1700000000000:412"
+ * ```
+ */
+export function encodePromotionRecord(r: PromotionRecord): string {
+  return `${Math.round(r.atMs)}:${Math.max(0, Math.round(r.durationMs))}`;
+}
+
+/** Decodes a {@link PromotionRecord} (untrusted); undefined when malformed. */
+export function decodePromotionRecord(value: string | undefined): PromotionRecord | undefined {
+  const m = /^(\d{1,15}):(\d{1,9})$/.exec(value?.trim() ?? "");
+  return m ? { atMs: Number(m[1]), durationMs: Number(m[2]) } : undefined;
 }

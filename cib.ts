@@ -24,6 +24,8 @@ import {
   type ReplInfo,
 } from "./attrs.ts";
 import { Budget } from "./budget.ts";
+import { type Unmanaged, unmanagedReason } from "./cluster_view.ts";
+import { parseXml } from "./pcmk_xml.ts";
 import { NOT_FOUND, runChild, TIMED_OUT } from "./child.ts";
 import { isValidHost } from "./position.ts";
 import { readBoundedFile, replaceFile } from "./safe_fs.ts";
@@ -332,6 +334,21 @@ export class Cib {
   /** crm_attribute's words naming the `<rsc>_REPL_INFO` cluster property. */
   #replInfoProperty(): string[] {
     return ["-t", "crm_config", "-s", REPL_INFO_SET, "-n", this.names.replInfo];
+  }
+
+  /**
+   * Why Pacemaker leaves this resource alone on `node` now (maintenance-mode, node maintenance,
+   * the resource's maintenance or is-managed=false), from the CIB's configuration; undefined when
+   * it manages it, or when the CIB cannot be read (the caller then acts as usual).
+   */
+  async unmanagedReason(node: string): Promise<Unmanaged | undefined> {
+    const r = await this.#tool("cibadmin", ["-Q", "-o", "configuration"]);
+    if (r.code !== 0 || !r.stdout.includes("<")) return undefined;
+    // cibadmin -Q -o configuration prints the section itself: wrap it so the reader finds it.
+    return unmanagedReason(parseXml(`<cib>${r.stdout}</cib>`), {
+      resource: this.names.resource,
+      node,
+    });
   }
 
   /** Reads `<rsc>_REPL_INFO` and says whether it is set, unset, malformed or unreadable. */

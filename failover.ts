@@ -28,6 +28,7 @@
 import {
   decodePublishedPosition,
   decodeRefused,
+  encodePromotionRecord,
   encodePublishedPosition,
   encodeRefused,
   IDLE_MARK,
@@ -136,6 +137,7 @@ function done(code: OcfCode): PromoteOutcome {
 }
 
 async function promote(run: Run): Promise<PromoteOutcome> {
+  const startedAt = Date.now();
   // Tool calls started while connecting to the server: both answers are needed below.
   const finals = run.ctx.promotable ? prefetch(run.cib.privateAll(run.names.final)) : undefined;
   const positions = run.ctx.promotable
@@ -177,7 +179,7 @@ async function promote(run: Run): Promise<PromoteOutcome> {
     if (election !== undefined) return election;
     const notApplied = await applyRelayLog(run, client, status);
     if (notApplied !== undefined) return done(notApplied);
-    return done(await openWrites(run, client));
+    return done(await openWrites(run, client, startedAt));
   } catch (err) {
     return done(failWith(run, OCF.ERR_GENERIC, `Promote failed: ${describeError(err)}`));
   } finally {
@@ -286,7 +288,7 @@ async function applyRelayLog(
  * Step 2e: stop and reset replication, publish the coordinates (taken after everything was
  * applied and before any write), semi-sync as source, then open writes.
  */
-async function openWrites(run: Run, client: MysqlClient): Promise<OcfCode> {
+async function openWrites(run: Run, client: MysqlClient, startedAt: number): Promise<OcfCode> {
   await client.stopReplica();
   await client.resetReplica();
   const binlog = await client.binlogStatus();
@@ -310,7 +312,14 @@ async function openWrites(run: Run, client: MysqlClient): Promise<OcfCode> {
     await client.configureSemiSync("source", run.params.semiSyncTimeoutMs);
   }
   await client.setReadOnly(false);
+  const openedAt = Date.now();
   run.log.info(`Promoted: writable at ${binlog.file}:${binlog.pos}`);
+  // The failover's span on this node, for the metrics: from its pre-promote when it had one
+  // (recent: a stale mark from an aborted transition does not count) to writes open.
+  const pre = loadState(run).prePromoteAt;
+  const since = pre !== undefined && pre <= startedAt && startedAt - pre < 120_000
+    ? pre
+    : startedAt;
   // With semi-sync, the writer's first statements may wait semi_sync_timeout for a replica that
   // is not repointed yet: the first promoted monitor starts it instead, off the failover path.
   if (run.params.heartbeat && !run.params.semiSync) await heartbeatHook(run, client, "start");
@@ -321,6 +330,11 @@ async function openWrites(run: Run, client: MysqlClient): Promise<OcfCode> {
     run.cib.setNodeAttribute(run.names.notPromotable, undefined),
     run.cib.setNodeAttribute(run.names.reader, READABLE.yes),
     run.cib.setPrivate(run.names.position, undefined),
+    // Private: no CIB write, so no transition abort on the way to the writer VIP.
+    run.cib.setPrivate(
+      run.names.promoted,
+      encodePromotionRecord({ atMs: openedAt, durationMs: openedAt - since }),
+    ),
   ]);
   run.cib.save();
   await runPostPromoteScript(run, binlog);
@@ -343,7 +357,14 @@ function expectedPeers(run: Run): string[] {
  * Pacemaker starts the promote (see the module comment).
  */
 async function electBeforePromote(run: Run, mine: PeerPosition | undefined): Promise<void> {
-  const check = checkPromotee({ self: run.node, mine, peers: await peerPositions(run) });
+  // What is published now, without waiting: Pacemaker may run the pre-promote notifications one
+  // node after the other (measured in the lab: a switchover stalled 10 s here waiting for a peer
+  // whose notification could only start once this one returned). promote waits for the rest.
+  const check = checkPromotee({
+    self: run.node,
+    mine,
+    peers: await peerPositions(run, undefined, { wait: false }),
+  });
   if (check.proceed || check.better === undefined) return;
   run.log.info(`Election before the promote: ${check.reason}; moving the scores to re-plan`);
   await moveScoresTo(run, check.better.node);
@@ -404,9 +425,11 @@ async function finalPositionOf(
 async function peerPositions(
   run: Run,
   prefetched?: Promise<Map<string, string> | undefined>,
+  options: { wait?: boolean } = {},
 ): Promise<PeerPosition[]> {
   const expected = expectedPeers(run);
   let values = (await prefetched) ?? await run.cib.privateAll(run.names.position);
+  if (options.wait === false) return decodePeers(run, values);
   if (expected.some((n) => !values.has(n))) {
     await waitUntil(async () => {
       values = await run.cib.privateAll(run.names.position);
@@ -421,6 +444,10 @@ async function peerPositions(
       }): going on without`,
     );
   }
+  return decodePeers(run, values);
+}
+
+function decodePeers(run: Run, values: Map<string, string>): PeerPosition[] {
   const peers: PeerPosition[] = [];
   for (const [node, value] of values) {
     if (node === run.node) continue;
@@ -496,6 +523,7 @@ async function notifyPrePromote(run: Run): Promise<void> {
     // that count (finalPositionOf), here and in the promote that follows.
     state.finalHosts = [...n.demote, ...n.start].map((e) => e.uname).filter((u) => u !== "");
     if (promotee === run.node) {
+      state.prePromoteAt = Date.now();
       state.expectedPeers = [...peers].filter((u) =>
         u !== run.node && !stopping.has(u) && u !== ""
       );

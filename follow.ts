@@ -100,7 +100,16 @@ export async function keepOut(run: Run, why: KeepOutReason): Promise<void> {
     });
   }
   run.log.error(`${why.reason}. Kept out: ${why.remedy}, then run crm_resource --cleanup`);
-  await withdraw(run);
+  await withdraw(run, why.cause);
+}
+
+/**
+ * The not-promotable reason of a kept-out node: errant transactions, a refused resync, or (a
+ * keep-out recorded without a cause, by an older agent) kept out.
+ */
+export function keptOutReason(cause: RefusalCause | undefined): NotPromotable {
+  if (cause === undefined) return "kept-out";
+  return cause === "errant" ? "errant-transactions" : "resync-refused";
 }
 
 /** Lifts a recorded keep-out (a start checks afresh whether the node may follow). */
@@ -108,9 +117,9 @@ export function clearKeepOut(run: Run): void {
   if (run.stateUsable) writeBlock(blockPath(run), undefined);
 }
 
-async function withdraw(run: Run): Promise<void> {
+async function withdraw(run: Run, cause: RefusalCause | undefined): Promise<void> {
   await run.cib.setPromotionScore(undefined);
-  await run.cib.setNodeAttribute(run.names.notPromotable, "kept-out" satisfies NotPromotable);
+  await run.cib.setNodeAttribute(run.names.notPromotable, keptOutReason(cause));
   await run.cib.setNodeAttribute(run.names.reader, READABLE.no);
 }
 
@@ -121,7 +130,7 @@ async function withdraw(run: Run): Promise<void> {
 export async function keptOutCode(run: Run): Promise<OcfCode | undefined> {
   const block = run.stateUsable ? readBlock(blockPath(run)) : undefined;
   if (block === undefined) return undefined;
-  await withdraw(run);
+  await withdraw(run, block.cause);
   return failWith(run, OCF.ERR_PERM, block.reason);
 }
 

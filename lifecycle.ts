@@ -342,7 +342,11 @@ function degraded(run: Run): OcfCode {
  * answer (too many connections, lock waits): those are degraded, never failed. A frozen one
  * answers nothing.
  */
-function unresponsive(run: Run, detail: string, silentSince: number): OcfCode {
+async function unresponsive(run: Run, detail: string, silentSince: number): Promise<OcfCode> {
+  if (run.ctx.promotable && run.ctx.role !== "Promoted") {
+    // A server that answers nothing cannot take over: not a candidate until it answers again.
+    await publishCandidacy(run, { notPromotable: "unresponsive" });
+  }
   const limitMs = run.params.unresponsiveTimeout * 1000;
   const now = Date.now();
   let since = silentSince;
@@ -390,7 +394,7 @@ export async function actionMonitor(run: Run): Promise<OcfCode> {
     return OCF.NOT_RUNNING;
   }
   if (obs.kind === "busy") {
-    if (!obs.answered) return unresponsive(run, obs.detail, obs.since);
+    if (!obs.answered) return await unresponsive(run, obs.detail, obs.since);
     answered(run);
     run.log.warn(`Server alive but busy (${obs.detail}): reporting degraded, not failed`);
     return degraded(run);
@@ -418,7 +422,11 @@ export async function actionMonitor(run: Run): Promise<OcfCode> {
   } catch (err) {
     if (classifyError(err) === "busy") {
       if (!trivialAnswered && !hasServerAnswer(err)) {
-        return unresponsive(run, `a trivial query got no answer: ${describeError(err)}`, asked);
+        return await unresponsive(
+          run,
+          `a trivial query got no answer: ${describeError(err)}`,
+          asked,
+        );
       }
       run.log.warn(`Server alive but a check query is stuck (${describeError(err)}): degraded`);
       return degraded(run);
@@ -465,6 +473,7 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
   const blocked = await keptOutCode(run);
   if (blocked !== undefined) return blocked;
   let status = await client.replicaStatus();
+  let staleMaster = false;
   // At a standby site the master may change under a running IO thread (a switchover leaves the
   // old master up, read-only): the followed master is checked at every monitor there.
   if (
@@ -472,11 +481,20 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
   ) {
     const info = await publishedMaster(run);
     if (info !== undefined && info.host !== run.node && info.host !== status?.masterHost) {
-      // A missed notification (or a node down during the switch) still follows an old master.
-      await followPublishedMaster(run, client, info);
-      status = await client.replicaStatus();
-      const nowBlocked = await keptOutCode(run);
-      if (nowBlocked !== undefined) return nowBlocked;
+      const leftAlone = await run.cib.unmanagedReason(run.node);
+      if (leftAlone !== undefined) {
+        // Maintenance: a person may be working on replication; the first monitor after it
+        // repoints (CTS MaintenanceMode: nothing restarted or repointed while it is on).
+        run.log.info(`Not following ${info.host} now (${leftAlone}): Pacemaker leaves us alone`);
+      } else {
+        // A missed notification (or a node down during the switch) still follows an old master.
+        await followPublishedMaster(run, client, info);
+        status = await client.replicaStatus();
+        const nowBlocked = await keptOutCode(run);
+        if (nowBlocked !== undefined) return nowBlocked;
+      }
+      // Still the replica of another master: its coordinates say nothing in the new master's.
+      staleMaster = status !== undefined && status.masterHost !== info.host;
     }
   }
   let candidacy: Candidacy;
@@ -493,7 +511,11 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
       status = withHeartbeatLag(status, hb.lag);
     }
     const health = assessReplica(status, { maxLag: run.params.maxSlaveLag });
-    candidacy = replicaCandidacy({ health, repaired: hasHistoryMark(run.params.datadir) });
+    candidacy = replicaCandidacy({
+      health,
+      repaired: hasHistoryMark(run.params.datadir),
+      withheld: staleMaster ? "stale-master" : undefined,
+    });
     readableNow = health.readable;
     if (!health.healthy || !health.readable) {
       run.log.info(`Replica of ${status.masterHost}: ${health.reason}`);

@@ -9,7 +9,7 @@
  *   it over the replication protocol.
  * - The vocabulary: positions, the cluster's names and their codecs, GTID set arithmetic.
  * - The election: replica health, candidacy, the promote-time check.
- * - The operator's tools: cluster status and configuration generation.
+ * - The operator's tools: cluster status (and its metrics), switchover, configuration generation.
  *
  * @example
  * ```ts
@@ -104,5 +104,7 @@ export { type Flavour, parseFlavour, quoteIdentifier, quoteString } from "./sql.
 
 // The operator's tools and the agent's entry point.
 export { collectStatus, renderText, type StatusReport } from "./status.ts";
+export { renderMetrics } from "./metrics.ts";
+export { planSwitchover, runSwitchover, type SwitchoverResult } from "./switchover.ts";
 export { type ConfigOptions, generateConfig, parseConfigArgs } from "./config_gen.ts";
 export { main as agentMain, VERSION as AGENT_VERSION } from "./agent.ts";

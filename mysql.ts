@@ -94,8 +94,12 @@ export function describeError(err: unknown): string {
 
 /** Options for {@link MysqlClient.connect}. */
 export interface ConnectOptions {
-  /** Unix socket path. */
-  socket: string;
+  /** Unix socket path (the agent's way: the local server). */
+  socket?: string;
+  /** Host name or address, when no socket is given (TCP: `mysql_prm status` on every node). */
+  host?: string;
+  /** TCP port. Default 3306. */
+  port?: number;
   /** Login. */
   user: string;
   /** Password ("" for none). */
@@ -160,10 +164,15 @@ export class MysqlClient {
     this.#deadline = limits.deadline;
   }
 
-  /** Connects over the socket and detects the flavour. Throws MysqlError (see classifyError). */
+  /**
+   * Connects (over the socket, else TCP) and detects the flavour. Throws MysqlError (see
+   * classifyError).
+   */
   static async connect(options: ConnectOptions): Promise<MysqlClient> {
     const conn = await WireConnection.connect({
       socket: options.socket,
+      host: options.host,
+      port: options.port,
       user: options.user,
       password: options.password,
       connectTimeoutMs: options.connectTimeoutMs ?? 5_000,

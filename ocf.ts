@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { Problem } from "./params.ts";
 import { redactSecrets } from "./redact.ts";
 import { quotedForms } from "./sql.ts";
 
@@ -74,6 +75,8 @@ export interface OcfContext {
   cloneNumber?: number;
   /** True when the resource is a promotable clone (promoted_max/master_max/promotable meta). */
   promotable: boolean;
+  /** The clone's meta attributes the agent depends on (undefined where Pacemaker set none). */
+  cloneMeta: CloneMeta;
   /** The role Pacemaker expects on a recurring monitor, if any. */
   role?: Role;
   /** Operation interval in ms (0 for probes and non-recurring operations). */
@@ -92,6 +95,76 @@ export interface OcfContext {
   debug: boolean;
   /** Directory for transient agent state (HA_RSCTMP, default /run/resource-agents). */
   stateDir: string;
+}
+
+/** A clone's meta attributes, as Pacemaker passes them (`OCF_RESKEY_CRM_meta_*`). */
+export interface CloneMeta {
+  /** notify: the agent needs the notifications (election, repointing). */
+  notify?: boolean;
+  /** promoted-max (the deprecated master-max as a fallback). */
+  promotedMax?: number;
+  /** promoted-node-max (master-node-max as a fallback). */
+  promotedNodeMax?: number;
+  /** clone-node-max. */
+  cloneNodeMax?: number;
+}
+
+/**
+ * What a promotable clone of this agent must be, as PAF checks it: notify=true (the election
+ * and the repointing of replicas happen in notifications), promoted-max=1 (one writable master),
+ * one instance per node. Empty for a plain resource or a clone that is fine.
+ *
+ * @example
+ * ```ts
+ * const ctx = readContext({ OCF_RESKEY_CRM_meta_promotable: "true" });
+ * clonePromotableProblems(ctx)[0].message; // "The promotable clone needs notify=true ..."
+ * ```
+ */
+export function clonePromotableProblems(
+  ctx: Pick<OcfContext, "promotable" | "cloneMeta">,
+): Problem[] {
+  if (!ctx.promotable) return [];
+  const m = ctx.cloneMeta;
+  const problems: Problem[] = [];
+  if (m.notify !== true) {
+    problems.push({
+      kind: "configured",
+      message:
+        "The promotable clone needs notify=true (the election and the repointing of replicas run in notifications): set the clone's meta attribute notify=true",
+    });
+  }
+  if (m.promotedMax !== undefined && m.promotedMax > 1) {
+    problems.push({
+      kind: "configured",
+      message:
+        `The promotable clone has promoted-max=${m.promotedMax}: MySQL replication has one writable master, set promoted-max=1`,
+    });
+  }
+  if (m.promotedNodeMax !== undefined && m.promotedNodeMax > 1) {
+    problems.push({
+      kind: "configured",
+      message: `The promotable clone has promoted-node-max=${m.promotedNodeMax}: set it to 1`,
+    });
+  }
+  if (m.cloneNodeMax !== undefined && m.cloneNodeMax > 1) {
+    problems.push({
+      kind: "configured",
+      message:
+        `The clone has clone-node-max=${m.cloneNodeMax}: one MySQL server per node, set it to 1`,
+    });
+  }
+  return problems;
+}
+
+function optionalInt(value: string | undefined): number | undefined {
+  return value !== undefined && /^\d{1,6}$/.test(value.trim()) ? Number(value.trim()) : undefined;
+}
+
+function optionalBool(value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (/^(1|yes|true|on|y)$/i.test(value.trim())) return true;
+  if (/^(0|no|false|off|n)$/i.test(value.trim())) return false;
+  return undefined;
 }
 
 /** Parses a role name, accepting the OCF 1.1 words and the older Master/Slave ones. */
@@ -190,11 +263,19 @@ export function readContext(
       all: notifyList(env, ["all"]),
     };
   }
+  const meta = (name: string, old?: string) =>
+    env[`OCF_RESKEY_CRM_meta_${name}`] ?? (old ? env[`OCF_RESKEY_CRM_meta_${old}`] : undefined);
   return {
     action: options.action ?? env.__OCF_ACTION ?? "",
     resource: resource || "mysql_prm",
     cloneNumber,
     promotable,
+    cloneMeta: {
+      notify: optionalBool(meta("notify")),
+      promotedMax: optionalInt(meta("promoted_max", "master_max")),
+      promotedNodeMax: optionalInt(meta("promoted_node_max", "master_node_max")),
+      cloneNodeMax: optionalInt(meta("clone_node_max")),
+    },
     role: parseRole(env.OCF_RESKEY_CRM_meta_role),
     intervalMs: parseMs(env.OCF_RESKEY_CRM_meta_interval, 0),
     timeoutMs: parseMs(env.OCF_RESKEY_CRM_meta_timeout, 20_000),

@@ -40,6 +40,13 @@ export interface ParamSpec {
   check?: (value: string) => string | undefined;
   /** A secret: never logged, never shown in errors. */
   secret?: boolean;
+  /**
+   * OCF 1.1 `reloadable`: a change needs no restart of mysqld. Pacemaker then runs
+   * `reload-agent` with the new value instead of stopping and starting the instance; the agent
+   * reads its parameters at every action, and reload-agent applies what lives in the server
+   * (the heartbeat writer, semi-sync settings).
+   */
+  reloadable?: boolean;
 }
 
 function integerIn(min: number, max: number): (value: string) => string | undefined {
@@ -212,6 +219,7 @@ const TABLE = {
   },
   enableCreation: {
     name: "enable_creation",
+    reloadable: true,
     type: "boolean",
     default: "false",
     shortdesc: "Create the data directory when empty",
@@ -220,6 +228,7 @@ const TABLE = {
   },
   credentialsFile: {
     name: "credentials_file",
+    reloadable: true,
     type: "string",
     default: "",
     shortdesc: "Credentials file (my.cnf style, mode 0600)",
@@ -229,6 +238,7 @@ const TABLE = {
   },
   testUser: {
     name: "test_user",
+    reloadable: true,
     type: "string",
     default: "root",
     shortdesc: "Monitoring login",
@@ -238,6 +248,7 @@ const TABLE = {
   },
   testPasswd: {
     name: "test_passwd",
+    reloadable: true,
     type: "string",
     default: "",
     shortdesc: "Monitoring password",
@@ -246,6 +257,7 @@ const TABLE = {
   },
   testTable: {
     name: "test_table",
+    reloadable: true,
     type: "string",
     default: "mysql.user",
     shortdesc: "Table read by deep monitors",
@@ -292,6 +304,7 @@ const TABLE = {
   },
   maxSlaveLag: {
     name: "max_slave_lag",
+    reloadable: true,
     type: "integer",
     default: "3600",
     shortdesc: "Maximum replica lag in seconds",
@@ -301,6 +314,7 @@ const TABLE = {
   },
   evictOutdatedSlaves: {
     name: "evict_outdated_slaves",
+    reloadable: true,
     type: "boolean",
     default: "false",
     shortdesc: "Stop replicas lagging past max_slave_lag",
@@ -309,6 +323,7 @@ const TABLE = {
   },
   heartbeat: {
     name: "heartbeat",
+    reloadable: true,
     type: "boolean",
     default: "false",
     shortdesc: "Measure lag with a heartbeat table",
@@ -317,6 +332,7 @@ const TABLE = {
   },
   heartbeatTable: {
     name: "heartbeat_table",
+    reloadable: true,
     type: "string",
     default: "percona.heartbeat",
     shortdesc: "Heartbeat table (DB.TABLE)",
@@ -326,6 +342,7 @@ const TABLE = {
   },
   heartbeatInterval: {
     name: "heartbeat_interval",
+    reloadable: true,
     type: "integer",
     default: "1",
     shortdesc: "Seconds between two heartbeats",
@@ -344,6 +361,7 @@ const TABLE = {
   },
   readerFailcount: {
     name: "reader_failcount",
+    reloadable: true,
     type: "integer",
     default: "1",
     shortdesc: "Failed checks before a replica stops being readable",
@@ -353,6 +371,7 @@ const TABLE = {
   },
   asyncStop: {
     name: "async_stop",
+    reloadable: true,
     type: "boolean",
     default: "false",
     shortdesc: "Return from stop once the server stops accepting connections",
@@ -372,6 +391,7 @@ const TABLE = {
   },
   semiSync: {
     name: "semi_sync",
+    reloadable: true,
     type: "boolean",
     default: "false",
     shortdesc: "Semi-synchronous replication",
@@ -380,6 +400,7 @@ const TABLE = {
   },
   semiSyncTimeoutMs: {
     name: "semi_sync_timeout",
+    reloadable: true,
     type: "integer",
     default: "10000",
     shortdesc: "Semi-sync acknowledgement timeout in ms",
@@ -410,6 +431,7 @@ const TABLE = {
   },
   postPromoteScript: {
     name: "post_promote_script",
+    reloadable: true,
     type: "string",
     default: "",
     shortdesc: "Script run after promotion",
@@ -419,6 +441,7 @@ const TABLE = {
   },
   unresponsiveTimeout: {
     name: "unresponsive_timeout",
+    reloadable: true,
     type: "integer",
     default: "30",
     shortdesc: "Seconds a server may answer nothing before it counts as failed",
@@ -615,19 +638,30 @@ export const ACTIONS: readonly ActionSpec[] = [
   { name: "monitor", timeout: 30, interval: 5, role: "Promoted", depth: 0 },
   { name: "monitor", timeout: 30, interval: 7, role: "Unpromoted", depth: 0 },
   { name: "validate-all", timeout: 10 },
+  { name: "reload-agent", timeout: 30 },
   { name: "meta-data", timeout: 5 },
 ];
 
-/** The OCF meta-data document (valid against ra-api-1.dtd). */
+/**
+ * The OCF 1.1 meta-data document. It validates against Pacemaker's own OCF 1.1 schema
+ * (`ocf-ra-1.1.rng`) and, for ocf-tester (which checks every agent against the OCF 1.0 DTD,
+ * `ra-api-1.dtd`), against that DTD too: an internal DTD subset declares what OCF 1.1 added
+ * that the 1.0 DTD lists as closed sets (the `reloadable` attribute, action names such as
+ * `reload-agent`). Internal declarations come first, and the first declaration of an attribute
+ * binds, so the document is valid under both without a second form.
+ */
 export function metadataXml(version: string): string {
   const lines = [
     `<?xml version="1.0"?>`,
-    `<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">`,
+    `<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd" [`,
+    `<!ATTLIST parameter reloadable (0|1) "0">`,
+    `<!ATTLIST action name CDATA #REQUIRED>`,
+    `]>`,
     `<resource-agent name="mysql_prm" version="${xmlEscape(version)}">`,
     `<version>1.1</version>`,
     `<longdesc lang="en">`,
     xmlEscape(
-      "Manages a MySQL/MariaDB server as a Pacemaker promotable clone: the promoted instance is the writable master (read_only off), unpromoted instances are read-only replicas of it. Configure it as a promotable clone with notify=true, promoted-max=1 and two monitor operations with different intervals (one per role); fencing is required, since a cut-off master must not keep accepting writes. The promoted node publishes its coordinates in the cluster property <rsc>_REPL_INFO (host|file|pos, as PRM and ocf:heartbeat:mysql did); replicas follow it. Promotion scores (master-<rsc>: 1000 promoted, 100 healthy replica, none for a broken or lagging one) keep the role where it is; in a failover every replica publishes the position it received in pre-promote, and promote re-checks that no live peer holds more, moving the scores otherwise. The reader attribute (readable) tells reader VIPs where reads are fine. The role is always derived from the server (writable means promoted), so a probe after a restart of Pacemaker finds the truth. Also on the command line: 'mysql_prm status' shows the cluster at a glance, 'mysql_prm config' prints a complete Pacemaker configuration, 'mysql_prm --help' prints this manual. Works as a plain (non-cloned) resource too, as a single writable server.",
+      "Manages a MySQL/MariaDB server as a Pacemaker promotable clone: the promoted instance is the writable master (read_only off), unpromoted instances are read-only replicas of it. Configure it as a promotable clone with notify=true and promoted-max=1 (start and promote refuse otherwise, with an exit reason) and two monitor operations with different intervals (one per role); fencing is required, since a cut-off master must not keep accepting writes. The promoted node publishes its coordinates in the cluster property <rsc>_REPL_INFO (host|file|pos, as PRM and ocf:heartbeat:mysql did); replicas follow it. Promotion scores (master-<rsc>: 1000 promoted, 100 healthy replica, none for a broken or lagging one) keep the role where it is; a node that is not a candidate says why in the node attribute prm-<rsc>-not-promotable. In a failover every replica publishes the position it received in pre-promote, and promote re-checks that no live peer holds more, moving the scores otherwise. The reader attribute (readable) tells reader VIPs where reads are fine. The role is always derived from the server (writable means promoted), so a probe after a restart of Pacemaker finds the truth. Parameters marked reloadable change without a restart of mysqld (reload-agent). Also on the command line: 'mysql_prm status' shows the cluster at a glance (and as metrics), 'mysql_prm switchover' moves the master with no acknowledged write lost, 'mysql_prm config' prints a complete Pacemaker configuration, 'mysql_prm --help' prints this manual. Works as a plain (non-cloned) resource too, as a single writable server.",
     ),
     `</longdesc>`,
     `<shortdesc lang="en">MySQL/MariaDB replication as a promotable clone</shortdesc>`,
@@ -635,7 +669,9 @@ export function metadataXml(version: string): string {
   ];
   for (const p of PARAMS) {
     lines.push(
-      `<parameter name="${p.name}" unique="0" required="0">`,
+      `<parameter name="${p.name}" unique="0" required="0"${
+        p.reloadable ? ` reloadable="1"` : ""
+      }>`,
       `<longdesc lang="en">${xmlEscape(p.longdesc)}</longdesc>`,
       `<shortdesc lang="en">${xmlEscape(p.shortdesc)}</shortdesc>`,
       `<content type="${p.type}" default="${xmlEscape(p.default)}" />`,
@@ -676,11 +712,16 @@ export function helpText(): string {
     "",
     "Usage: mysql_prm ACTION",
     "  Actions (run by Pacemaker): start stop monitor promote demote notify validate-all",
-    "  meta-data usage. Parameters come from OCF_RESKEY_<name> environment variables.",
+    "  reload-agent meta-data usage. Parameters come from OCF_RESKEY_<name> environment",
+    "  variables; those marked (reloadable) change without a restart of mysqld.",
     "",
-    "Usage: mysql_prm status [--json] [--help]",
+    "Usage: mysql_prm status [--format text|json|openmetrics|prometheus] [--help]",
     "  The cluster at a glance, from any node: roles, read_only, coordinates, replication",
-    "  threads, lag, reader attribute, promotion score, last error; quorum and fencing.",
+    "  threads, lag, reader attribute, promotion score, why a node is not promotable, last",
+    "  error; quorum and fencing. As metrics for Prometheus with --format.",
+    "",
+    "Usage: mysql_prm switchover [--to NODE] [--timeout DURATION] [--help]",
+    "  Moves the master to another node with no acknowledged write lost, after checks.",
     "",
     "Usage: mysql_prm config [FLAGS] [--help]",
     "  Prints a complete, commented Pacemaker configuration (crm shell and pcs).",
@@ -690,7 +731,8 @@ export function helpText(): string {
   ];
   for (const p of PARAMS) {
     const def = p.default === "" ? "" : ` (default: ${p.default})`;
-    lines.push(`  ${p.name} [${p.type}]${def}`, wrap(p.longdesc, 90, "      "));
+    const reload = p.reloadable ? " (reloadable)" : "";
+    lines.push(`  ${p.name} [${p.type}]${def}${reload}`, wrap(p.longdesc, 90, "      "));
   }
   lines.push("");
   return lines.join("\n");

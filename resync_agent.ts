@@ -86,6 +86,19 @@ const INDEX_MAX = 4 * 1024 * 1024;
  * (`corrupt-log`), or that log does not end where the server says it does (`tail-mismatch`: a
  * corrupt event length must never send a replica back over transactions it already applied).
  */
+const REFUSAL_CAUSES: readonly RefusalCause[] = [
+  "not-found",
+  "ambiguous",
+  "too-short",
+  "incomplete",
+  "empty",
+  "no-history",
+  "errant",
+  "sql-error",
+  "corrupt-log",
+  "tail-mismatch",
+];
+
 export type RefusalCause =
   | "not-found"
   | "ambiguous"
@@ -553,7 +566,9 @@ export function readBlock(path: string): ResyncBlock | undefined {
   if (!read.ok) return undefined;
   try {
     const b = JSON.parse(read.text) as ResyncBlock;
-    return typeof b?.reason === "string" ? b : undefined;
+    if (typeof b?.reason !== "string") return undefined;
+    // The cause becomes a node attribute's value: only a known one (untrusted file content).
+    return { ...b, cause: REFUSAL_CAUSES.includes(b.cause as RefusalCause) ? b.cause : undefined };
   } catch {
     return undefined;
   }

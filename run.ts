@@ -62,6 +62,8 @@ export interface LocalState {
   expectedPeers?: string[];
   /** Nodes the current transition demotes or starts (written in pre-promote). */
   finalHosts?: string[];
+  /** When this node, as the promotee, got its pre-promote (Date.now() ms): the failover's start. */
+  prePromoteAt?: number;
   /** pid of a server being stopped asynchronously. */
   stoppingPid?: number;
   /** A malformed `<rsc>_REPL_INFO` value already warned about (logged once, not per monitor). */

@@ -187,6 +187,37 @@ async function decodeSql(
 /** The most decoded SQL kept per file range in a salvage file. */
 const SQL_OUTPUT_MAX = 64 * 1024 * 1024;
 
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9_.-]/g, "_");
+}
+
+/** How every salvage file of `resource` is named: this prefix, the node, a time, `.txt`. */
+export function salvagePrefix(resource: string): string {
+  return `salvage-${safeName(resource)}-`;
+}
+
+/**
+ * How many salvage files of `resource` wait in `dir` for a person (they stay until someone
+ * moves them away). 0 when the folder does not exist.
+ *
+ * @example
+ * ```ts
+ * countSalvageFiles("/var/lib/prm", "p_mysql"); // 0 on a healthy node
+ * ```
+ */
+export function countSalvageFiles(dir: string, resource: string): number {
+  const prefix = salvagePrefix(resource);
+  let n = 0;
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      if (e.isFile && e.name.startsWith(prefix) && e.name.endsWith(".txt")) n++;
+    }
+  } catch {
+    return 0;
+  }
+  return n;
+}
+
 /**
  * Writes the salvage file (mode 0600) and returns its path: a header, one line per errant
  * transaction (own binlog file, start and end positions, MD5, GTID, timestamp) and their SQL
@@ -197,11 +228,10 @@ export async function writeSalvage(
   options: SalvageOptions,
 ): Promise<string> {
   const now = options.now ?? new Date();
-  const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, "_");
   privateDir(options.dir);
   const stamp = now.toISOString().replace(/[:.]/g, "-");
-  const path = `${options.dir}/salvage-${safe(options.resource)}-${
-    safe(options.node)
+  const path = `${options.dir}/${salvagePrefix(options.resource)}${
+    safeName(options.node)
   }-${stamp}.txt`;
   const tool = options.binlogTool ?? "mariadb-binlog";
   const lines = [

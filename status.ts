@@ -1,295 +1,42 @@
 /**
- * `mysql_prm status [--json]`: the replication cluster at a glance, from any node. The cluster's
- * side (roles, scores, reader attribute, failures, quorum, fencing, the published master) comes
- * from `crm_mon --output-as=xml` and `cibadmin -Q`; each node's side (read_only, binlog
- * coordinates, GTID position, replication threads, lag) from its MySQL over TCP, with the login
- * of the resource's credentials_file. A node that cannot be reached is a row that says so.
+ * `mysql_prm status [--format text|json|openmetrics|prometheus]`: the replication cluster at a
+ * glance, from any node. The cluster's side (roles, scores, reader attribute, why a node is not
+ * promotable, failures, quorum, fencing, the published master) comes from `crm_mon
+ * --output-as=xml` and `cibadmin -Q` (cluster_view.ts); the last promotions from the private
+ * attributes (`attrd_updater`); each node's side (read_only, binlog coordinates, GTID position,
+ * replication threads, lag) from its MySQL over TCP with the agent's own client (mysql.ts) and
+ * the login of the resource's credentials_file. A node that cannot be reached is a row that says
+ * so. Parameter defaults and attribute names are the agent's (params.ts, attrs.ts).
  *
- * Pure parsing and rendering ({@link parseClusterView}, {@link buildReport}, {@link renderText})
- * are kept apart from the I/O ({@link collectStatus}, {@link statusMain}).
+ * Pure parts ({@link buildReport}, {@link renderText}) are kept apart from the I/O
+ * ({@link collectStatus}, {@link statusMain}); the metrics formats are metrics.ts.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { WireConnection } from "./mysql_wire.ts";
-import { runTool, TOOL_MAX_MS, type ToolRunner } from "./cib.ts";
-import { decodeReplInfo, type ReplInfo } from "./attrs.ts";
-import { heartbeatLagSeconds, heartbeatReadSql } from "./heartbeat.ts";
-import { parseBoolean, parseCredentialsFile } from "./params.ts";
 import {
-  binlogStatusSql,
-  type Flavour,
-  normalizeBinlogStatus,
-  normalizeReplicaStatus,
-  parseFlavour,
-  type ReplicaStatus,
-  replicaStatusSql,
-} from "./sql.ts";
-
-// ---------------------------------------------------------------------------------------------
-// A small XML reader (Pacemaker's output: elements and attributes, no mixed content needed)
-
-/** An XML element. */
-export interface XmlNode {
-  /** Tag name. */
-  name: string;
-  /** Attributes, entities decoded. */
-  attrs: Record<string, string>;
-  /** Child elements. */
-  children: XmlNode[];
-}
-
-function decodeEntities(text: string): string {
-  return text.replace(/&(#x[0-9a-fA-F]+|#\d+|lt|gt|amp|quot|apos);/g, (_, e: string) => {
-    if (e === "lt") return "<";
-    if (e === "gt") return ">";
-    if (e === "amp") return "&";
-    if (e === "quot") return '"';
-    if (e === "apos") return "'";
-    const code = e.startsWith("#x") ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
-    return String.fromCodePoint(code);
-  });
-}
-
-/** Parses an XML document into elements (text, comments and declarations are skipped). */
-export function parseXml(text: string): XmlNode {
-  const root: XmlNode = { name: "#document", attrs: {}, children: [] };
-  const stack: XmlNode[] = [root];
-  const tag = /<(\/?)([A-Za-z_][\w:.-]*)((?:\s+[\w:.-]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*(\/?)>/g;
-  const attr = /([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
-  const cleaned = text.replace(/<!--[\s\S]*?-->/g, "").replace(/<\?[\s\S]*?\?>/g, "")
-    .replace(/<!DOCTYPE[^>]*>/g, "");
-  for (const m of cleaned.matchAll(tag)) {
-    const [, closing, name, attrText, selfClosing] = m;
-    if (closing) {
-      while (stack.length > 1 && stack.pop()!.name !== name) {
-        // Tolerate a missing end tag.
-      }
-      continue;
-    }
-    const el: XmlNode = { name, attrs: {}, children: [] };
-    for (const a of attrText.matchAll(attr)) el.attrs[a[1]] = decodeEntities(a[2] ?? a[3] ?? "");
-    stack[stack.length - 1].children.push(el);
-    if (!selfClosing) stack.push(el);
-  }
-  return root;
-}
-
-/** Every descendant element named `name`, in document order. */
-export function findAll(el: XmlNode, name: string): XmlNode[] {
-  const out: XmlNode[] = [];
-  const walk = (e: XmlNode) => {
-    for (const c of e.children) {
-      if (c.name === name) out.push(c);
-      walk(c);
-    }
-  };
-  walk(el);
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The cluster's view (pure)
-
-/** An operation failure Pacemaker recorded. */
-export interface NodeFailure {
-  /** Operation, e.g. p_mysql_monitor_3000. */
-  op: string;
-  /** Exit status text (e.g. "error", "not running"). */
-  exitStatus: string;
-  /** The agent's exit reason ("" when none). */
-  exitReason: string;
-  /** When it happened, as crm_mon prints it. */
-  when: string;
-}
-
-/** One node as the cluster sees it. */
-export interface ClusterNode {
-  /** Node name (uname). */
-  name: string;
-  /** Online member. */
-  online: boolean;
-  /** Standby. */
-  standby: boolean;
-  /** Unclean: needs fencing. */
-  unclean: boolean;
-  /** The resource's role there: promoted, unpromoted, stopped or failed. */
-  role: "promoted" | "unpromoted" | "stopped" | "failed";
-  /** The promotion score attribute (master-RSC), undefined when unset. */
-  score?: number;
-  /** The reader attribute, undefined when unset. */
-  readable?: string;
-  /** Failures of the resource on this node, newest first. */
-  failures: NodeFailure[];
-}
-
-/** Everything status needs from Pacemaker. */
-export interface ClusterView {
-  /** Current DC, undefined when none. */
-  dc?: string;
-  /** This partition has quorum. */
-  quorum: boolean;
-  /** stonith-enabled. */
-  stonithEnabled: boolean;
-  /** Fence devices configured (stonith-class primitives). */
-  fenceDevices: string[];
-  /** no-quorum-policy. */
-  noQuorumPolicy: string;
-  /** maintenance-mode. */
-  maintenance: boolean;
-  /** The mysql_prm primitive id. */
-  resource: string;
-  /** Its clone id, if cloned. */
-  clone?: string;
-  /** Its instance parameters. */
-  params: Record<string, string>;
-  /** `<rsc>_REPL_INFO` as stored ("" when unset). */
-  replInfoRaw: string;
-  /** Parsed REPL_INFO, undefined when unset or malformed. */
-  replInfo?: ReplInfo;
-  /** The nodes, in crm_mon order. */
-  nodes: ClusterNode[];
-}
-
-function normalizeRole(role: string, failed: boolean): ClusterNode["role"] {
-  if (failed) return "failed";
-  if (/^(Promoted|Master)$/i.test(role)) return "promoted";
-  if (/^(Unpromoted|Slave|Started)$/i.test(role)) return "unpromoted";
-  return "stopped";
-}
-
-/** The mysql_prm primitives of a CIB (id and enclosing clone). */
-export function findPrmResources(cib: XmlNode): { id: string; clone?: string }[] {
-  const out: { id: string; clone?: string }[] = [];
-  const walk = (e: XmlNode, clone?: string) => {
-    for (const c of e.children) {
-      if (c.name === "primitive" && c.attrs.type === "mysql_prm" && c.attrs.class === "ocf") {
-        out.push({ id: c.attrs.id, clone });
-      }
-      walk(c, c.name === "clone" || c.name === "master" ? c.attrs.id : clone);
-    }
-  };
-  for (const r of findAll(cib, "resources")) walk(r);
-  return out;
-}
-
-/**
- * Builds the cluster's view from `crm_mon -1 -A --output-as=xml` and `cibadmin -Q` output. Throws
- * when the CIB holds no mysql_prm resource (or not the one asked for).
- */
-export function parseClusterView(
-  crmMonXml: string,
-  cibXml: string,
-  resource?: string,
-): ClusterView {
-  const mon = parseXml(crmMonXml);
-  const cib = parseXml(cibXml);
-  const found = findPrmResources(cib);
-  const chosen = resource === undefined ? found[0] : found.find((r) => r.id === resource);
-  if (chosen === undefined) {
-    throw new Error(
-      resource === undefined
-        ? "No ocf:*:mysql_prm resource in the CIB"
-        : `No mysql_prm resource "${resource}" in the CIB (found: ${
-          found.map((r) => r.id).join(", ") || "none"
-        })`,
-    );
-  }
-  const rsc = chosen.id;
-  const primitive = findAll(cib, "primitive").find((p) => p.attrs.id === rsc)!;
-  const params: Record<string, string> = {};
-  for (const ia of primitive.children.filter((c) => c.name === "instance_attributes")) {
-    for (const nv of ia.children.filter((c) => c.name === "nvpair")) {
-      params[nv.attrs.name] = nv.attrs.value ?? "";
-    }
-  }
-  const crmConfig = findAll(cib, "crm_config")[0];
-  const props = new Map<string, string>();
-  for (const nv of crmConfig ? findAll(crmConfig, "nvpair") : []) {
-    props.set(nv.attrs.name, nv.attrs.value ?? "");
-  }
-  const replInfoRaw = props.get(`${rsc}_REPL_INFO`) ?? "";
-  const fenceDevices = findAll(cib, "primitive").filter((p) => p.attrs.class === "stonith")
-    .map((p) => p.attrs.id);
-
-  const dc = findAll(mon, "current_dc")[0];
-  const options = findAll(mon, "cluster_options")[0]?.attrs ?? {};
-  const nodeAttrs = new Map<string, Record<string, string>>();
-  for (const sec of findAll(mon, "node_attributes")) {
-    for (const n of sec.children.filter((c) => c.name === "node")) {
-      nodeAttrs.set(
-        n.attrs.name,
-        Object.fromEntries(
-          n.children.filter((a) => a.name === "attribute").map((
-            a,
-          ) => [a.attrs.name, a.attrs.value]),
-        ),
-      );
-    }
-  }
-  // Where each instance of the resource runs, and in which role.
-  const roles = new Map<string, ClusterNode["role"]>();
-  for (const r of findAll(mon, "resource")) {
-    if (r.attrs.id.replace(/:\d+$/, "") !== rsc) continue;
-    const role = normalizeRole(r.attrs.role ?? "", r.attrs.failed === "true");
-    for (const n of r.children.filter((c) => c.name === "node")) {
-      const prev = roles.get(n.attrs.name);
-      if (prev === undefined || prev === "stopped" || role === "failed") {
-        roles.set(n.attrs.name, role);
-      }
-    }
-  }
-  const failures = new Map<string, NodeFailure[]>();
-  for (const f of findAll(mon, "failure")) {
-    const op = f.attrs.op_key ?? f.attrs.id ?? "";
-    if (!op.startsWith(`${rsc}_`) && !op.startsWith(`${rsc}:`)) continue;
-    const list = failures.get(f.attrs.node) ?? [];
-    list.push({
-      op,
-      exitStatus: f.attrs.exitstatus ?? "",
-      exitReason: f.attrs.exitreason ?? "",
-      when: f.attrs["last-rc-change"] ?? "",
-    });
-    failures.set(f.attrs.node, list);
-  }
-  const monNodes = findAll(mon, "nodes")[0]?.children.filter((c) => c.name === "node") ?? [];
-  const nodes: ClusterNode[] = monNodes.map((n) => {
-    const attrs = nodeAttrs.get(n.attrs.name) ?? {};
-    const rawScore = attrs[`master-${rsc}`] ?? attrs[`promotion-${rsc}`];
-    const score = rawScore !== undefined && /^-?\d+$/.test(rawScore)
-      ? Number(rawScore)
-      : rawScore !== undefined && /^-?INFINITY$/i.test(rawScore)
-      ? (rawScore.startsWith("-") ? -1_000_000 : 1_000_000)
-      : undefined;
-    const readerName = params.reader_attribute || "readable";
-    const online = n.attrs.online === "true";
-    return {
-      name: n.attrs.name,
-      online,
-      standby: n.attrs.standby === "true",
-      unclean: n.attrs.unclean === "true",
-      role: online ? roles.get(n.attrs.name) ?? "stopped" : "stopped",
-      score,
-      readable: attrs[readerName],
-      failures: (failures.get(n.attrs.name) ?? []).sort((a, b) => b.when.localeCompare(a.when)),
-    };
-  });
-  return {
-    dc: dc?.attrs.present === "true" ? dc.attrs.name : undefined,
-    quorum: dc?.attrs.with_quorum === "true",
-    stonithEnabled: options["stonith-enabled"] === "true",
-    fenceDevices,
-    noQuorumPolicy: options["no-quorum-policy"] ?? "",
-    maintenance: options["maintenance-mode"] === "true",
-    resource: rsc,
-    clone: chosen.clone,
-    params,
-    replInfoRaw,
-    replInfo: replInfoRaw === "" ? undefined : decodeReplInfo(replInfoRaw),
-    nodes,
-  };
-}
+  attributeNames,
+  decodePromotionRecord,
+  type NotPromotable,
+  type PromotionRecord,
+} from "./attrs.ts";
+import { parseAttrdQuery, runTool, TOOL_MAX_MS, type ToolRunner } from "./cib.ts";
+import { type ClusterNode, type ClusterView, parseClusterView } from "./cluster_view.ts";
+import {
+  type Credentials,
+  CredentialsFileError,
+  MAX_CREDENTIALS_FILE_BYTES,
+  parseCredentialsFile,
+  resolveCredentials,
+} from "./credentials.ts";
+import { readHeartbeatLag } from "./heartbeat.ts";
+import { describeError, MysqlClient } from "./mysql.ts";
+import { type AgentParams, resolveParams } from "./params.ts";
+import { AGENT_DATA_DIR, readBoundedFile } from "./safe_fs.ts";
+import { countSalvageFiles } from "./salvage.ts";
+import type { ReplicaStatus } from "./sql.ts";
+import { renderMetrics } from "./metrics.ts";
 
 // ---------------------------------------------------------------------------------------------
 // What each node's MySQL says, and the report (pure)
@@ -300,8 +47,8 @@ export interface NodeProbe {
   unreachable?: string;
   /** Server version. */
   version?: string;
-  /** server_id. */
-  serverId?: number;
+  /** mariadb or mysql (which GTID notation). */
+  flavour?: "mariadb" | "mysql";
   /** read_only (or super_read_only). */
   readOnly?: boolean;
   /** SHOW MASTER STATUS, undefined when binary logging is off. */
@@ -320,7 +67,7 @@ export interface NodeProbe {
 export interface StatusRow {
   /** Node name. */
   node: string;
-  /** online, offline, standby or unclean. */
+  /** online, offline, standby, maintenance or unclean. */
   state: string;
   /** promoted, unpromoted, stopped or failed (Pacemaker's view). */
   role: string;
@@ -330,8 +77,16 @@ export interface StatusRow {
   binlog: string;
   /** GTID position, or "". */
   gtid: string;
+  /** mariadb or mysql, when the server answered. */
+  flavour?: "mariadb" | "mysql";
   /** Master host and both threads (e.g. `prm1 io=Yes sql=Yes`), "" when not a replica. */
   replication: string;
+  /** The replica's master, "" when not a replica. */
+  masterHost: string;
+  /** IO thread state (Yes, No, Connecting), "" when not a replica. */
+  ioRunning: string;
+  /** SQL thread running, undefined when not a replica. */
+  sqlRunning?: boolean;
   /** Executed master coordinates of a replica (`file:pos`), "". */
   executed: string;
   /** Lag in seconds (heartbeat lag when on, else Seconds_Behind_Master), undefined when none. */
@@ -340,10 +95,18 @@ export interface StatusRow {
   lagSource?: "heartbeat" | "sbm";
   /** Seconds_Behind_Master as the server reports it (null = NULL). */
   secondsBehindMaster?: number | null;
+  /** Heartbeat lag in seconds, when the heartbeat is on and a row was read. */
+  heartbeatLag?: number;
   /** The reader attribute value, undefined when unset. */
   readable?: string;
   /** Promotion score, undefined when unset. */
   score?: number;
+  /** Why the agent says this node is not a promotion candidate, undefined when it did not. */
+  notPromotable?: NotPromotable | string;
+  /** This node's last promotion, when its attribute daemon remembers one. */
+  lastPromotion?: PromotionRecord;
+  /** Failed operations of the resource Pacemaker recorded on this node. */
+  failedOperations: number;
   /** The last error: unreachable MySQL, replication error, or the agent's exit reason. */
   error: string;
 }
@@ -362,6 +125,8 @@ export interface StatusReport {
     stonithEnabled: boolean;
     fenceDevices: string[];
     maintenance: boolean;
+    /** False while Pacemaker leaves the resource alone (is-managed=false, maintenance). */
+    managed: boolean;
   };
   /** Published master coordinates. */
   master: { raw: string; host?: string; file?: string; pos?: number };
@@ -371,18 +136,38 @@ export interface StatusReport {
   maxSlaveLag: number;
   /** One row per node. */
   rows: StatusRow[];
+  /** The node this report was made on and its salvage files waiting (they are local files). */
+  local?: { node: string; salvageFiles: number };
 }
 
 function nodeState(n: ClusterNode): string {
   if (n.unclean) return "unclean";
   if (!n.online) return "offline";
   if (n.standby) return "standby";
+  if (n.maintenance) return "maintenance";
   return "online";
 }
 
+/** The typed parameters of the resource as configured (defaults from params.ts). */
+export function resourceParams(view: Pick<ClusterView, "params">): AgentParams {
+  return resolveParams(view.params).params;
+}
+
+/** Extra inputs of {@link buildReport} besides the view and the probes. */
+export interface ReportExtras {
+  /** Last promotion per node (private attribute). */
+  promotions?: Map<string, PromotionRecord>;
+  /** The local node and its salvage files. */
+  local?: { node: string; salvageFiles: number };
+}
+
 /** Combines the cluster's view and the nodes' answers into the report. */
-export function buildReport(view: ClusterView, probes: Map<string, NodeProbe>): StatusReport {
-  const heartbeatOn = parseBoolean(view.params.heartbeat ?? "") === true;
+export function buildReport(
+  view: ClusterView,
+  probes: Map<string, NodeProbe>,
+  extras: ReportExtras = {},
+): StatusReport {
+  const params = resourceParams(view);
   const rows = view.nodes.map((n): StatusRow => {
     const p = probes.get(n.name) ?? { unreachable: "not probed" };
     const r = p.replica;
@@ -394,7 +179,7 @@ export function buildReport(view: ClusterView, probes: Map<string, NodeProbe>): 
     if (f) {
       errors.push(`${f.op} ${f.exitStatus}${f.exitReason ? `: ${f.exitReason}` : ""}`);
     }
-    const useHb = heartbeatOn && r !== undefined && p.heartbeatLag !== undefined;
+    const useHb = params.heartbeat && r !== undefined && p.heartbeatLag !== undefined;
     const lag = useHb ? p.heartbeatLag : r?.secondsBehind ?? undefined;
     return {
       node: n.name,
@@ -403,15 +188,23 @@ export function buildReport(view: ClusterView, probes: Map<string, NodeProbe>): 
       readOnly: p.readOnly,
       binlog: p.binlog ? `${p.binlog.file}:${p.binlog.pos}` : "",
       gtid: p.gtid ?? "",
+      flavour: p.flavour,
       replication: r
         ? `${r.masterHost} io=${r.ioRunning || "-"} sql=${r.sqlRunning ? "Yes" : "No"}`
         : "",
+      masterHost: r?.masterHost ?? "",
+      ioRunning: r ? r.ioRunning || "No" : "",
+      sqlRunning: r?.sqlRunning,
       executed: r ? `${r.relayMasterLogFile}:${r.execMasterLogPos}` : "",
       lag: lag === undefined || lag === null ? undefined : lag,
       lagSource: lag === undefined || lag === null ? undefined : useHb ? "heartbeat" : "sbm",
       secondsBehindMaster: r ? r.secondsBehind : undefined,
+      heartbeatLag: r ? p.heartbeatLag : undefined,
       readable: n.readable,
       score: n.score,
+      notPromotable: n.notPromotable ?? n.notPromotableRaw,
+      lastPromotion: extras.promotions?.get(n.name),
+      failedOperations: n.failures.length,
       error: errors.join("; "),
     };
   });
@@ -426,18 +219,17 @@ export function buildReport(view: ClusterView, probes: Map<string, NodeProbe>): 
       stonithEnabled: view.stonithEnabled,
       fenceDevices: view.fenceDevices,
       maintenance: view.maintenance,
+      managed: view.managed,
     },
     master: info
       ? { raw: view.replInfoRaw, host: info.host, file: info.file, pos: info.pos }
       : { raw: view.replInfoRaw },
-    heartbeat: heartbeatOn
-      ? {
-        table: view.params.heartbeat_table || "percona.heartbeat",
-        intervalSeconds: Number(view.params.heartbeat_interval || "1"),
-      }
+    heartbeat: params.heartbeat
+      ? { table: params.heartbeatTable, intervalSeconds: params.heartbeatInterval }
       : undefined,
-    maxSlaveLag: Number(view.params.max_slave_lag || "3600"),
+    maxSlaveLag: params.maxSlaveLag,
     rows,
+    local: extras.local,
   };
 }
 
@@ -468,16 +260,31 @@ export function renderText(report: StatusReport): string {
     `Cluster: DC ${c.dc ?? "none"}, ${c.quorum ? "quorum" : "NO QUORUM"} (no-quorum-policy=${
       c.noQuorumPolicy || "stop"
     }), ${fencing}${c.maintenance ? ", MAINTENANCE MODE" : ""}`,
-    `Resource: ${report.resource}${report.clone ? ` (clone ${report.clone})` : ""}, lag from ${
+    `Resource: ${report.resource}${report.clone ? ` (clone ${report.clone})` : ""}${
+      !c.managed && !c.maintenance ? " UNMANAGED" : ""
+    }, lag from ${
       report.heartbeat
         ? `heartbeat ${report.heartbeat.table} every ${report.heartbeat.intervalSeconds}s`
         : "Seconds_Behind_Master"
     }, max_slave_lag ${report.maxSlaveLag}s`,
-    `Published master (${report.resource}_REPL_INFO): ${
+    `Published master (${attributeNames(report.resource).replInfo}): ${
       m.host ? `${m.host} ${m.file}:${m.pos}` : m.raw === "" ? "none" : `malformed "${m.raw}"`
     }`,
-    "",
   ];
+  const last = lastPromotion(report);
+  if (last !== undefined) {
+    lines.push(
+      `Last promotion: ${last.node} at ${new Date(last.record.atMs).toISOString()}, writes open ${
+        (last.record.durationMs / 1000).toFixed(2)
+      } s after its pre-promote`,
+    );
+  }
+  if (report.local !== undefined && report.local.salvageFiles > 0) {
+    lines.push(
+      `Salvage files waiting on ${report.local.node}: ${report.local.salvageFiles} (in ${AGENT_DATA_DIR})`,
+    );
+  }
+  lines.push("");
   const header = [
     "NODE",
     "STATE",
@@ -490,6 +297,7 @@ export function renderText(report: StatusReport): string {
     "LAG",
     "READABLE",
     "SCORE",
+    "NOT PROMOTABLE",
     "LAST ERROR",
   ];
   const rows = report.rows.map((r) => [
@@ -504,11 +312,26 @@ export function renderText(report: StatusReport): string {
     formatLag(r),
     r.readable ?? "-",
     r.score === undefined ? "-" : String(r.score),
-    // The text view keeps rows readable; --json has the whole message.
+    r.notPromotable ?? "-",
+    // The text view keeps rows readable; --format json has the whole message.
     r.error === "" ? "-" : r.error.length > 160 ? `${r.error.slice(0, 159)}…` : r.error,
   ]);
   lines.push(table(header, rows), "");
   return lines.join("\n");
+}
+
+/** The most recent promotion any node remembers. */
+export function lastPromotion(
+  report: Pick<StatusReport, "rows">,
+): { node: string; record: PromotionRecord } | undefined {
+  let best: { node: string; record: PromotionRecord } | undefined;
+  for (const r of report.rows) {
+    if (r.lastPromotion === undefined) continue;
+    if (best === undefined || r.lastPromotion.atMs > best.record.atMs) {
+      best = { node: r.node, record: r.lastPromotion };
+    }
+  }
+  return best;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -526,101 +349,100 @@ export interface CollectOptions {
   timeoutMs?: number;
   /** Pacemaker tool runner (tests). */
   runner?: ToolRunner;
+  /** Folder of salvage files (default /var/lib/prm). */
+  salvageDir?: string;
 }
 
-/** The login status uses on every node, from the credentials file or the resource's params. */
+/**
+ * The login status uses on every node: the credentials file's `[client]` login, else the
+ * resource's test_user/test_passwd (with the agent's defaults). `credentials` is the file's
+ * content (bytes, as read); a malformed file throws a CredentialsFileError.
+ */
 export function statusLogin(
   params: Record<string, string>,
-  credentialsText?: string,
-): { user: string; password: string } {
-  const file = credentialsText === undefined ? undefined : parseCredentialsFile(credentialsText);
-  return {
-    user: file?.client?.user ?? params.test_user ?? "root",
-    password: file?.client?.password ?? params.test_passwd ?? "",
-  };
+  credentials?: Uint8Array | string,
+): Credentials["client"] {
+  const file = credentials === undefined ? undefined : parseCredentialsFile(credentials);
+  return resolveCredentials(resolveParams(params).params, file).client;
+}
+
+/** Reads a credentials file the way the agent does: bounded, as bytes. Throws with the reason. */
+function readCredentials(path: string): Uint8Array {
+  const read = readBoundedFile(path, MAX_CREDENTIALS_FILE_BYTES);
+  if (!read.ok) throw new Error(`Cannot read credentials file ${path} (${read.why})`);
+  return read.bytes;
 }
 
 async function probeNode(
   host: string,
   opts: {
     port: number;
-    user: string;
-    password: string;
+    login: Credentials["client"];
     timeoutMs: number;
     heartbeatTable?: string;
   },
 ): Promise<NodeProbe> {
-  let conn: WireConnection;
+  let client: MysqlClient;
   try {
-    conn = await WireConnection.connect({
+    client = await MysqlClient.connect({
       host,
       port: opts.port,
-      user: opts.user,
-      password: opts.password,
+      user: opts.login.user,
+      password: opts.login.password,
       connectTimeoutMs: opts.timeoutMs,
+      queryTimeoutMs: opts.timeoutMs,
+      deadline: Date.now() + 2 * opts.timeoutMs,
     });
   } catch (err) {
-    const e = err as { code?: string; message?: string };
-    return { unreachable: `${e.code ?? ""} ${e.message ?? err}`.trim() };
+    return { unreachable: describeError(err) };
   }
-  const q = (sql: string) => conn.query(sql, opts.timeoutMs);
   try {
-    const [v] = await q(
-      "SELECT VERSION() AS v, @@version_comment AS c, @@global.server_id AS id, " +
-        "@@global.read_only AS ro",
-    );
-    const flavour: Flavour = parseFlavour(String(v.v), String(v.c ?? ""));
+    const f = client.flavour;
     const probe: NodeProbe = {
-      version: String(v.v),
-      serverId: Number(v.id),
-      readOnly: Number(v.ro) === 1,
+      version: `${f.kind} ${f.major}.${f.minor}.${f.patch}`,
+      flavour: f.kind,
+      readOnly: await client.readOnly(),
     };
-    if (flavour.kind !== "mariadb") {
-      const [s] = await q("SELECT @@global.super_read_only AS sro");
-      probe.readOnly = probe.readOnly || Number(s?.sro) === 1;
-    }
-    const [b] = await q(binlogStatusSql(flavour));
-    if (b !== undefined) {
-      const s = normalizeBinlogStatus(b);
-      probe.binlog = { file: s.file, pos: s.pos };
-      probe.gtid = s.gtid;
-    }
-    if (flavour.kind === "mariadb") {
-      const [g] = await q("SELECT @@global.gtid_current_pos AS g");
-      probe.gtid = String(g?.g ?? "");
-    }
-    const [rs] = await q(replicaStatusSql(flavour));
-    const replica = rs === undefined ? undefined : normalizeReplicaStatus(rs);
-    if (replica !== undefined && replica.masterHost !== "") {
+    const binlog = await client.binlogStatus();
+    if (binlog !== undefined) probe.binlog = { file: binlog.file, pos: binlog.pos };
+    const gtid = await client.gtidState();
+    probe.gtid = gtid.currentPos;
+    const replica = await client.replicaStatus();
+    if (replica !== undefined) {
       probe.replica = replica;
       if (opts.heartbeatTable !== undefined) {
-        const id = Number(rs.Master_Server_Id ?? rs.Source_Server_Id);
-        if (!Number.isSafeInteger(id) || id <= 0) {
-          probe.heartbeatProblem = "master's server_id unknown";
-        } else {
-          try {
-            const [h] = await q(heartbeatReadSql(opts.heartbeatTable, id));
-            const lag = h === undefined
-              ? undefined
-              : heartbeatLagSeconds(String(h.ts), String(h.now));
-            if (lag === undefined) probe.heartbeatProblem = `no heartbeat row of server ${id}`;
-            else probe.heartbeatLag = Math.round(lag * 1000) / 1000;
-          } catch (err) {
-            probe.heartbeatProblem = (err as Error).message;
-          }
-        }
+        const hb = await readHeartbeatLag(client, opts.heartbeatTable);
+        if (hb.lag === undefined) probe.heartbeatProblem = hb.problem;
+        else probe.heartbeatLag = Math.round(hb.lag * 1000) / 1000;
       }
     }
     return probe;
   } catch (err) {
-    return { unreachable: `query failed: ${(err as Error).message}` };
+    return { unreachable: `query failed: ${describeError(err)}` };
   } finally {
-    await conn.close();
+    await client.close();
   }
 }
 
 /** Reads the cluster and every node's MySQL; throws only when Pacemaker cannot be read. */
 export async function collectStatus(options: CollectOptions = {}): Promise<StatusReport> {
+  return (await collectCluster(options)).report;
+}
+
+/** What {@link collectCluster} read: Pacemaker's view, the report, and the login it used. */
+export interface ClusterReading {
+  /** Pacemaker's view. */
+  view: ClusterView;
+  /** The report (the view and every node's MySQL). */
+  report: StatusReport;
+  /** The login used on every node's MySQL. */
+  login: Credentials["client"];
+  /** The resource's typed parameters. */
+  params: AgentParams;
+}
+
+/** {@link collectStatus}, keeping Pacemaker's view and the login (for switchover). */
+export async function collectCluster(options: CollectOptions = {}): Promise<ClusterReading> {
   const run = options.runner ?? runTool;
   const [mon, cib] = await Promise.all([
     run("crm_mon", ["-1", "-A", "-r", "--output-as=xml"], TOOL_MAX_MS),
@@ -631,20 +453,21 @@ export async function collectStatus(options: CollectOptions = {}): Promise<Statu
   }
   if (cib.code !== 0) throw new Error(`cibadmin -Q failed (exit ${cib.code}): ${cib.stderr}`);
   const view = parseClusterView(mon.stdout, cib.stdout, options.resource);
-  const credPath = options.credentialsFile ?? view.params.credentials_file;
-  let credText: string | undefined;
-  if (credPath) {
-    try {
-      credText = await Deno.readTextFile(credPath);
-    } catch (err) {
-      throw new Error(`Cannot read credentials file ${credPath}: ${(err as Error).message}`);
-    }
+  const params = resourceParams(view);
+  const credPath = options.credentialsFile ?? params.credentialsFile;
+  let login: Credentials["client"];
+  try {
+    login = statusLogin(view.params, credPath ? readCredentials(credPath) : undefined);
+  } catch (err) {
+    if (!(err instanceof CredentialsFileError)) throw err;
+    throw new Error(`Credentials file ${credPath}: ${err.message}`);
   }
-  const login = statusLogin(view.params, credText);
-  const port = Number(view.params.replication_port || "3306");
-  const heartbeatOn = parseBoolean(view.params.heartbeat ?? "") === true;
+  const names = attributeNames(view.resource, params.readerAttribute);
   const timeoutMs = options.timeoutMs ?? 3_000;
   const probes = new Map<string, NodeProbe>();
+  const promotionsRead = run("attrd_updater", ["-p", "-n", names.promoted, "-Q", "-A"], TOOL_MAX_MS)
+    .catch(() => undefined);
+  const localName = run("crm_node", ["-n"], TOOL_MAX_MS).catch(() => undefined);
   await Promise.all(view.nodes.map(async (n) => {
     if (!n.online) {
       probes.set(n.name, { unreachable: `node ${n.unclean ? "unclean" : "offline"}` });
@@ -653,48 +476,83 @@ export async function collectStatus(options: CollectOptions = {}): Promise<Statu
     probes.set(
       n.name,
       await probeNode(options.addresses?.[n.name] ?? n.name, {
-        port,
-        ...login,
+        port: params.replicationPort,
+        login,
         timeoutMs,
-        heartbeatTable: heartbeatOn
-          ? view.params.heartbeat_table || "percona.heartbeat"
-          : undefined,
+        heartbeatTable: params.heartbeat ? params.heartbeatTable : undefined,
       }),
     );
   }));
-  return buildReport(view, probes);
+  const promotions = new Map<string, PromotionRecord>();
+  const attrd = await promotionsRead;
+  if (attrd?.code === 0) {
+    for (const [node, value] of parseAttrdQuery(attrd.stdout)) {
+      const record = decodePromotionRecord(value);
+      if (record !== undefined) promotions.set(node, record);
+    }
+  }
+  const me = await localName;
+  const local = me?.code === 0 && me.stdout !== ""
+    ? {
+      node: me.stdout.trim(),
+      salvageFiles: countSalvageFiles(options.salvageDir ?? AGENT_DATA_DIR, view.resource),
+    }
+    : undefined;
+  return { view, report: buildReport(view, probes, { promotions, local }), login, params };
 }
+
+/** The output formats of `mysql_prm status`. */
+export const STATUS_FORMATS = ["text", "json", "openmetrics", "prometheus"] as const;
+
+/** One of {@link STATUS_FORMATS}. */
+export type StatusFormat = typeof STATUS_FORMATS[number];
 
 /** Text of `mysql_prm status --help`. */
 export const STATUS_HELP =
-  `Usage: mysql_prm status [--json] [--resource ID] [--credentials-file PATH]
+  `Usage: mysql_prm status [--format text|json|openmetrics|prometheus] [--json]
+                        [--resource ID] [--credentials-file PATH]
                         [--address NODE=ADDRESS]... [--timeout MS]
 
 Shows the replication cluster managed by mysql_prm, from any cluster node (run it as root: it
-runs crm_mon and cibadmin, and reads the resource's credentials_file).
+runs crm_mon, cibadmin and attrd_updater, and reads the resource's credentials_file).
 
 Header: the DC, quorum and no-quorum-policy, fencing (stonith-enabled and the fence devices),
-lag source and max_slave_lag, and the master the agent published (<rsc>_REPL_INFO).
+maintenance mode, lag source and max_slave_lag, the master the agent published
+(<rsc>_REPL_INFO), the last promotion, and this node's salvage files waiting.
 One row per node:
-  STATE        online, offline, standby or unclean (Pacemaker's membership)
-  ROLE         promoted, unpromoted, stopped or failed (the resource's role there)
-  READ_ONLY    the server's read_only (? when MySQL did not answer)
-  BINLOG       the node's own binlog coordinates (SHOW MASTER STATUS)
-  GTID         gtid_current_pos (MariaDB) or gtid_executed (MySQL)
-  REPLICATION  master host, IO and SQL thread state
-  EXECUTED     master coordinates executed by the SQL thread
-  LAG          heartbeat lag ("hb", with Seconds_Behind_Master beside) when the heartbeat
-               parameter is on, else Seconds_Behind_Master (NULL when the server says NULL)
-  READABLE     the reader attribute (reader_attribute parameter)
-  SCORE        the promotion score (master-<rsc>)
-  LAST ERROR   MySQL unreachable, replication errors, and the last failed operation's
-               exit reason as Pacemaker recorded it
+  STATE           online, offline, standby, maintenance or unclean (Pacemaker's membership)
+  ROLE            promoted, unpromoted, stopped or failed (the resource's role there)
+  READ_ONLY       the server's read_only (? when MySQL did not answer)
+  BINLOG          the node's own binlog coordinates (SHOW MASTER STATUS)
+  GTID            gtid_current_pos (MariaDB) or gtid_executed (MySQL)
+  REPLICATION     master host, IO and SQL thread state
+  EXECUTED        master coordinates executed by the SQL thread
+  LAG             heartbeat lag ("hb", with Seconds_Behind_Master beside) when the heartbeat
+                  parameter is on, else Seconds_Behind_Master (NULL when the server says NULL)
+  READABLE        the reader attribute (reader_attribute parameter)
+  SCORE           the promotion score (master-<rsc>)
+  NOT PROMOTABLE  why the agent keeps the node from being promoted (the node attribute
+                  prm-<rsc>-not-promotable, also in crm_mon -A): sql-broken, io-broken,
+                  io-stopped, lagging, stale-master, errant-transactions, resync-refused,
+                  kept-out, disk-full, cold-start-wait, unresponsive
+  LAST ERROR      MySQL unreachable, replication errors, and the last failed operation's
+                  exit reason as Pacemaker recorded it
 
 MySQL is reached over TCP at the node name (or --address) on replication_port, with the
 [client] login of credentials_file (or test_user/test_passwd).
 
+Formats:
+  text          the table above (default)
+  json          the same report as JSON (--json is short for it)
+  openmetrics   OpenMetrics text for direct scraping (ends with "# EOF")
+  prometheus    Prometheus text format 0.0.4, for node_exporter's textfile collector:
+                  mysql_prm status --format prometheus > DIR/mysql_prm.prom.$$ &&
+                  mv DIR/mysql_prm.prom.$$ DIR/mysql_prm.prom
+                The metrics are listed in the README (mysql_prm_*).
+
 Options:
-  --json                 Print the report as JSON (same fields as the rows above).
+  --format F             Output format (above).
+  --json                 Same as --format json.
   -r, --resource ID      The mysql_prm primitive (default: the first one in the CIB).
   --credentials-file P   Use this file instead of the resource's credentials_file.
   --address NODE=ADDR    Connect to NODE's MySQL at ADDR (repeatable).
@@ -705,6 +563,25 @@ Exit status: 0 when the report was printed (unreachable nodes included), 1 when 
 could not be read or no mysql_prm resource exists, 2 on a usage error.
 `;
 
+/**
+ * The `--address NODE=ADDRESS` options of status and switchover: node → address, or the usage
+ * error to print.
+ *
+ * @example
+ * ```ts
+ * parseAddresses(["prm1=10.0.0.11"]); // { prm1: "10.0.0.11" }
+ * ```
+ */
+export function parseAddresses(list: string[] | undefined): Record<string, string> | string {
+  const addresses: Record<string, string> = {};
+  for (const a of list ?? []) {
+    const eq = a.indexOf("=");
+    if (eq <= 0 || eq === a.length - 1) return `--address takes NODE=ADDRESS, not "${a}"`;
+    addresses[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  return addresses;
+}
+
 /** Entry point of `mysql_prm status ARGS...`; returns the exit status. */
 export async function statusMain(args: string[]): Promise<number> {
   let values;
@@ -713,6 +590,7 @@ export async function statusMain(args: string[]): Promise<number> {
       args,
       options: {
         json: { type: "boolean" },
+        format: { type: "string" },
         resource: { type: "string", short: "r" },
         "credentials-file": { type: "string" },
         address: { type: "string", multiple: true },
@@ -730,14 +608,21 @@ export async function statusMain(args: string[]): Promise<number> {
     console.log(STATUS_HELP);
     return 0;
   }
-  const addresses: Record<string, string> = {};
-  for (const a of values.address ?? []) {
-    const eq = a.indexOf("=");
-    if (eq <= 0 || eq === a.length - 1) {
-      console.error(`--address takes NODE=ADDRESS, not "${a}"`);
-      return 2;
-    }
-    addresses[a.slice(0, eq)] = a.slice(eq + 1);
+  const format = values.format ?? (values.json ? "json" : "text");
+  if (!(STATUS_FORMATS as readonly string[]).includes(format)) {
+    console.error(
+      `--format takes ${STATUS_FORMATS.join(", ")}, not "${format}" (see mysql_prm status --help)`,
+    );
+    return 2;
+  }
+  if (values.json && format !== "json") {
+    console.error(`--json and --format ${format} contradict each other`);
+    return 2;
+  }
+  const addresses = parseAddresses(values.address);
+  if (typeof addresses === "string") {
+    console.error(addresses);
+    return 2;
   }
   const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout);
   if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
@@ -751,7 +636,15 @@ export async function statusMain(args: string[]): Promise<number> {
       addresses,
       timeoutMs,
     });
-    console.log(values.json ? JSON.stringify(report, null, 2) : renderText(report));
+    const out = format === "json"
+      ? JSON.stringify(report, null, 2)
+      : format === "text"
+      ? renderText(report)
+      : renderMetrics(report, { format: format as "openmetrics" | "prometheus" });
+    // Metrics end with their own newline; print them byte for byte.
+    if (format === "openmetrics" || format === "prometheus") {
+      Deno.stdout.writeSync(new TextEncoder().encode(out));
+    } else console.log(out);
     return 0;
   } catch (err) {
     console.error(`mysql_prm status: ${(err as Error).message}`);

@@ -2,6 +2,7 @@
 # Installs the Debian packages the tests, the lab and the demo need, when any is missing.
 set -euo pipefail
 packages=(pacemaker pacemaker-cli-utils corosync crmsh pcs resource-agents mariadb-server mariadb-client
+  prometheus python3-prometheus-client
   percona-toolkit libxml2-utils iproute2 util-linux procps psmisc coreutils strace booth
   booth-pacemaker iputils-ping python3)
 missing=()

@@ -35,6 +35,8 @@ export const AGENT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 export const CLONE_META: Readonly<Record<string, string>> = {
   OCF_RESKEY_CRM_meta_promotable: "true",
   OCF_RESKEY_CRM_meta_clone: "0",
+  OCF_RESKEY_CRM_meta_notify: "true",
+  OCF_RESKEY_CRM_meta_promoted_max: "1",
 };
 
 /** A MySQL login. */

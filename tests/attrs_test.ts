@@ -10,6 +10,12 @@ import {
   encodeReplInfo,
   SCORE,
 } from "../attrs.ts";
+import {
+  decodeNotPromotable,
+  decodePromotionRecord,
+  encodePromotionRecord,
+  NOT_PROMOTABLE,
+} from "../attrs.ts";
 
 Deno.test("every name of a resource comes from one place", () => {
   assert.deepEqual(attributeNames("p_mysql", "reader"), {
@@ -24,6 +30,7 @@ Deno.test("every name of a resource comes from one place", () => {
     refused: "prm-p_mysql-refused",
     resume: "prm-p_mysql-resume",
     notPromotable: "prm-p_mysql-not-promotable",
+    promoted: "prm-p_mysql-promoted",
   });
   assert.equal(attributeNames("x").reader, "readable");
 });
@@ -69,5 +76,22 @@ Deno.test("REPL_INFO, refused marks and the operator's override decode strictly"
   });
   for (const bad of [undefined, "", "mysql-bin.000004", "mysql-bin.000004:2", "-x.000001:120"]) {
     assert.equal(decodeResumeOverride(bad), undefined, String(bad));
+  }
+});
+
+Deno.test("promotion records round-trip; anything else is refused", () => {
+  const r = { atMs: 1_764_850_000_123, durationMs: 412 };
+  assert.deepEqual(decodePromotionRecord(encodePromotionRecord(r)), r);
+  for (
+    const bad of [undefined, "", "1:2:3", "x:1", "-1:5", "1764850000123:", "9".repeat(16) + ":1"]
+  ) {
+    assert.equal(decodePromotionRecord(bad), undefined, String(bad));
+  }
+});
+
+Deno.test("not-promotable reasons: every word decodes to itself, nothing else does", () => {
+  for (const r of NOT_PROMOTABLE) assert.equal(decodeNotPromotable(` ${r}\n`), r);
+  for (const bad of ["", "Kept-Out", "lagging; rm -rf", "healthy"]) {
+    assert.equal(decodeNotPromotable(bad), undefined);
   }
 });

@@ -267,7 +267,14 @@ case "$TOOL" in
   crm_ticket) crm_ticket "$@" ;;
   geostore) geostore "$@" ;;
   cibadmin)
-    [ "$*" = "-Q" ] || usage "only -Q"
+    if [ "$*" = "-Q -o configuration" ]; then
+      # The agent's maintenance check: the stored CIB (it holds the section), else an empty one.
+      if [ -f "$STATE/cib.xml" ]; then cat "$STATE/cib.xml"
+      else echo "<configuration><crm_config/><nodes/><resources/><constraints/></configuration>"
+      fi
+      exit 0
+    fi
+    [ "$*" = "-Q" ] || usage "only -Q or -Q -o configuration"
     print_fixture cib.xml
     ;;
   crm_mon)

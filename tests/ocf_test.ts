@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { codeName, Logger, OCF, parseRole, readContext } from "../ocf.ts";
+import { clonePromotableProblems, codeName, Logger, OCF, parseRole, readContext } from "../ocf.ts";
 import {
   type AgentParams,
   helpText,
@@ -253,27 +253,130 @@ password='r=pw'
   assert.deepEqual(none.replication, { user: "u", password: "" });
 });
 
-Deno.test("meta-data lists every parameter and is valid against ra-api-1.dtd", async () => {
+/** xmllint on `xml` given on its standard input (as ocf-tester does); the code and its words. */
+async function xmllint(xml: string, args: string[], cwd?: string) {
+  const child = new Deno.Command("xmllint", {
+    args: [...args, "-"],
+    cwd,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(xml));
+  await w.close();
+  const out = await child.output();
+  return { code: out.code, text: new TextDecoder().decode(out.stderr) };
+}
+
+/** Pacemaker's OCF 1.1 schema: installed (Pacemaker 2.1.8+), else the copy kept for tests. */
+function ocfSchema(): string {
+  const installed = "/usr/share/pacemaker/api/ocf-ra-1.1.rng";
+  try {
+    Deno.statSync(installed);
+    return installed;
+  } catch {
+    return new URL("./fixtures/pacemaker/ocf-ra-1.1.rng", import.meta.url).pathname;
+  }
+}
+
+Deno.test("meta-data: OCF 1.1, every parameter, reloadable ones marked, roles Promoted/Unpromoted", () => {
   const xml = metadataXml("9.9");
+  assert.match(xml, /<version>1\.1<\/version>/);
   for (const p of PARAMS) {
     assert.ok(xml.includes(`<parameter name="${p.name}"`), p.name);
     assert.ok(p.longdesc.length > 20 && p.shortdesc.length > 3, p.name);
+    assert.equal(
+      xml.includes(`<parameter name="${p.name}" unique="0" required="0" reloadable="1">`),
+      p.reloadable === true,
+      p.name,
+    );
   }
   assert.match(xml, /<action name="monitor" timeout="30s" interval="5s" role="Promoted"/);
   assert.match(xml, /<action name="monitor" timeout="30s" interval="7s" role="Unpromoted"/);
-  for (const a of ["start", "stop", "promote", "demote", "notify", "validate-all", "meta-data"]) {
+  assert.doesNotMatch(xml, /role="(Master|Slave)"/);
+  for (
+    const a of [
+      "start",
+      "stop",
+      "promote",
+      "demote",
+      "notify",
+      "validate-all",
+      "reload-agent",
+      "meta-data",
+    ]
+  ) {
     assert.ok(xml.includes(`<action name="${a}"`), a);
   }
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(`${dir}/md.xml`, xml);
-    const out = await new Deno.Command("xmllint", {
-      args: ["--noout", "--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd", `${dir}/md.xml`],
-      stderr: "piped",
-    }).output();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  // What a restart would change (mysqld's own command line and files) is never reloadable.
+  for (const name of ["binary", "config", "datadir", "socket", "pid", "replication_mode"]) {
+    assert.ok(!PARAMS.find((p) => p.name === name)!.reloadable, name);
   }
   assert.ok(helpText().includes("credentials_file [string]"));
+  assert.ok(helpText().includes("max_slave_lag [integer] (default: 3600) (reloadable)"));
+});
+
+Deno.test("meta-data validates against Pacemaker's OCF 1.1 schema", async () => {
+  const xml = metadataXml("9.9");
+  const r = await xmllint(xml, ["--noout", "--relaxng", ocfSchema()]);
+  assert.equal(r.code, 0, r.text);
+  // The control: the schema is read (an attribute OCF 1.1 does not know is refused).
+  const bad = await xmllint(xml.replace('reloadable="1"', 'reloadable="yes"'), [
+    "--noout",
+    "--relaxng",
+    ocfSchema(),
+  ]);
+  assert.notEqual(bad.code, 0, bad.text);
+});
+
+Deno.test("meta-data passes ocf-tester's check (xmllint --valid with ra-api-1.dtd)", async () => {
+  const xml = metadataXml("9.9");
+  // Exactly as ocf-tester runs it: `xmllint --noout --valid -` in /usr/share/resource-agents.
+  const dtdDir = "/usr/share/resource-agents";
+  const r = await xmllint(xml, ["--noout", "--valid"], dtdDir);
+  assert.equal(r.code, 0, r.text);
+  // The internal DTD subset is what lets the OCF 1.0 DTD accept reload-agent and reloadable.
+  const plain = xml.replace(
+    /<!DOCTYPE[^[]*\[[^\]]*\]>/,
+    '<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">',
+  );
+  assert.notEqual(plain, xml);
+  const refused = await xmllint(plain, ["--noout", "--valid"], dtdDir);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.text, /reload-agent|reloadable/);
+});
+
+Deno.test("clone shape: notify=true and promoted-max=1 are required of a promotable clone", () => {
+  const ok = readContext({
+    OCF_RESKEY_CRM_meta_promotable: "true",
+    OCF_RESKEY_CRM_meta_notify: "true",
+    OCF_RESKEY_CRM_meta_promoted_max: "1",
+    OCF_RESKEY_CRM_meta_clone_node_max: "1",
+  });
+  assert.deepEqual(ok.cloneMeta, {
+    notify: true,
+    promotedMax: 1,
+    promotedNodeMax: undefined,
+    cloneNodeMax: 1,
+  });
+  assert.deepEqual(clonePromotableProblems(ok), []);
+  const bad = readContext({
+    OCF_RESKEY_CRM_meta_promotable: "true",
+    OCF_RESKEY_CRM_meta_notify: "false",
+    // The deprecated names are read when the new ones are missing.
+    OCF_RESKEY_CRM_meta_master_max: "2",
+    OCF_RESKEY_CRM_meta_master_node_max: "2",
+  });
+  const problems = clonePromotableProblems(bad);
+  assert.deepEqual(problems.map((p) => p.kind), ["configured", "configured", "configured"]);
+  assert.match(problems[0].message, /notify=true/);
+  assert.match(problems[1].message, /promoted-max=2/);
+  assert.match(problems[2].message, /promoted-node-max=2/);
+  // notify unset counts as off; a plain resource is never asked.
+  assert.match(
+    clonePromotableProblems(readContext({ OCF_RESKEY_CRM_meta_promotable: "true" }))[0].message,
+    /notify=true/,
+  );
+  assert.deepEqual(clonePromotableProblems(readContext({})), []);
 });

@@ -6,121 +6,18 @@ import assert from "node:assert/strict";
 import {
   buildReport,
   collectStatus,
-  findAll,
   type NodeProbe,
-  parseClusterView,
-  parseXml,
   renderText,
   STATUS_HELP,
   statusLogin,
 } from "../status.ts";
+import { parseClusterView, unmanagedReason } from "../cluster_view.ts";
+import { findAll, parseXml } from "../pcmk_xml.ts";
+import { CIB, CRM_MON, replica } from "./status_fixtures.ts";
 import { main } from "../agent.ts";
 import { AGENT_PATH, runAgent } from "./agent_harness.ts";
 import { FakePacemaker, NO_CLUSTER } from "./fake_pacemaker.ts";
 import { freePort } from "./mariadb_server.ts";
-
-const CRM_MON = `<?xml version="1.0"?>
-<pacemaker-result api-version="2.25" request="crm_mon -1 -A -r --output-as=xml">
-  <summary>
-    <stack type="corosync"/>
-    <current_dc present="true" version="2.1.5" name="prm2" id="2" with_quorum="true"/>
-    <nodes_configured number="3"/>
-    <resources_configured number="6" disabled="0" blocked="0"/>
-    <cluster_options stonith-enabled="true" symmetric-cluster="true" no-quorum-policy="stop" maintenance-mode="false" stop-all-resources="false"/>
-  </summary>
-  <nodes>
-    <node name="prm1" id="1" online="false" standby="false" standby_onfail="false" maintenance="false" pending="false" unclean="false" shutdown="false" expected_up="false" is_dc="false" resources_running="0" type="member"/>
-    <node name="prm2" id="2" online="true" standby="false" standby_onfail="false" maintenance="false" pending="false" unclean="false" shutdown="false" expected_up="true" is_dc="true" resources_running="3" type="member"/>
-    <node name="prm3" id="3" online="true" standby="false" standby_onfail="false" maintenance="false" pending="false" unclean="false" shutdown="false" expected_up="true" is_dc="false" resources_running="2" type="member"/>
-  </nodes>
-  <resources>
-    <resource id="fence_lab" resource_agent="stonith:fence_prm_lab" role="Started" active="true" orphaned="false" blocked="false" managed="true" failed="false" failure_ignored="false" nodes_running_on="1">
-      <node name="prm2" id="2" cached="true"/>
-    </resource>
-    <clone id="ms_mysql" multi_state="true" unique="false" managed="true" disabled="false" failed="false" failure_ignored="false">
-      <resource id="p_mysql" resource_agent="ocf:prm:mysql_prm" role="Promoted" active="true" orphaned="false" blocked="false" managed="true" failed="false" failure_ignored="false" nodes_running_on="1">
-        <node name="prm2" id="2" cached="true"/>
-      </resource>
-      <resource id="p_mysql" resource_agent="ocf:prm:mysql_prm" role="Unpromoted" active="true" orphaned="false" blocked="false" managed="true" failed="false" failure_ignored="false" nodes_running_on="1">
-        <node name="prm3" id="3" cached="true"/>
-      </resource>
-      <resource id="p_mysql" resource_agent="ocf:prm:mysql_prm" role="Stopped" active="false" orphaned="false" blocked="false" managed="true" failed="false" failure_ignored="false" nodes_running_on="0"/>
-    </clone>
-    <resource id="vip_writer" resource_agent="ocf:heartbeat:IPaddr2" role="Started" active="true" orphaned="false" blocked="false" managed="true" failed="false" failure_ignored="false" nodes_running_on="1">
-      <node name="prm2" id="2" cached="true"/>
-    </resource>
-  </resources>
-  <node_attributes>
-    <node name="prm2">
-      <attribute name="master-p_mysql" value="1000"/>
-      <attribute name="readable" value="1"/>
-    </node>
-    <node name="prm3">
-      <attribute name="master-p_mysql" value="100"/>
-      <attribute name="readable" value="0"/>
-    </node>
-  </node_attributes>
-  <failures>
-    <failure op_key="p_mysql_monitor_3000" node="prm3" exitstatus="error" exitreason="Evicting outdated replica: lagging &amp; &quot;late&quot;" exitcode="1" call="40" status="complete" last-rc-change="2026-11-22 09:00:01 +00:00" queued="0" exec="0" interval="3000" task="monitor"/>
-    <failure op_key="vip_writer_monitor_5000" node="prm3" exitstatus="not running" exitreason="" exitcode="7" call="9" status="complete" last-rc-change="2026-11-22 09:00:02 +00:00" queued="0" exec="0" interval="5000" task="monitor"/>
-  </failures>
-  <status code="0" message="OK"/>
-</pacemaker-result>
-`;
-
-const CIB =
-  `<cib crm_feature_set="3.16.2" validate-with="pacemaker-3.9" epoch="12" num_updates="4" admin_epoch="0">
-  <configuration>
-    <crm_config>
-      <cluster_property_set id="cib-bootstrap-options">
-        <nvpair id="o-stonith" name="stonith-enabled" value="true"/>
-      </cluster_property_set>
-      <cluster_property_set id="mysql_replication">
-        <nvpair id="mysql_replication-p_mysql_REPL_INFO" name="p_mysql_REPL_INFO" value="prm2|mysql-bin.000002|1234"/>
-      </cluster_property_set>
-    </crm_config>
-    <nodes/>
-    <resources>
-      <primitive id="fence_lab" class="stonith" type="fence_prm_lab"/>
-      <clone id="ms_mysql">
-        <primitive id="p_mysql" class="ocf" provider="prm" type="mysql_prm">
-          <instance_attributes id="p_mysql-ia">
-            <nvpair id="p_mysql-ia-cf" name="credentials_file" value="/etc/mysql/prm.cnf"/>
-            <nvpair id="p_mysql-ia-hb" name="heartbeat" value="true"/>
-            <nvpair id="p_mysql-ia-port" name="replication_port" value="3307"/>
-            <nvpair id="p_mysql-ia-lag" name="max_slave_lag" value="5"/>
-          </instance_attributes>
-        </primitive>
-      </clone>
-    </resources>
-    <constraints/>
-  </configuration>
-  <status/>
-</cib>
-`;
-
-function replica(over: Partial<NodeProbe["replica"]> = {}): NonNullable<NodeProbe["replica"]> {
-  return {
-    masterHost: "prm2",
-    masterPort: 3307,
-    ioRunning: "Yes",
-    sqlRunning: true,
-    lastIoErrno: 0,
-    lastIoError: "",
-    lastSqlErrno: 0,
-    lastSqlError: "",
-    secondsBehind: 0,
-    masterLogFile: "mysql-bin.000002",
-    readMasterLogPos: 5000,
-    relayMasterLogFile: "mysql-bin.000002",
-    execMasterLogPos: 5000,
-    sqlState: "",
-    gtidIoPos: "",
-    relayLogFile: "relay-bin.000002",
-    relayLogPos: 600,
-    ...over,
-  };
-}
 
 Deno.test("parseXml decodes entities, skips declarations and nests elements", () => {
   const doc = parseXml(
@@ -180,7 +77,6 @@ Deno.test("buildReport: heartbeat lag beside Seconds_Behind_Master, unreachable 
       "prm2",
       {
         readOnly: false,
-        serverId: 2,
         binlog: { file: "mysql-bin.000002", pos: 9000 },
         gtid: "0-2-7",
       },
@@ -189,7 +85,6 @@ Deno.test("buildReport: heartbeat lag beside Seconds_Behind_Master, unreachable 
       "prm3",
       {
         readOnly: true,
-        serverId: 3,
         binlog: { file: "mysql-bin.000001", pos: 400 },
         gtid: "0-2-5",
         replica: replica({ secondsBehind: 0 }),
@@ -311,11 +206,14 @@ Deno.test("collectStatus: Pacemaker unreachable is an error; offline nodes are n
   assert.match(r.rows[0].error, /node offline/);
   assert.equal(r.rows.length, 3);
   for (const row of r.rows.slice(1)) assert.ok(row.error !== "", JSON.stringify(row));
+  // crm_mon and cibadmin once per try; the private promotion records and this node's name.
   assert.deepEqual(pcmk.calls().map((c) => c.tool).sort(), [
+    "attrd_updater",
     "cibadmin",
     "cibadmin",
     "crm_mon",
     "crm_mon",
+    "crm_node",
   ]);
 });
 
@@ -334,7 +232,10 @@ Deno.test("mysql_prm status/config --help and usage errors through main()", asyn
     assert.equal(await main(["status", "--address", "nonsense"]), 2);
     out.length = 0;
     assert.equal(await main(["--help"]), 0);
-    assert.match(out.join("\n"), /mysql_prm status \[--json\]/);
+    assert.match(
+      out.join("\n"),
+      /mysql_prm status \[--format text\|json\|openmetrics\|prometheus\]/,
+    );
     assert.match(out.join("\n"), /heartbeat_interval \[integer\] \(default: 1\)/);
   } finally {
     console.log = log;
@@ -346,4 +247,69 @@ Deno.test("mysql_prm config --help prints its usage (the agent program, as insta
   const r = await runAgent(["config", "--help"], { env: { PATH: AGENT_PATH } });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /Usage: mysql_prm config/);
+});
+
+Deno.test("the not-promotable reason shows in the text, the JSON rows and the view", () => {
+  const mon = CRM_MON.replace(
+    '<attribute name="readable" value="0"/>',
+    '<attribute name="readable" value="0"/><attribute name="prm-p_mysql-not-promotable" value="errant-transactions"/>',
+  );
+  const v = parseClusterView(mon, CIB);
+  assert.equal(v.nodes[2].notPromotable, "errant-transactions");
+  const r = buildReport(v, new Map());
+  assert.equal(r.rows[2].notPromotable, "errant-transactions");
+  assert.equal(r.rows[1].notPromotable, undefined);
+  const text = renderText(r);
+  assert.ok(text.split("\n").find((l) => l.startsWith("NODE"))!.includes("NOT PROMOTABLE"));
+  assert.match(
+    text.split("\n").find((l) => l.startsWith("prm3"))!,
+    /\s100\s+errant-transactions\s/,
+  );
+  // An unknown word (a newer agent) is shown as it is, bounded, never dropped.
+  const odd = parseClusterView(
+    mon.replace('value="errant-transactions"', 'value="new-reason"'),
+    CIB,
+  );
+  assert.equal(buildReport(odd, new Map()).rows[2].notPromotable, "new-reason");
+});
+
+Deno.test("unmanagedReason: maintenance-mode, node maintenance, resource maintenance, is-managed", () => {
+  const cib = (props: string, meta: string, nodes = "<nodes/>", defaults = "") =>
+    parseXml(`<cib><configuration><crm_config><cluster_property_set id="o">${props}
+      </cluster_property_set></crm_config>${nodes}<resources><clone id="ms"><meta_attributes id="m">
+      ${meta}</meta_attributes><primitive id="p_mysql" class="ocf" type="mysql_prm"/></clone>
+      </resources>${defaults}</configuration></cib>`);
+  const nv = (n: string, v: string) => `<nvpair id="${n}" name="${n}" value="${v}"/>`;
+  const opts = { resource: "p_mysql", node: "prm1" };
+  assert.equal(unmanagedReason(cib("", ""), opts), undefined);
+  assert.equal(unmanagedReason(cib(nv("maintenance-mode", "true"), ""), opts), "maintenance-mode");
+  assert.equal(unmanagedReason(cib("", nv("is-managed", "false")), opts), "unmanaged");
+  assert.equal(unmanagedReason(cib("", nv("maintenance", "true")), opts), "resource-maintenance");
+  const nodes = `<nodes><node id="1" uname="prm1"><instance_attributes id="n1">${
+    nv("maintenance", "on")
+  }</instance_attributes></node></nodes>`;
+  assert.equal(unmanagedReason(cib("", "", nodes), opts), "node-maintenance");
+  assert.equal(unmanagedReason(cib("", "", nodes), { ...opts, node: "prm2" }), undefined);
+  // rsc_defaults apply unless the clone says otherwise.
+  const defaults = `<rsc_defaults><meta_attributes id="d">${
+    nv("is-managed", "false")
+  }</meta_attributes></rsc_defaults>`;
+  assert.equal(unmanagedReason(cib("", "", "<nodes/>", defaults), opts), "unmanaged");
+  assert.equal(
+    unmanagedReason(cib("", nv("is-managed", "true"), "<nodes/>", defaults), opts),
+    undefined,
+  );
+});
+
+Deno.test("mysql_prm status --format: a bad format or a contradiction is a usage error", async () => {
+  const err: string[] = [];
+  const error = console.error;
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    assert.equal(await main(["status", "--format", "yaml"]), 2);
+    assert.match(err.join("\n"), /--format takes text, json, openmetrics, prometheus, not "yaml"/);
+    assert.equal(await main(["status", "--json", "--format", "openmetrics"]), 2);
+  } finally {
+    console.error = error;
+  }
 });

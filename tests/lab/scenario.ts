@@ -34,10 +34,12 @@ export const RSC = "p_mysql";
 
 /**
  * A writer through the writer VIP (or whatever address `target` names at each write: with two
- * sites, the active site's writer VIP) that records the acknowledged keys.
+ * sites, the active site's writer VIP) that records the acknowledged keys (and when).
  */
 export class Writer {
   acked: number[] = [];
+  /** When each key of {@link acked} was acknowledged (Date.now() ms), in the same order. */
+  ackedAt: number[] = [];
   failures = 0;
   #next: number;
   #stop = false;
@@ -62,6 +64,7 @@ export class Writer {
             timeoutMs: 2_000,
           });
           this.acked.push(k);
+          this.ackedAt.push(Date.now());
           if (this.#pauseMs > 0) await new Promise((r) => setTimeout(r, this.#pauseMs));
         } catch {
           this.failures++;
@@ -76,6 +79,16 @@ export class Writer {
     this.#stop = true;
     await this.#done;
     return this.#next + 1;
+  }
+
+  /** The longest time between two acknowledged writes around and after `since`, in ms. */
+  longestGap(since: number): number {
+    let gap = 0;
+    for (let i = 1; i < this.ackedAt.length; i++) {
+      if (this.ackedAt[i] < since) continue;
+      gap = Math.max(gap, this.ackedAt[i] - this.ackedAt[i - 1]);
+    }
+    return gap;
   }
 }
 
