@@ -19,12 +19,6 @@
  */
 import { parseArgs } from "node:util";
 import { attributeNames, DEFAULT_READER_ATTRIBUTE, SCORE } from "./attrs.ts";
-import {
-  type BoothConfig,
-  boothConfigProblems,
-  isTicketName,
-  renderBoothConfig,
-} from "./booth_conf.ts";
 import { PARAM_DEFAULTS, PARAMS } from "./params.ts";
 
 /** Parameter names the mysql_prm agent accepts, allowed with `--param` (from its meta-data table). */
@@ -159,17 +153,6 @@ export interface GeoSite {
   other: { site: string; address: string; nodes: NodeSpec[] };
 }
 
-/** Everything the two-site form needs; {@linkcode parseTwoSiteArgs} builds it from flags. */
-export interface TwoSiteOptions {
-  /** Each site's cluster configuration, in `--site` order. */
-  sites: ConfigOptions[];
-  /** booth.conf, identical everywhere. */
-  booth: BoothConfig;
-  /** Which part to print: everything, booth.conf only, or one site only. */
-  only?: string;
-  format: "crm" | "pcs" | "both";
-}
-
 /** The two forms of the configuration. */
 export interface GeneratedConfig {
   /** For `crm configure load update FILE`. */
@@ -186,81 +169,8 @@ export class ConfigError extends Error {
   }
 }
 
-/** Text of `mysql_prm config --help`. */
-export const CONFIG_HELP = `Usage: mysql_prm config [FLAGS]
-
-Print a complete, commented Pacemaker configuration for a MySQL/MariaDB replication cluster run by
-the ocf:prm:mysql_prm promotable clone: the clone, a writer VIP that follows the promoted node,
-reader VIPs kept on readable replicas, resource and operation defaults, and fencing.
-
-Flags:
-  --node NAME=ADDRESS          A cluster node (its corosync/uname name) and its address; repeat for
-                               every node, at least two. Node names must resolve to these addresses
-                               on every node (the agent replicates from the master by name).
-  --writer-vip ADDRESS[/PREFIX]  The writer VIP (IPv4 or IPv6), always on the promoted node.
-  --reader-vip ADDRESS[/PREFIX]  A reader VIP, on a node whose reader attribute is at least 1;
-                               repeatable; reader VIPs keep away from the master's node and from
-                               each other while there are enough readable nodes.
-  --vip-nic IFACE              Interface for the VIPs (IPaddr2 nic); default: found from the routes.
-  --credentials-file PATH      Absolute path of the my.cnf-style file (mode 0600) with the agent's
-                               MySQL user and the replication user's passwords. Required: passwords
-                               are never put into the CIB.
-  --mode gtid|position         Replication by GTID or by binlog file and position (default position;
-                               gtid is written as the agent parameter replication_mode=gtid).
-  --semi-sync                  Turn on semi-synchronous replication (agent parameter semi_sync=true).
-  --monitor-interval-promoted DURATION    Monitor interval of the promoted role (default 5s).
-  --monitor-interval-unpromoted DURATION  Monitor interval of the unpromoted roles (default 7s);
-                               must differ from the promoted one (Pacemaker needs distinct intervals).
-                               DURATION: a number with ms, s, m, min or h (default unit s).
-  --resource NAME              Name of the primitive (default p_mysql); the clone is NAME-clone.
-  --param KEY=VALUE            Any other mysql_prm parameter (e.g. max_slave_lag=60,
-                               replication_user=repl); repeatable. *_passwd parameters are refused:
-                               put passwords into the credentials file.
-  --fence-agent AGENT          Fence agent for one stonith device per node (e.g. fence_ipmilan).
-                               Without it, placeholder fence_ipmilan devices are written that must be
-                               edited before fencing can work.
-  --fence-param [NODE:]KEY=VALUE  A fence agent parameter for every device, or with NODE: only for
-                               that node's device (e.g. db1:ip=10.1.0.11); repeatable.
-  --format crm|pcs|both        Which form to print (default both).
-  --lab                        Lab/test cluster only: without --fence-agent, fencing is turned off
-                               (stonith-enabled=false). Never use on a cluster holding real data.
-  -h, --help                   This text.
-
-Two sites (booth geo cluster; each site its own Pacemaker cluster, an arbitrator beside them):
-  --site NAME=ADDRESS[/PREFIX] A site and its booth address (a floating IP in the site's network,
-                               run by the cluster with boothd); exactly twice. With --site, every
-                               --node, --writer-vip and --reader-vip value ends with @SITE.
-  --arbitrator ADDRESS         A booth arbitrator (no Pacemaker, only boothd); at least one.
-  --ticket NAME                The booth ticket of the promoted role (default ticket-mysql).
-  --ticket-expire SECONDS      Ticket lease (default 60): a site cut off demotes after it, and the
-                               other site acquires the ticket after it plus --acquire-after
-                               (default 10).
-  --booth-timeout SECONDS, --booth-retries N  Booth's resend interval and count (default 3, 5);
-                               timeout * (retries + 1) must stay below half the expiry.
-  --booth-authfile PATH        Booth's shared key (default /etc/booth/authkey, booth-keygen).
-  --booth-config PATH          Where booth.conf lives on every node (default /etc/booth/booth.conf).
-  --only booth|SITE            Print only booth.conf, or only one site's configuration.
-  It prints booth.conf, then each site's configuration: the same clone, VIPs and fencing as one
-  site, plus boothd with its address and rsc_ticket TICKET: CLONE:Promoted loss-policy=demote.
-
-Example:
-  mysql_prm config --node db1=10.0.0.11 --node db2=10.0.0.12 --node db3=10.0.0.13 \\
-    --writer-vip 10.0.0.100/24 --reader-vip 10.0.0.101/24 --reader-vip 10.0.0.102/24 \\
-    --credentials-file /etc/mysql/prm.cnf --mode gtid --format crm > prm.crm
-  crm configure load update prm.crm
-
-  mysql_prm config ... --format pcs > prm-pcs.sh && sh prm-pcs.sh
-
-  mysql_prm config --site east=10.0.1.90/24 --site west=10.0.2.90/24 --arbitrator 10.0.3.15 \\
-    --node db1=10.0.1.11@east --node db2=10.0.1.12@east \\
-    --node db3=10.0.2.13@west --node db4=10.0.2.14@west \\
-    --writer-vip 10.0.1.100/24@east --writer-vip 10.0.2.100/24@west \\
-    --credentials-file /etc/mysql/prm.cnf --format crm --only east > east.crm
-
-Exit status: 0 on success, 2 for a bad flag or value.
-`;
-
-const NAME_PATTERN = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
+/** A node or site name: letters, digits, `_`, `.`, `-`, starting and ending with a letter or digit. */
+export const NAME_PATTERN: RegExp = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
 const ID_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 const KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const BARE_VALUE_PATTERN = /^[A-Za-z0-9_.:\/@%+,=-]+$/;
@@ -473,7 +383,8 @@ function parseNode(text: string): NodeSpec {
   return { name, address };
 }
 
-function parseVip(text: string, flag: string): VipSpec {
+/** Parses `ADDRESS[/PREFIX]` of flag `flag` (a VIP, a booth site address). */
+export function parseVip(text: string, flag: string): VipSpec {
   const slash = text.indexOf("/");
   const address = slash < 0 ? text : text.slice(0, slash);
   const family = ipFamily(address);
@@ -492,7 +403,7 @@ function parseVip(text: string, flag: string): VipSpec {
 }
 
 /** Canonical text of an address, so that differently written equal IPv6 addresses compare equal. */
-function canonicalAddress(address: string): string {
+export function canonicalAddress(address: string): string {
   if (ipFamily(address) !== 6) return address;
   let text = address.toLowerCase();
   // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
@@ -577,7 +488,7 @@ function parseFenceParam(text: string, nodeNames: Map<string, string>): FencePar
 }
 
 /** Refuses characters that cannot be quoted the same way in crm shell and POSIX sh. */
-function checkValue(value: string, flag: string): void {
+export function checkValue(value: string, flag: string): void {
   if (value === "") throw new ConfigError(`${flag}: the value is empty`);
   // deno-lint-ignore no-control-regex
   if (/["\\`$'\x00-\x1f\x7f]/.test(value)) {
@@ -1121,306 +1032,4 @@ export function ticketConstraintId(resource: string): string {
 export function generateConfig(options: ConfigOptions): GeneratedConfig {
   const p = plan(options);
   return { crm: generateCrm(options, p), pcs: generatePcs(options, p) };
-}
-
-/** Flags of the two-site form only, with whether they take a value. */
-const TWO_SITE_FLAGS: Record<string, boolean> = {
-  "--site": true,
-  "--arbitrator": true,
-  "--ticket": true,
-  "--ticket-expire": true,
-  "--acquire-after": true,
-  "--booth-timeout": true,
-  "--booth-retries": true,
-  "--booth-authfile": true,
-  "--booth-config": true,
-  "--only": true,
-};
-
-/** Flags whose value names its site with an `@SITE` suffix in the two-site form. */
-const PER_SITE_FLAGS = ["--node", "--writer-vip", "--reader-vip"];
-
-/** True when the flags ask for the two-site form (at least one `--site`). */
-export function isTwoSite(args: string[]): boolean {
-  return args.some((a) => a === "--site" || a.startsWith("--site="));
-}
-
-/** Flags as [name, value] pairs (`--flag value` and `--flag=value`), booleans with no value. */
-function flagPairs(args: string[], takesValue: (flag: string) => boolean): [string, string?][] {
-  const out: [string, string?][] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const eq = a.startsWith("--") ? a.indexOf("=") : -1;
-    if (eq > 0) out.push([a.slice(0, eq), a.slice(eq + 1)]);
-    else if (takesValue(a)) {
-      if (i + 1 >= args.length) throw new ConfigError(`${a} needs a value`);
-      out.push([a, args[++i]]);
-    } else out.push([a]);
-  }
-  return out;
-}
-
-/** Flags of the single-site form that take a value (the rest are booleans). */
-const VALUE_FLAGS = new Set([
-  "--node",
-  "--writer-vip",
-  "--reader-vip",
-  "--vip-nic",
-  "--credentials-file",
-  "--mode",
-  "--monitor-interval-promoted",
-  "--monitor-interval-unpromoted",
-  "--resource",
-  "--param",
-  "--fence-agent",
-  "--fence-param",
-  "--format",
-]);
-
-function wholeSeconds(text: string, flag: string, min: number): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) < min) {
-    throw new ConfigError(`${flag} ${text}: expected whole seconds, at least ${min}`);
-  }
-  return Number(text);
-}
-
-/**
- * Parses the two-site form: `--site NAME=BOOTH_ADDRESS[/PREFIX]` twice, `--arbitrator ADDRESS`,
- * the per-site flags with an `@SITE` suffix (`--node db1=10.0.1.11@east`, `--writer-vip
- * 10.0.1.100/24@east`), the ticket and its timing, and every single-site flag, which applies to
- * both sites. Each site's options go through {@linkcode parseConfigArgs}, so they are checked
- * exactly as one site's.
- */
-export function parseTwoSiteArgs(args: string[]): TwoSiteOptions {
-  const pairs = flagPairs(args, (f) => VALUE_FLAGS.has(f) || TWO_SITE_FLAGS[f] === true);
-  const geo = new Map<string, string[]>();
-  const common: string[] = [];
-  const perSite: [string, string][] = [];
-  for (const [flag, value] of pairs) {
-    if (TWO_SITE_FLAGS[flag] !== undefined) {
-      geo.set(flag, [...(geo.get(flag) ?? []), value!]);
-    } else if (PER_SITE_FLAGS.includes(flag)) perSite.push([flag, value!]);
-    else common.push(...(value === undefined ? [flag] : [flag, value]));
-  }
-  const one = (flag: string, fallback: string): string => {
-    const v = geo.get(flag) ?? [];
-    if (v.length > 1) throw new ConfigError(`${flag} is given twice`);
-    return v[0] ?? fallback;
-  };
-  const siteTexts = geo.get("--site") ?? [];
-  if (siteTexts.length !== 2) {
-    throw new ConfigError(
-      `The two-site form needs exactly two --site NAME=BOOTH_ADDRESS flags (got ${siteTexts.length})`,
-    );
-  }
-  const sites = siteTexts.map((text) => {
-    const eq = text.indexOf("=");
-    const name = text.slice(0, eq);
-    if (eq < 1 || !NAME_PATTERN.test(name)) {
-      throw new ConfigError(`--site ${text}: expected NAME=BOOTH_ADDRESS[/PREFIX]`);
-    }
-    return { name, boothAddress: parseVip(text.slice(eq + 1), "--site") };
-  });
-  if (sites[0].name === sites[1].name) throw new ConfigError("The two --site names must differ");
-  const arbitrators = geo.get("--arbitrator") ?? [];
-  if (arbitrators.length === 0) {
-    throw new ConfigError(
-      "--arbitrator ADDRESS is required: with two sites only, neither can tell a dead peer from a cut link",
-    );
-  }
-  const ticket = one("--ticket", "ticket-mysql");
-  if (!isTicketName(ticket)) throw new ConfigError(`--ticket ${ticket} is not a ticket name`);
-  const boothConfig = one("--booth-config", PARAM_DEFAULTS.boothConfig);
-  if (!boothConfig.startsWith("/")) {
-    throw new ConfigError("--booth-config must be an absolute path");
-  }
-  checkValue(boothConfig, "--booth-config");
-  const booth: BoothConfig = {
-    port: 9929,
-    sites: sites.map((s) => s.boothAddress.address),
-    arbitrators,
-    authfile: one("--booth-authfile", "/etc/booth/authkey"),
-    tickets: [{
-      name: ticket,
-      expire: wholeSeconds(one("--ticket-expire", "60"), "--ticket-expire", 1),
-      acquireAfter: wholeSeconds(one("--acquire-after", "10"), "--acquire-after", 0),
-      timeout: wholeSeconds(one("--booth-timeout", "3"), "--booth-timeout", 1),
-      retries: wholeSeconds(one("--booth-retries", "5"), "--booth-retries", 3),
-    }],
-  };
-  const problems = boothConfigProblems(booth);
-  if (problems.length > 0) throw new ConfigError(`Booth: ${problems.join("; ")}`);
-
-  // Each site's flags: its own nodes and VIPs, fence parameters for its nodes, the rest shared.
-  const siteOf = (flag: string, value: string): [string, string] => {
-    const at = value.lastIndexOf("@");
-    const site = at < 0 ? undefined : value.slice(at + 1);
-    if (site === undefined || !sites.some((s) => s.name === site)) {
-      throw new ConfigError(
-        `${flag} ${value}: in the two-site form it ends with @SITE (${
-          sites.map((s) => s.name).join(" or ")
-        })`,
-      );
-    }
-    return [site, value.slice(0, at)];
-  };
-  const nodeSite = new Map<string, string>();
-  const routed = perSite.map(([flag, value]) => {
-    const [site, rest] = siteOf(flag, value);
-    if (flag === "--node") nodeSite.set(rest.slice(0, rest.indexOf("=")).toLowerCase(), site);
-    return { site, flag, rest };
-  });
-  const names = [...nodeSite.keys()];
-  if (
-    new Set(names).size !== names.length ||
-    routed.filter((r) => r.flag === "--node").length !== names.length
-  ) {
-    throw new ConfigError("Node names must differ across both sites");
-  }
-  const siteOptions = sites.map((site) => {
-    const own = routed.filter((r) => r.site === site.name).flatMap((r) => [r.flag, r.rest]);
-    const shared: string[] = [];
-    for (let j = 0; j < common.length; j++) {
-      const fenceNode = common[j] === "--fence-param" ? /^([^:=]+):/.exec(common[j + 1]) : null;
-      if (fenceNode !== null && nodeSite.get(fenceNode[1].toLowerCase()) !== site.name) {
-        j++;
-        continue;
-      }
-      shared.push(common[j]);
-    }
-    let options: ConfigOptions;
-    try {
-      options = parseConfigArgs([...shared, ...own]);
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        throw new ConfigError(`site ${site.name}: ${error.message}`);
-      }
-      throw error;
-    }
-    return options;
-  });
-  siteOptions.forEach((options, i) => {
-    const site = sites[i];
-    const other = sites[1 - i];
-    options.geo = {
-      site: site.name,
-      boothAddress: site.boothAddress,
-      ticket,
-      boothConfig,
-      other: {
-        site: other.name,
-        address: other.boothAddress.address,
-        nodes: siteOptions[1 - i].nodes,
-      },
-    };
-  });
-  const addresses = siteOptions.flatMap((o) => [
-    ...o.nodes.map((n) => n.address),
-    o.writerVip.address,
-    ...o.readerVips.map((v) => v.address),
-    o.geo!.boothAddress.address,
-  ]).concat(arbitrators).map(canonicalAddress);
-  if (new Set(addresses).size !== addresses.length) {
-    throw new ConfigError(
-      "Every node, VIP, booth and arbitrator address must differ across both sites",
-    );
-  }
-  const only = geo.get("--only")?.[0];
-  if (only !== undefined && only !== "booth" && !sites.some((s) => s.name === only)) {
-    throw new ConfigError(`--only ${only}: expected booth or a site name`);
-  }
-  return { sites: siteOptions, booth, only, format: siteOptions[0].format };
-}
-
-/** The two-site form: booth.conf, and each site's configuration in both forms. */
-export function generateTwoSiteConfig(
-  options: TwoSiteOptions,
-): { booth: string; sites: (GeneratedConfig & { site: string })[] } {
-  return {
-    booth: renderBoothConfig(options.booth),
-    sites: options.sites.map((o) => ({ site: o.geo!.site, ...generateConfig(o) })),
-  };
-}
-
-function rule(title: string): string {
-  return `# ${"=".repeat(76)}\n# ${title}\n# ${"=".repeat(76)}\n`;
-}
-
-/** What the two-site form prints for the chosen part and format. */
-function twoSiteText(options: TwoSiteOptions): string {
-  const out = generateTwoSiteConfig(options);
-  const parts: string[] = [];
-  const wants = (part: string) => options.only === undefined || options.only === part;
-  if (wants("booth")) {
-    parts.push(
-      (options.only === undefined
-        ? rule("booth.conf: the same file on every node of both sites and on the arbitrator")
-        : "") + out.booth,
-    );
-  }
-  for (const s of out.sites) {
-    if (!wants(s.site)) continue;
-    if (options.format !== "pcs") {
-      parts.push(
-        (options.only === undefined ? rule(`site ${s.site}, crm shell form`) : "") + s.crm,
-      );
-    }
-    if (options.format !== "crm") {
-      parts.push(
-        (options.only === undefined
-          ? rule(`site ${s.site}, pcs form: save the part below as a file and run it with sh`)
-          : "") + s.pcs,
-      );
-    }
-  }
-  return parts.join("\n");
-}
-
-/** Output streams of {@linkcode configMain}, replaceable in tests. */
-export interface ConfigMainIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
-
-const defaultIo: ConfigMainIo = {
-  stdout: (text) => Deno.stdout.writeSync(new TextEncoder().encode(text)),
-  stderr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
-};
-
-/**
- * Entry point of `mysql_prm config ARGS...`: prints the configuration (or the help) to stdout and
- * returns 0, or prints the problem to stderr and returns 2 for a bad flag or value.
- */
-export function configMain(args: string[], io: ConfigMainIo = defaultIo): number {
-  if (args.includes("--help") || args.includes("-h")) {
-    io.stdout(CONFIG_HELP);
-    return 0;
-  }
-  let options: ConfigOptions;
-  try {
-    if (isTwoSite(args)) {
-      io.stdout(twoSiteText(parseTwoSiteArgs(args)));
-      return 0;
-    }
-    options = parseConfigArgs(args);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      io.stderr(`mysql_prm config: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
-  const { crm, pcs } = generateConfig(options);
-  if (options.format === "crm") io.stdout(crm);
-  else if (options.format === "pcs") io.stdout(pcs);
-  else {
-    io.stdout(
-      `${crm}\n# ${
-        "=".repeat(76)
-      }\n# pcs form: save the part below as a file and run it with sh.\n# ${
-        "=".repeat(76)
-      }\n\n${pcs}`,
-    );
-  }
-  return 0;
 }

@@ -14,18 +14,16 @@ import assert from "node:assert/strict";
 import {
   AGENT_PARAMETERS,
   BOOTH_TICKET_PARAMETER,
-  configMain,
-  type ConfigMainIo,
   generateConfig,
-  generateTwoSiteConfig,
   ipFamily,
   MODE_PARAMETER,
   parseConfigArgs,
-  parseTwoSiteArgs,
   PROMOTED_SCORE,
   SEMI_SYNC_PARAMETER,
 } from "../config_gen.ts";
 import { parseBoothConfig } from "../booth_conf.ts";
+import { configMain, type ConfigMainIo } from "../config_cli.ts";
+import { generateTwoSiteConfig, parseTwoSiteArgs } from "../config_sites.ts";
 import { exists } from "../scripts/fs.ts";
 import { isIP } from "node:net";
 

@@ -19,7 +19,7 @@
  * Needs the agent installed (`deno task build && deno task install`) and no other lab up.
  */
 import assert from "node:assert/strict";
-import { generateTwoSiteConfig, parseTwoSiteArgs } from "../../config_gen.ts";
+import { generateTwoSiteConfig, parseTwoSiteArgs } from "../../config_sites.ts";
 import {
   boot,
   boothList,
