@@ -175,6 +175,26 @@ const ID_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 const KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const BARE_VALUE_PATTERN = /^[A-Za-z0-9_.:\/@%+,=-]+$/;
 
+/** The flags of the one-site form, as node:util's parseArgs takes them (the two-site form too). */
+export const CONFIG_FLAGS = {
+  "node": { type: "string", multiple: true },
+  "writer-vip": { type: "string" },
+  "reader-vip": { type: "string", multiple: true },
+  "vip-nic": { type: "string" },
+  "credentials-file": { type: "string" },
+  "mode": { type: "string" },
+  "semi-sync": { type: "boolean" },
+  "monitor-interval-promoted": { type: "string" },
+  "monitor-interval-unpromoted": { type: "string" },
+  "resource": { type: "string" },
+  "param": { type: "string", multiple: true },
+  "fence-agent": { type: "string" },
+  "fence-param": { type: "string", multiple: true },
+  "format": { type: "string" },
+  "lab": { type: "boolean" },
+  "help": { type: "boolean", short: "h" },
+} as const;
+
 /**
  * Parses `mysql_prm config` flags into {@linkcode ConfigOptions}.
  *
@@ -188,24 +208,7 @@ export function parseConfigArgs(args: string[]): ConfigOptions {
       args,
       strict: true,
       allowPositionals: false,
-      options: {
-        "node": { type: "string", multiple: true },
-        "writer-vip": { type: "string" },
-        "reader-vip": { type: "string", multiple: true },
-        "vip-nic": { type: "string" },
-        "credentials-file": { type: "string" },
-        "mode": { type: "string" },
-        "semi-sync": { type: "boolean" },
-        "monitor-interval-promoted": { type: "string" },
-        "monitor-interval-unpromoted": { type: "string" },
-        "resource": { type: "string" },
-        "param": { type: "string", multiple: true },
-        "fence-agent": { type: "string" },
-        "fence-param": { type: "string", multiple: true },
-        "format": { type: "string" },
-        "lab": { type: "boolean" },
-        "help": { type: "boolean", short: "h" },
-      },
+      options: CONFIG_FLAGS,
     });
   } catch (error) {
     throw new ConfigError(`${(error as Error).message} (see mysql_prm config --help)`);

@@ -26,6 +26,7 @@ import {
 import {
   canonicalAddress,
   checkValue,
+  CONFIG_FLAGS,
   ConfigError,
   type ConfigOptions,
   generateConfig,
@@ -84,22 +85,10 @@ function flagPairs(args: string[], takesValue: (flag: string) => boolean): [stri
   return out;
 }
 
-/** Flags of the single-site form that take a value (the rest are booleans). */
-const VALUE_FLAGS = new Set([
-  "--node",
-  "--writer-vip",
-  "--reader-vip",
-  "--vip-nic",
-  "--credentials-file",
-  "--mode",
-  "--monitor-interval-promoted",
-  "--monitor-interval-unpromoted",
-  "--resource",
-  "--param",
-  "--fence-agent",
-  "--fence-param",
-  "--format",
-]);
+/** Flags of the one-site form that take a value (the rest are booleans). */
+const VALUE_FLAGS = new Set(
+  Object.entries(CONFIG_FLAGS).filter(([, o]) => o.type === "string").map(([k]) => `--${k}`),
+);
 
 function wholeSeconds(text: string, flag: string, min: number): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) < min) {

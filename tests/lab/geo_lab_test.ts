@@ -163,6 +163,32 @@ async function report(lab: Lab): Promise<void> {
   }
 }
 
+/**
+ * Waits until every node of a site coming back without the ticket either replicates from
+ * `master` or is kept out; returns node → exit reason ("" for a node that follows).
+ */
+async function fatesOf(
+  lab: Lab,
+  nodes: string[],
+  master: string,
+): Promise<Record<string, string>> {
+  const fates: Record<string, string> = {};
+  await waitFor(async () => {
+    for (const n of nodes) {
+      if (fates[n] !== undefined) continue;
+      const reason = await keptOutReason(n, viewerOf(n));
+      if (reason) fates[n] = reason;
+      else if (await follow([n], master)) fates[n] = "";
+    }
+    return nodes.every((n) => fates[n] !== undefined) || null;
+  }, {
+    timeoutMs: 180_000,
+    what: `${nodes.join(", ")} following ${master} or kept out`,
+    onTimeout: () => report(lab),
+  });
+  return fates;
+}
+
 /** The exit reason of a node kept out (errant transactions, or a refused resync), if any. */
 async function keptOutReason(node: string, viewer: string): Promise<string | undefined> {
   return (await exitReasons(node, { resource: RSC, viewer })).find((r) =>
@@ -368,20 +394,7 @@ Deno.test({
           // West comes back as a standby site.
           const tBoot = Date.now();
           await Promise.all(west.map((n) => boot(n)));
-          const fates: Record<string, string> = {};
-          await waitFor(async () => {
-            for (const n of west) {
-              if (fates[n] !== undefined) continue;
-              const reason = await keptOutReason(n, viewerOf("west"));
-              if (reason) fates[n] = reason;
-              else if (await follow([n], master)) fates[n] = "";
-            }
-            return west.every((n) => fates[n] !== undefined) || null;
-          }, {
-            timeoutMs: 180_000,
-            what: "west's nodes following east or kept out",
-            onTimeout: () => report(lab),
-          });
+          const fates = await fatesOf(lab, west, master);
           figures.siteRejoinMs = Date.now() - tBoot;
           assert.equal(
             await writableMaster("west"),
@@ -453,20 +466,7 @@ Deno.test({
           figures.linkCutLost = lost.length;
           const tHeal = Date.now();
           await healSiteLink("east");
-          const fates: Record<string, string> = {};
-          await waitFor(async () => {
-            for (const n of east) {
-              if (fates[n] !== undefined) continue;
-              const reason = await keptOutReason(n, viewerOf("east"));
-              if (reason) fates[n] = reason;
-              else if (await follow([n], master)) fates[n] = "";
-            }
-            return east.every((n) => fates[n] !== undefined) || null;
-          }, {
-            timeoutMs: 180_000,
-            what: "east's nodes following west or kept out",
-            onTimeout: () => report(lab),
-          });
+          const fates = await fatesOf(lab, east, master);
           figures.linkHealRejoinMs = Date.now() - tHeal;
           figures.linkCutKeptOut = east.filter((n) => fates[n] !== "").join(" ") || "none";
           if (lost.length > 0) assert.notEqual(fates[oldMaster], "", `${oldMaster} kept out`);

@@ -174,39 +174,15 @@ export function wanDelayMode(): "netem" | "delay-line" {
  * wan_delay.py, a userspace delay line on two tun devices in the router namespace.
  */
 async function addWanDelay(legs: number): Promise<void> {
-  const netem = await run([
-    "ip",
-    "netns",
-    "exec",
-    ROUTER_NS,
-    "tc",
-    "qdisc",
-    "add",
-    "dev",
-    "eth0",
-    "root",
-    "netem",
-    "delay",
-    `${WAN_DELAY_MS}ms`,
-  ]);
-  if (netem.code === 0) {
-    for (let k = 1; k < legs; k++) {
-      await must([
-        "ip",
-        "netns",
-        "exec",
-        ROUTER_NS,
-        "tc",
-        "qdisc",
-        "add",
-        "dev",
-        `eth${k}`,
-        "root",
-        "netem",
-        "delay",
-        `${WAN_DELAY_MS}ms`,
-      ]);
-    }
+  const netem = (k: number) =>
+    run(
+      ["ip", "netns", "exec", ROUTER_NS, "tc", "qdisc", "add", "dev", `eth${k}`, "root"].concat(
+        ["netem", "delay", `${WAN_DELAY_MS}ms`],
+      ),
+      { check: k > 0 },
+    );
+  if ((await netem(0)).code === 0) {
+    for (let k = 1; k < legs; k++) await netem(k);
     return;
   }
   // Detached with its own stdio: a child holding our pipes would keep run() waiting for ever.
