@@ -58,7 +58,12 @@ import {
 import { describeError, type MysqlClient } from "./mysql.ts";
 import { serverPid } from "./mysqld.ts";
 import { OCF, type OcfCode } from "./ocf.ts";
-import { type BinlogPosition, decodeCoordinates, formatPosition } from "./position.ts";
+import {
+  type BinlogPosition,
+  type Coordinates,
+  decodeCoordinates,
+  formatPosition,
+} from "./position.ts";
 import { failWith, loadState, type Run, updateState } from "./run.ts";
 import type { ReplicaStatus } from "./sql.ts";
 
@@ -410,15 +415,27 @@ async function finalPositionOf(
   // wait for: any other value is left over from an earlier transition, and waiting for it would
   // hold the failover for the whole step (seen: 10 s per pre-promote round for a frozen master
   // whose demote had failed).
-  if (!(loadState(run).finalHosts ?? []).includes(host)) return undefined;
-  const values = (await prefetched) ?? await run.cib.privateAll(run.names.final);
-  const raw = values.get(host);
-  const local = raw === undefined ? undefined : decodeCoordinates(raw);
-  // Two sites: a master of the other site stored it with the booth ticket (geo.ts).
-  const final = local?.host === host ? local : await remoteFinal(run, host);
+  // Two sites: a master of the other site, demoted there when its site lost the ticket, is never
+  // part of this site's transition; it stored its final position here with the booth ticket
+  // (geo.ts), and a site that becomes active deletes what the other site stored, so it is fresh.
+  const final = (loadState(run).finalHosts ?? []).includes(host)
+    ? await localFinal(run, host, prefetched)
+    : await remoteFinal(run, host);
   if (final === undefined) return undefined;
   run.log.info(`Old master ${host} stopped writing at ${formatPosition(final)}`);
   return { file: final.file, pos: final.pos };
+}
+
+/** The final position `host` of this site published (private attribute), if any. */
+async function localFinal(
+  run: Run,
+  host: string,
+  prefetched?: Promise<Map<string, string> | undefined>,
+): Promise<Coordinates | undefined> {
+  const values = (await prefetched) ?? await run.cib.privateAll(run.names.final);
+  const raw = values.get(host);
+  const final = raw === undefined ? undefined : decodeCoordinates(raw);
+  return final?.host === host ? final : undefined;
 }
 
 /** Peer positions published in pre-promote, waiting (within its step's share) for the expected. */

@@ -310,6 +310,9 @@ Deno.test({
             onTimeout: () => report(lab),
           });
           figures.switchoverWritableMs = Date.now() - tRevoke;
+          // The final position crossed sites: the promotee waited for it before opening writes.
+          const waited = agentLines(master, new RegExp(`Old master ${old} stopped writing at`));
+          assert.ok(waited.length > 0, `${master} never saw ${old}'s final position`);
           target = siteWriterVip("west");
           await waitFor(() => w.acked.length >= 150 || null, {
             timeoutMs: 60_000,
