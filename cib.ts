@@ -334,18 +334,14 @@ export class Cib {
     });
   }
 
+  /** crm_attribute's arguments naming `<rsc>_REPL_INFO` (a cluster property in its set). */
+  #replInfoArgs(): string[] {
+    return ["-t", "crm_config", "-s", REPL_INFO_SET, "-n", this.names.replInfo];
+  }
+
   /** Reads `<rsc>_REPL_INFO` and says whether it is set, unset, malformed or unreadable. */
   async readReplInfo(): Promise<ReplInfoRead> {
-    const r = await this.#tool("crm_attribute", [
-      "-t",
-      "crm_config",
-      "-s",
-      REPL_INFO_SET,
-      "-n",
-      this.names.replInfo,
-      "-G",
-      "-q",
-    ]);
+    const r = await this.#tool("crm_attribute", [...this.#replInfoArgs(), "-G", "-q"]);
     if (this.unavailable) return { state: "unreachable" };
     if (r.code !== 0 || r.stdout === "") return { state: "unset" };
     const info = decodeReplInfo(r.stdout);
@@ -363,16 +359,7 @@ export class Cib {
   /** Publishes `<rsc>_REPL_INFO` (the caller checks that it changed). */
   async setReplInfo(info: ReplInfo): Promise<boolean> {
     const value = encodeReplInfo(info);
-    const r = await this.#tool("crm_attribute", [
-      "-t",
-      "crm_config",
-      "-s",
-      REPL_INFO_SET,
-      "-n",
-      this.names.replInfo,
-      "-v",
-      value,
-    ]);
+    const r = await this.#tool("crm_attribute", [...this.#replInfoArgs(), "-v", value]);
     if (r.code === 0) {
       this.#remember("replinfo", value);
       this.#log.info(`Published ${this.names.replInfo}=${value}`);
