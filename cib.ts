@@ -331,11 +331,6 @@ export class Cib {
     return r.code === 0;
   }
 
-  /** crm_attribute's words naming the `<rsc>_REPL_INFO` cluster property. */
-  #replInfoProperty(): string[] {
-    return ["-t", "crm_config", "-s", REPL_INFO_SET, "-n", this.names.replInfo];
-  }
-
   /**
    * Why Pacemaker leaves this resource alone on `node` now (maintenance-mode, node maintenance,
    * the resource's maintenance or is-managed=false), from the CIB's configuration; undefined when
@@ -351,9 +346,14 @@ export class Cib {
     });
   }
 
+  /** crm_attribute's arguments naming `<rsc>_REPL_INFO` (a cluster property in its set). */
+  #replInfoArgs(): string[] {
+    return ["-t", "crm_config", "-s", REPL_INFO_SET, "-n", this.names.replInfo];
+  }
+
   /** Reads `<rsc>_REPL_INFO` and says whether it is set, unset, malformed or unreadable. */
   async readReplInfo(): Promise<ReplInfoRead> {
-    const r = await this.#tool("crm_attribute", [...this.#replInfoProperty(), "-G", "-q"]);
+    const r = await this.#tool("crm_attribute", [...this.#replInfoArgs(), "-G", "-q"]);
     if (this.unavailable) return { state: "unreachable" };
     return readOfReplInfo(r.code === 0 ? r.stdout : undefined);
   }
@@ -363,7 +363,7 @@ export class Cib {
    * more, and must not be taken for one when the site gets the ticket back).
    */
   async clearReplInfo(): Promise<boolean> {
-    const r = await this.#tool("crm_attribute", [...this.#replInfoProperty(), "-D"]);
+    const r = await this.#tool("crm_attribute", [...this.#replInfoArgs(), "-D"]);
     if (r.code === 0) {
       this.#remember("replinfo", undefined);
       this.#log.info(`Deleted ${this.names.replInfo}: this site does not hold the master`);
@@ -380,7 +380,7 @@ export class Cib {
   /** Publishes `<rsc>_REPL_INFO` (the caller checks that it changed). */
   async setReplInfo(info: ReplInfo): Promise<boolean> {
     const value = encodeReplInfo(info);
-    const r = await this.#tool("crm_attribute", [...this.#replInfoProperty(), "-v", value]);
+    const r = await this.#tool("crm_attribute", [...this.#replInfoArgs(), "-v", value]);
     if (r.code === 0) {
       this.#remember("replinfo", value);
       this.#log.info(`Published ${this.names.replInfo}=${value}`);
