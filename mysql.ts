@@ -26,6 +26,7 @@ import {
   resetReplicaAllSql,
   semiSyncOffSql,
   semiSyncPlugin,
+  semiSyncReplicaEnabledSql,
   type SemiSyncRole,
   semiSyncSql,
   semiSyncStatusSql,
@@ -334,6 +335,20 @@ export class MysqlClient {
       if (Number(row?.n) === 0) await this.query(plugin.install);
     }
     for (const sql of semiSyncSql(this.flavour, role, { timeoutMs })) await this.query(sql);
+  }
+
+  /**
+   * Whether this node acknowledges as a semi-sync replica; false on a MySQL server without the
+   * replica plugin (no such variable).
+   */
+  async semiSyncReplicaEnabled(): Promise<boolean> {
+    try {
+      const [row] = await this.query(semiSyncReplicaEnabledSql(this.flavour));
+      return Number(row?.on_) === 1;
+    } catch (err) {
+      if ((err as { errno?: number }).errno === 1193) return false;
+      throw err;
+    }
   }
 
   /** Semi-sync status counters (Rpl_semi_sync_*), name → value. */
