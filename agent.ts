@@ -10,14 +10,14 @@
  * | promote, notify (the failover protocol) | failover.ts |
  * | reload-agent                         | reload.ts    |
  * | meta-data, usage, --help             | params.ts    |
- * | status, config, switchover           | status.ts, config_gen.ts, switchover.ts |
+ * | status, config, switchover           | status.ts, config_cli.ts, switchover.ts |
  *
  * Run as `mysql_prm ACTION` (installed) or `deno run -A agent.ts ACTION`.
  *
  * @module
  */
 
-import { configMain } from "./config_gen.ts";
+import { configMain } from "./config_cli.ts";
 import { actionNotify, actionPromote } from "./failover.ts";
 import {
   actionDemote,

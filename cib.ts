@@ -104,6 +104,18 @@ export type ReplInfoRead =
   | { state: "malformed"; raw: string }
   | { state: "unreachable" };
 
+/**
+ * A `<rsc>_REPL_INFO` value as read from wherever it is kept (the cluster property, or a booth
+ * ticket attribute): undefined or empty is unset; anything that does not decode is malformed.
+ */
+export function readOfReplInfo(raw: string | undefined): ReplInfoRead {
+  if (raw === undefined || raw === "") return { state: "unset" };
+  const info = decodeReplInfo(raw);
+  return info === undefined
+    ? { state: "malformed", raw: raw.slice(0, 300) }
+    : { state: "set", info };
+}
+
 /** Options for {@link Cib}. */
 export interface CibOptions {
   /** Logger for failures. */
@@ -344,24 +356,29 @@ export class Cib {
     });
   }
 
+  /** crm_attribute's arguments naming `<rsc>_REPL_INFO` (a cluster property in its set). */
+  #replInfoArgs(): string[] {
+    return ["-t", "crm_config", "-s", REPL_INFO_SET, "-n", this.names.replInfo];
+  }
+
   /** Reads `<rsc>_REPL_INFO` and says whether it is set, unset, malformed or unreadable. */
   async readReplInfo(): Promise<ReplInfoRead> {
-    const r = await this.#tool("crm_attribute", [
-      "-t",
-      "crm_config",
-      "-s",
-      REPL_INFO_SET,
-      "-n",
-      this.names.replInfo,
-      "-G",
-      "-q",
-    ]);
+    const r = await this.#tool("crm_attribute", [...this.#replInfoArgs(), "-G", "-q"]);
     if (this.unavailable) return { state: "unreachable" };
-    if (r.code !== 0 || r.stdout === "") return { state: "unset" };
-    const info = decodeReplInfo(r.stdout);
-    return info === undefined
-      ? { state: "malformed", raw: r.stdout.slice(0, 300) }
-      : { state: "set", info };
+    return readOfReplInfo(r.code === 0 ? r.stdout : undefined);
+  }
+
+  /**
+   * Deletes `<rsc>_REPL_INFO` (a site without the booth ticket: what it names is no master any
+   * more, and must not be taken for one when the site gets the ticket back).
+   */
+  async clearReplInfo(): Promise<boolean> {
+    const r = await this.#tool("crm_attribute", [...this.#replInfoArgs(), "-D"]);
+    if (r.code === 0) {
+      this.#remember("replinfo", undefined);
+      this.#log.info(`Deleted ${this.names.replInfo}: this site does not hold the master`);
+    }
+    return r.code === 0;
   }
 
   /** The validated `<rsc>_REPL_INFO`, or undefined (unset, malformed or unreachable). */
@@ -373,16 +390,7 @@ export class Cib {
   /** Publishes `<rsc>_REPL_INFO` (the caller checks that it changed). */
   async setReplInfo(info: ReplInfo): Promise<boolean> {
     const value = encodeReplInfo(info);
-    const r = await this.#tool("crm_attribute", [
-      "-t",
-      "crm_config",
-      "-s",
-      REPL_INFO_SET,
-      "-n",
-      this.names.replInfo,
-      "-v",
-      value,
-    ]);
+    const r = await this.#tool("crm_attribute", [...this.#replInfoArgs(), "-v", value]);
     if (r.code === 0) {
       this.#remember("replinfo", value);
       this.#log.info(`Published ${this.names.replInfo}=${value}`);

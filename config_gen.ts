@@ -29,11 +29,18 @@ export const MODE_PARAMETER = "replication_mode";
 /** Agent parameter that turns semi-synchronous replication on (set by `--semi-sync`). */
 export const SEMI_SYNC_PARAMETER = "semi_sync";
 
+/** Agent parameter naming the booth ticket of a two-site cluster (set by the two-site form). */
+export const BOOTH_TICKET_PARAMETER = "booth_ticket";
+/** Agent parameter naming the booth configuration file (set by `--booth-config`). */
+export const BOOTH_CONFIG_PARAMETER = "booth_config";
+
 /** Parameters that have a dedicated flag: `--param` refuses them and names the flag. */
 const DEDICATED_FLAGS: Record<string, string> = {
   credentials_file: "--credentials-file",
   [MODE_PARAMETER]: "--mode",
   [SEMI_SYNC_PARAMETER]: "--semi-sync",
+  [BOOTH_TICKET_PARAMETER]: "--site and --ticket",
+  [BOOTH_CONFIG_PARAMETER]: "--booth-config",
 };
 
 /** Timeouts of the clone's operations, in seconds; the comments in the output say why. */
@@ -128,6 +135,22 @@ export interface ConfigOptions {
   /** Fence agent for one stonith device per node; unset means a placeholder fence_ipmilan. */
   fenceAgent?: string;
   fenceParams: FenceParam[];
+  /** Two sites: this cluster's part of the booth setup. */
+  geo?: GeoSite;
+}
+
+/** One site's part of a two-site (booth) configuration. */
+export interface GeoSite {
+  /** This site's name (from `--site`). */
+  site: string;
+  /** This site's booth address: a floating IP the cluster runs with boothd. */
+  boothAddress: VipSpec;
+  /** The booth ticket that decides where the master runs. */
+  ticket: string;
+  /** Path of booth.conf on the nodes. */
+  boothConfig: string;
+  /** The other site's name, booth address and nodes. */
+  other: { site: string; address: string; nodes: NodeSpec[] };
 }
 
 /** The two forms of the configuration. */
@@ -146,61 +169,31 @@ export class ConfigError extends Error {
   }
 }
 
-/** Text of `mysql_prm config --help`. */
-export const CONFIG_HELP = `Usage: mysql_prm config [FLAGS]
-
-Print a complete, commented Pacemaker configuration for a MySQL/MariaDB replication cluster run by
-the ocf:prm:mysql_prm promotable clone: the clone, a writer VIP that follows the promoted node,
-reader VIPs kept on readable replicas, resource and operation defaults, and fencing.
-
-Flags:
-  --node NAME=ADDRESS          A cluster node (its corosync/uname name) and its address; repeat for
-                               every node, at least two. Node names must resolve to these addresses
-                               on every node (the agent replicates from the master by name).
-  --writer-vip ADDRESS[/PREFIX]  The writer VIP (IPv4 or IPv6), always on the promoted node.
-  --reader-vip ADDRESS[/PREFIX]  A reader VIP, on a node whose reader attribute is at least 1;
-                               repeatable; reader VIPs keep away from the master's node and from
-                               each other while there are enough readable nodes.
-  --vip-nic IFACE              Interface for the VIPs (IPaddr2 nic); default: found from the routes.
-  --credentials-file PATH      Absolute path of the my.cnf-style file (mode 0600) with the agent's
-                               MySQL user and the replication user's passwords. Required: passwords
-                               are never put into the CIB.
-  --mode gtid|position         Replication by GTID or by binlog file and position (default position;
-                               gtid is written as the agent parameter replication_mode=gtid).
-  --semi-sync                  Turn on semi-synchronous replication (agent parameter semi_sync=true).
-  --monitor-interval-promoted DURATION    Monitor interval of the promoted role (default 5s).
-  --monitor-interval-unpromoted DURATION  Monitor interval of the unpromoted roles (default 7s);
-                               must differ from the promoted one (Pacemaker needs distinct intervals).
-                               DURATION: a number with ms, s, m, min or h (default unit s).
-  --resource NAME              Name of the primitive (default p_mysql); the clone is NAME-clone.
-  --param KEY=VALUE            Any other mysql_prm parameter (e.g. max_slave_lag=60,
-                               replication_user=repl); repeatable. *_passwd parameters are refused:
-                               put passwords into the credentials file.
-  --fence-agent AGENT          Fence agent for one stonith device per node (e.g. fence_ipmilan).
-                               Without it, placeholder fence_ipmilan devices are written that must be
-                               edited before fencing can work.
-  --fence-param [NODE:]KEY=VALUE  A fence agent parameter for every device, or with NODE: only for
-                               that node's device (e.g. db1:ip=10.1.0.11); repeatable.
-  --format crm|pcs|both        Which form to print (default both).
-  --lab                        Lab/test cluster only: without --fence-agent, fencing is turned off
-                               (stonith-enabled=false). Never use on a cluster holding real data.
-  -h, --help                   This text.
-
-Example:
-  mysql_prm config --node db1=10.0.0.11 --node db2=10.0.0.12 --node db3=10.0.0.13 \\
-    --writer-vip 10.0.0.100/24 --reader-vip 10.0.0.101/24 --reader-vip 10.0.0.102/24 \\
-    --credentials-file /etc/mysql/prm.cnf --mode gtid --format crm > prm.crm
-  crm configure load update prm.crm
-
-  mysql_prm config ... --format pcs > prm-pcs.sh && sh prm-pcs.sh
-
-Exit status: 0 on success, 2 for a bad flag or value.
-`;
-
-const NAME_PATTERN = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
+/** A node or site name: letters, digits, `_`, `.`, `-`, starting and ending with a letter or digit. */
+export const NAME_PATTERN: RegExp = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
 const ID_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 const KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const BARE_VALUE_PATTERN = /^[A-Za-z0-9_.:\/@%+,=-]+$/;
+
+/** The flags of the one-site form, as node:util's parseArgs takes them (the two-site form too). */
+export const CONFIG_FLAGS = {
+  "node": { type: "string", multiple: true },
+  "writer-vip": { type: "string" },
+  "reader-vip": { type: "string", multiple: true },
+  "vip-nic": { type: "string" },
+  "credentials-file": { type: "string" },
+  "mode": { type: "string" },
+  "semi-sync": { type: "boolean" },
+  "monitor-interval-promoted": { type: "string" },
+  "monitor-interval-unpromoted": { type: "string" },
+  "resource": { type: "string" },
+  "param": { type: "string", multiple: true },
+  "fence-agent": { type: "string" },
+  "fence-param": { type: "string", multiple: true },
+  "format": { type: "string" },
+  "lab": { type: "boolean" },
+  "help": { type: "boolean", short: "h" },
+} as const;
 
 /**
  * Parses `mysql_prm config` flags into {@linkcode ConfigOptions}.
@@ -215,24 +208,7 @@ export function parseConfigArgs(args: string[]): ConfigOptions {
       args,
       strict: true,
       allowPositionals: false,
-      options: {
-        "node": { type: "string", multiple: true },
-        "writer-vip": { type: "string" },
-        "reader-vip": { type: "string", multiple: true },
-        "vip-nic": { type: "string" },
-        "credentials-file": { type: "string" },
-        "mode": { type: "string" },
-        "semi-sync": { type: "boolean" },
-        "monitor-interval-promoted": { type: "string" },
-        "monitor-interval-unpromoted": { type: "string" },
-        "resource": { type: "string" },
-        "param": { type: "string", multiple: true },
-        "fence-agent": { type: "string" },
-        "fence-param": { type: "string", multiple: true },
-        "format": { type: "string" },
-        "lab": { type: "boolean" },
-        "help": { type: "boolean", short: "h" },
-      },
+      options: CONFIG_FLAGS,
     });
   } catch (error) {
     throw new ConfigError(`${(error as Error).message} (see mysql_prm config --help)`);
@@ -410,7 +386,8 @@ function parseNode(text: string): NodeSpec {
   return { name, address };
 }
 
-function parseVip(text: string, flag: string): VipSpec {
+/** Parses `ADDRESS[/PREFIX]` of flag `flag` (a VIP, a booth site address). */
+export function parseVip(text: string, flag: string): VipSpec {
   const slash = text.indexOf("/");
   const address = slash < 0 ? text : text.slice(0, slash);
   const family = ipFamily(address);
@@ -429,7 +406,7 @@ function parseVip(text: string, flag: string): VipSpec {
 }
 
 /** Canonical text of an address, so that differently written equal IPv6 addresses compare equal. */
-function canonicalAddress(address: string): string {
+export function canonicalAddress(address: string): string {
   if (ipFamily(address) !== 6) return address;
   let text = address.toLowerCase();
   // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
@@ -514,7 +491,7 @@ function parseFenceParam(text: string, nodeNames: Map<string, string>): FencePar
 }
 
 /** Refuses characters that cannot be quoted the same way in crm shell and POSIX sh. */
-function checkValue(value: string, flag: string): void {
+export function checkValue(value: string, flag: string): void {
   if (value === "") throw new ConfigError(`${flag}: the value is empty`);
   // deno-lint-ignore no-control-regex
   if (/["\\`$'\x00-\x1f\x7f]/.test(value)) {
@@ -574,6 +551,12 @@ function plan(options: ConfigOptions): Plan {
     resourceParams.push([MODE_PARAMETER, options.mode]);
   }
   if (options.semiSync) resourceParams.push([SEMI_SYNC_PARAMETER, "true"]);
+  if (options.geo !== undefined) {
+    resourceParams.push([BOOTH_TICKET_PARAMETER, options.geo.ticket]);
+    if (options.geo.boothConfig !== PARAM_DEFAULTS.boothConfig) {
+      resourceParams.push([BOOTH_CONFIG_PARAMETER, options.geo.boothConfig]);
+    }
+  }
   resourceParams.push(...options.params);
   const readerAttribute = options.params.find(([k]) => k === "reader_attribute")?.[1] ??
     DEFAULT_READER_ATTRIBUTE;
@@ -667,8 +650,34 @@ function header(options: ConfigOptions, p: Plan, form: string): string[] {
       "Semi-sync: MariaDB has it built in; MySQL needs the semisync plugins installed.",
     );
   }
+  if (options.geo !== undefined) lines.push("", ...geoHeader(options.geo));
   lines.push("", ...fencingBanner(options, p));
   return lines;
+}
+
+function geoHeader(g: GeoSite): string[] {
+  return [
+    `Two sites: this is site ${g.site}; site ${g.other.site} has its own cluster and its own`,
+    `configuration. Booth ticket ${g.ticket} decides which site holds the master: boothd runs`,
+    `here as a cluster resource on the site address ${g.boothAddress.address}, reading ${g.boothConfig},`,
+    "identical on every node of both sites and on the arbitrator (mysql_prm config prints it).",
+    "Node names of both sites must resolve at every node of both sites (the other site's",
+    "replicas connect to the master by its node name), and the replication port must be",
+    "reachable from the other site: /etc/hosts here also needs",
+    ...g.other.nodes.map((n) => `    ${n.address}  ${n.name}`),
+    `After loading both sites, once: booth grant -s ADDRESS_OF_THE_FIRST_ACTIVE_SITE ${g.ticket}`,
+  ];
+}
+
+function geoComment(g: GeoSite, p: Plan): string[] {
+  return [
+    "Booth: the site address and boothd in one group, so boothd runs where its address is.",
+    `Ticket ${g.ticket}: ${p.clone}'s Promoted role only where the ticket is granted. The`,
+    "  constraint is also the ordering: nothing is promoted before booth grants the ticket here,",
+    "  and when it is revoked or expires (the site lost its peers), loss-policy=demote demotes",
+    "  the master, before booth lets the other site acquire it (expire + acquire-after). Without",
+    "  the ticket the nodes here stay read-only replicas of the other site's master (readable).",
+  ];
 }
 
 function fencingBanner(options: ConfigOptions, p: Plan): string[] {
@@ -820,6 +829,24 @@ function generateCrm(options: ConfigOptions, p: Plan): string {
     "",
   );
 
+  if (options.geo !== undefined) {
+    const g = options.geo;
+    out.push(
+      crmCommentBlock(geoComment(g, p)),
+      `primitive ${BOOTH_IP_ID} ocf:heartbeat:IPaddr2 \\`,
+      `  params ${crmParams(vipParams(g.boothAddress, options.vipNic))} \\`,
+      "  op monitor interval=10s timeout=20s",
+      `primitive ${BOOTH_SITE_ID} ocf:pacemaker:booth-site \\`,
+      `  params config=${crmValue(g.boothConfig)} \\`,
+      "  op monitor interval=10s timeout=20s",
+      `group ${BOOTH_GROUP_ID} ${BOOTH_IP_ID} ${BOOTH_SITE_ID}`,
+      `rsc_ticket ${
+        ticketConstraintId(options.resource)
+      } ${g.ticket}: ${p.clone}:Promoted loss-policy=demote`,
+      "",
+    );
+  }
+
   out.push(crmCommentBlock(["Virtual IPs and their placement.", ...constraintComment(p)]));
   for (const v of p.vips) {
     out.push(
@@ -929,6 +956,23 @@ function generatePcs(options: ConfigOptions, p: Plan): string {
     "",
   );
 
+  if (options.geo !== undefined) {
+    const g = options.geo;
+    out.push(
+      commentBlock(geoComment(g, p)),
+      `${pcs} resource create ${BOOTH_IP_ID} ocf:heartbeat:IPaddr2 --no-default-ops ${
+        shParams(vipParams(g.boothAddress, options.vipNic))
+      } op monitor interval=10s timeout=20s --group ${BOOTH_GROUP_ID}`,
+      `${pcs} resource create ${BOOTH_SITE_ID} ocf:pacemaker:booth-site --no-default-ops ${
+        shParams([["config", g.boothConfig]])
+      } op monitor interval=10s timeout=20s --group ${BOOTH_GROUP_ID}`,
+      `${pcs} constraint ticket add ${g.ticket} Promoted ${p.clone} loss-policy=demote id=${
+        ticketConstraintId(options.resource)
+      }`,
+      "",
+    );
+  }
+
   out.push(commentBlock(["Virtual IPs and their placement.", ...constraintComment(p)]));
   for (const v of p.vips) {
     out.push(
@@ -975,53 +1019,20 @@ function generatePcs(options: ConfigOptions, p: Plan): string {
   return out.join("\n");
 }
 
+/** Id of the booth group (the site address, then boothd). */
+export const BOOTH_GROUP_ID = "g_booth";
+/** Id of the booth site address (IPaddr2). */
+export const BOOTH_IP_ID = "booth_ip";
+/** Id of boothd (ocf:pacemaker:booth-site). */
+export const BOOTH_SITE_ID = "booth_site";
+
+/** Id of the rsc_ticket constraint on the promoted role. */
+export function ticketConstraintId(resource: string): string {
+  return `tkt_${resource}_promoted`;
+}
+
 /** Generates both forms of the configuration from validated options. */
 export function generateConfig(options: ConfigOptions): GeneratedConfig {
   const p = plan(options);
   return { crm: generateCrm(options, p), pcs: generatePcs(options, p) };
-}
-
-/** Output streams of {@linkcode configMain}, replaceable in tests. */
-export interface ConfigMainIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
-
-const defaultIo: ConfigMainIo = {
-  stdout: (text) => Deno.stdout.writeSync(new TextEncoder().encode(text)),
-  stderr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
-};
-
-/**
- * Entry point of `mysql_prm config ARGS...`: prints the configuration (or the help) to stdout and
- * returns 0, or prints the problem to stderr and returns 2 for a bad flag or value.
- */
-export function configMain(args: string[], io: ConfigMainIo = defaultIo): number {
-  if (args.includes("--help") || args.includes("-h")) {
-    io.stdout(CONFIG_HELP);
-    return 0;
-  }
-  let options: ConfigOptions;
-  try {
-    options = parseConfigArgs(args);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      io.stderr(`mysql_prm config: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
-  const { crm, pcs } = generateConfig(options);
-  if (options.format === "crm") io.stdout(crm);
-  else if (options.format === "pcs") io.stdout(pcs);
-  else {
-    io.stdout(
-      `${crm}\n# ${
-        "=".repeat(76)
-      }\n# pcs form: save the part below as a file and run it with sh.\n# ${
-        "=".repeat(76)
-      }\n\n${pcs}`,
-    );
-  }
-  return 0;
 }

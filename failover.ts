@@ -45,6 +45,7 @@ import {
   relayApplied,
 } from "./election.ts";
 import { followPublishedMaster, publishedMaster } from "./follow.ts";
+import { remoteFinal, siteRole } from "./geo.ts";
 import { gtidElection, publishElectionGtid, publishGtidFork } from "./gtid_agent.ts";
 import { endRecovery, lastMasterPosition } from "./last_master.ts";
 import { heartbeatHook, monitorPromoted } from "./lifecycle.ts";
@@ -58,7 +59,12 @@ import {
 import { describeError, type MysqlClient } from "./mysql.ts";
 import { serverPid } from "./mysqld.ts";
 import { OCF, type OcfCode } from "./ocf.ts";
-import { type BinlogPosition, decodeCoordinates, formatPosition } from "./position.ts";
+import {
+  type BinlogPosition,
+  type Coordinates,
+  decodeCoordinates,
+  formatPosition,
+} from "./position.ts";
 import { failWith, loadState, type Run, updateState } from "./run.ts";
 import type { ReplicaStatus } from "./sql.ts";
 
@@ -151,9 +157,22 @@ async function promote(run: Run): Promise<PromoteOutcome> {
   const positions = run.ctx.promotable
     ? prefetch(run.cib.privateAll(run.names.position))
     : undefined;
+  const site = prefetch(siteRole(run));
   const obs = await observe(run);
   if (obs.kind !== "up") {
     return done(failWith(run, OCF.ERR_GENERIC, `Cannot promote: ${obs.detail}`));
+  }
+  if ((await site) === "standby") {
+    // Pacemaker promotes only where the ticket is (rsc_ticket): this is a configuration missing
+    // its constraint, or a ticket lost meanwhile. Never a master without the ticket.
+    await obs.client.close();
+    return done(
+      failWith(
+        run,
+        OCF.ERR_GENERIC,
+        `Not promoting: this site does not hold booth ticket ${run.booth!.ticket}`,
+      ),
+    );
   }
   const client = obs.client;
   try {
@@ -421,24 +440,42 @@ async function finalPositionOf(
   // (an unpromoted instance now), has a final position to wait for: any other value is left
   // over from an earlier transition, and waiting for it would hold the failover for the whole
   // step (seen: 10 s per pre-promote round for a frozen master whose demote had failed).
-  if (!(loadState(run).finalHosts ?? []).includes(host)) return undefined;
+  // Two sites: a master of the other site, demoted there when its site lost the ticket, is never
+  // part of this site's transition; it stored its final position here with the booth ticket
+  // (geo.ts), and a site that becomes active deletes what the other site stored, so it is fresh.
+  const final = (loadState(run).finalHosts ?? []).includes(host)
+    ? await localFinal(run, host, { prefetched, awaitWithin })
+    : await remoteFinal(run, host);
+  if (final === undefined) return undefined;
+  run.log.info(`Old master ${host} stopped writing at ${formatPosition(final)}`);
+  return { file: final.file, pos: final.pos };
+}
+
+/**
+ * The final position `host` of this site published (private attribute), if any; with
+ * `awaitWithin`, waits within it for an old master that is being started to publish it.
+ */
+async function localFinal(
+  run: Run,
+  host: string,
+  options: {
+    prefetched?: Promise<Map<string, string> | undefined>;
+    awaitWithin?: Budget;
+  },
+): Promise<Coordinates | undefined> {
   const decode = (values: Map<string, string>) => {
     const raw = values.get(host);
     const final = raw === undefined ? undefined : decodeCoordinates(raw);
     return final?.host === host ? final : undefined;
   };
-  let final = decode((await prefetched) ?? await run.cib.privateAll(run.names.final));
-  if (final === undefined && awaitWithin !== undefined) {
-    run.log.info(`Old master ${host} is being started: waiting for where its commits end`);
-    final = await waitUntil(async () => decode(await run.cib.privateAll(run.names.final)), {
-      budget: awaitWithin,
-      intervalMs: 100,
-      abandon: () => run.cib.unavailable,
-    });
-  }
-  if (final === undefined) return undefined;
-  run.log.info(`Old master ${host} stopped writing at ${formatPosition(final)}`);
-  return { file: final.file, pos: final.pos };
+  const final = decode((await options.prefetched) ?? await run.cib.privateAll(run.names.final));
+  if (final !== undefined || options.awaitWithin === undefined) return final;
+  run.log.info(`Old master ${host} is being started: waiting for where its commits end`);
+  return await waitUntil(async () => decode(await run.cib.privateAll(run.names.final)), {
+    budget: options.awaitWithin,
+    intervalMs: 100,
+    abandon: () => run.cib.unavailable,
+  });
 }
 
 /** Peer positions published in pre-promote, waiting (within its step's share) for the expected. */

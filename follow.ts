@@ -20,6 +20,8 @@
  */
 
 import { decodeResumeOverride, type NotPromotable, READABLE, type ReplInfo } from "./attrs.ts";
+import type { ReplInfoRead } from "./cib.ts";
+import { readPublished } from "./geo.ts";
 import { prepareGtidFollow } from "./gtid_agent.ts";
 import { describeError, type MysqlClient } from "./mysql.ts";
 import { OCF, type OcfCode } from "./ocf.ts";
@@ -41,11 +43,21 @@ function blockPath(run: Run): string {
 }
 
 /**
- * The published master (`<rsc>_REPL_INFO`), validated. A malformed value is ignored: logged once
- * (not at every monitor) and shown by `mysql_prm status`, which reads it too.
+ * The published master (`<rsc>_REPL_INFO`), validated: the cluster property, or with two sites
+ * what this node's site follows (geo.ts: at a standby site, the ticket attribute the active site
+ * stored here). The single place the agent reads the published master. A malformed value is
+ * ignored: logged once (not at every monitor) and shown by `mysql_prm status`, which reads it too.
  */
 export async function publishedMaster(run: Run): Promise<ReplInfo | undefined> {
-  const read = await run.cib.readReplInfo();
+  return validPublished(run, await readPublished(run));
+}
+
+/** This site's own `<rsc>_REPL_INFO` property, validated (the promoted node's own publication). */
+export async function ownSitePublished(run: Run): Promise<ReplInfo | undefined> {
+  return validPublished(run, await run.cib.readReplInfo());
+}
+
+function validPublished(run: Run, read: ReplInfoRead): ReplInfo | undefined {
   updateState(run, (state) => {
     if (read.state === "malformed") {
       if (state.malformedReplInfo === read.raw) return false;
@@ -271,6 +283,15 @@ async function resyncTo(
     outcome = status !== undefined
       ? await resyncReplica(client, source, options)
       : await checkReturningNode(client, source, options);
+    if (outcome.kind === "refused" && outcome.cause === "not-found") {
+      // A replica whose last transactions the new master never received holds more than it: a
+      // replica of an old master that was cut off with it (the old site of a site failover, or
+      // a replica down during a failover within a site). Its own binary log (log_slave_updates)
+      // says which transactions those are, as for a returning old master: found there, it
+      // resumes; not found, they are errant and go to a salvage file.
+      run.log.warn(`${outcome.reason}: checking its own binary log as a returning node's`);
+      outcome = await checkReturningNode(client, source, options);
+    }
   } catch (err) {
     run.log.warn(
       `Resync with ${info.host} not possible now (retrying later): ${describeError(err)}`,

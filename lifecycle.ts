@@ -18,7 +18,20 @@ import {
 import { describeFull, type DiskUsage, filesystemUsage, isNearlyFull } from "./disk.ts";
 import { durabilityOf } from "./durability.ts";
 import { assessReplica, type Candidacy, nextReaderState, replicaCandidacy } from "./election.ts";
-import { clearKeepOut, followPublishedMaster, keptOutCode, publishedMaster } from "./follow.ts";
+import {
+  clearKeepOut,
+  followPublishedMaster,
+  keptOutCode,
+  ownSitePublished,
+  publishedMaster,
+} from "./follow.ts";
+import {
+  afterDemote,
+  boothProblems,
+  forgetStaleMaster,
+  shareWithOtherSite,
+  siteRole,
+} from "./geo.ts";
 import {
   clearPromotedFailure,
   coldStartWaiting,
@@ -125,6 +138,7 @@ export function hostProblems(run: Run): Problem[] {
       }
     }
   }
+  problems.push(...boothProblems(run));
   if (!params.enableCreation && !datadirInitialised(params.datadir)) {
     problems.push({
       kind: "installed",
@@ -164,6 +178,7 @@ export async function actionStart(run: Run): Promise<OcfCode> {
     await run.cib.setPrivate(run.names.position, undefined);
     // A start (after crm_resource --cleanup, for one) checks afresh whether this node may follow.
     clearKeepOut(run);
+    await forgetStaleMaster(run);
     const info = await publishedMaster(run);
     const r = await withClient(run, async (c) => {
       if (!(await c.readOnly())) await c.setReadOnly(true);
@@ -174,7 +189,9 @@ export async function actionStart(run: Run): Promise<OcfCode> {
         await returnAsLastMaster(run, c);
       } else {
         endRecovery(run);
-        await noteColdStart(run, info.host);
+        // Two sites: booth's ticket, not the published master's presence, decides where the
+        // master may be after an outage (and a standby site's master is never a member here).
+        if (run.booth === undefined) await noteColdStart(run, info.host);
         await followPublishedMaster(run, c, info);
       }
       return true;
@@ -527,9 +544,9 @@ export async function monitorPromoted(run: Run, client: MysqlClient): Promise<Oc
     );
   }
   // This node's own last publication spares a CIB read per monitor; probes read the CIB.
-  const info = run.cib.cachedReplInfo()?.host === run.node
+  let info = run.cib.cachedReplInfo()?.host === run.node
     ? run.cib.cachedReplInfo()
-    : await publishedMaster(run);
+    : await ownSitePublished(run);
   if (info === undefined || info.host !== run.node) {
     // Promoted without our promote (probe after a restart, or the CIB lost the property).
     const binlog = await client.binlogStatus();
@@ -539,9 +556,11 @@ export async function monitorPromoted(run: Run, client: MysqlClient): Promise<Oc
           info?.host ?? "nobody"
         }: publishing ${binlog.file}:${binlog.pos}`,
       );
-      await run.cib.setReplInfo({ host: run.node, file: binlog.file, pos: binlog.pos });
+      const mine = { host: run.node, file: binlog.file, pos: binlog.pos };
+      if (await run.cib.setReplInfo(mine)) info = mine;
     }
   }
+  if (info?.host === run.node) await shareWithOtherSite(run, info);
   if (run.params.heartbeat) await heartbeatHook(run, client, "check");
   await publishCandidacy(run, { score: SCORE.PROMOTED });
   await run.cib.setNodeAttribute(run.names.reader, READABLE.yes);
@@ -596,7 +615,11 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
   let published: Promise<ReplInfo | undefined> | undefined;
   const master = () => published ??= publishedMaster(run);
   let staleMaster = false;
-  if (status === undefined || status.ioRunning !== "Yes") {
+  // At a standby site the master may change under a running IO thread (a switchover leaves the
+  // old master up, read-only): the followed master is checked at every monitor there.
+  if (
+    status === undefined || status.ioRunning !== "Yes" || (await siteRole(run)) === "standby"
+  ) {
     const info = await master();
     if (info !== undefined && info.host !== run.node && info.host !== status?.masterHost) {
       const leftAlone = await run.cib.unmanagedReason(run.node);
@@ -754,14 +777,16 @@ export async function actionDemote(run: Run): Promise<OcfCode> {
     if (run.params.heartbeat) await heartbeatHook(run, client, "stop");
     if (run.ctx.promotable) {
       const binlog = await client.binlogStatus();
-      if (binlog !== undefined) {
+      const final = binlog === undefined
+        ? undefined
+        : { host: run.node, file: binlog.file, pos: binlog.pos };
+      if (final !== undefined) {
         // Replicas wait for this position in pre-promote, so a switchover loses nothing.
-        await run.cib.setPrivate(
-          run.names.final,
-          encodeCoordinates({ host: run.node, file: binlog.file, pos: binlog.pos }),
-        );
-        run.log.info(`Demoted: read-only at ${binlog.file}:${binlog.pos}`);
+        await run.cib.setPrivate(run.names.final, encodeCoordinates(final));
+        run.log.info(`Demoted: read-only at ${final.file}:${final.pos}`);
       }
+      // Two sites: the other site's promotee waits for it too.
+      await afterDemote(run, final);
       await run.cib.setPromotionScore(SCORE.IDLE);
       run.cib.save();
     } else {

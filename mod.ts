@@ -107,4 +107,5 @@ export { collectStatus, renderText, type StatusReport } from "./status.ts";
 export { renderMetrics } from "./metrics.ts";
 export { planSwitchover, runSwitchover, type SwitchoverResult } from "./switchover.ts";
 export { type ConfigOptions, generateConfig, parseConfigArgs } from "./config_gen.ts";
+export { generateTwoSiteConfig, parseTwoSiteArgs, type TwoSiteOptions } from "./config_sites.ts";
 export { main as agentMain, VERSION as AGENT_VERSION } from "./agent.ts";

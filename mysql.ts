@@ -6,7 +6,7 @@
  * @module
  */
 
-import { MysqlError, WireConnection, type WireLimits } from "./mysql_wire.ts";
+import { MysqlError, WireConnection, type WireConnectOptions } from "./mysql_wire.ts";
 import { redactSecrets } from "./redact.ts";
 import {
   type BinlogStatus,
@@ -27,6 +27,7 @@ import {
   resetReplicaAllSql,
   semiSyncOffSql,
   semiSyncPlugin,
+  semiSyncReplicaEnabledSql,
   type SemiSyncRole,
   semiSyncSql,
   semiSyncStatusSql,
@@ -93,20 +94,12 @@ export function describeError(err: unknown): string {
   return `${e?.message ?? String(err)}${parts.length ? ` [${parts.join(" ")}]` : ""}`;
 }
 
-/** Options for {@link MysqlClient.connect}. */
-export interface ConnectOptions {
-  /** Unix socket path (the agent's way: the local server). */
-  socket?: string;
-  /** Host name or address, when no socket is given (TCP: `mysql_prm status` on every node). */
-  host?: string;
-  /** TCP port. Default 3306. */
-  port?: number;
-  /** Login. */
-  user: string;
-  /** Password ("" for none). */
-  password: string;
-  /** Connect timeout in ms. Default 5 000. */
-  connectTimeoutMs?: number;
+/**
+ * Options for {@link MysqlClient.connect}: where and how to log in (mysql_wire.ts's options:
+ * a socket, the agent's way to the local server, or a host and port, `mysql_prm status`'s way to
+ * every node), plus the query limits.
+ */
+export interface ConnectOptions extends WireConnectOptions {
   /** Per-query timeout in ms. Default 10 000. */
   queryTimeoutMs?: number;
   /**
@@ -114,8 +107,6 @@ export interface ConnectOptions {
    * it asks for (a STOP SLAVE may ask for a minute; a 30 s monitor cannot give it).
    */
   deadline?: number;
-  /** Bounds on the server's replies (mysql_wire.ts DEFAULT_WIRE_LIMITS for what is left out). */
-  limits?: Partial<WireLimits>;
 }
 
 /** One processlist row. */
@@ -355,6 +346,20 @@ export class MysqlClient {
       if (Number(row?.n) === 0) await this.query(plugin.install);
     }
     for (const sql of semiSyncSql(this.flavour, role, { timeoutMs })) await this.query(sql);
+  }
+
+  /**
+   * Whether this node acknowledges as a semi-sync replica; false on a MySQL server without the
+   * replica plugin (no such variable).
+   */
+  async semiSyncReplicaEnabled(): Promise<boolean> {
+    try {
+      const [row] = await this.query(semiSyncReplicaEnabledSql(this.flavour));
+      return Number(row?.on_) === 1;
+    } catch (err) {
+      if ((err as { errno?: number }).errno === 1193) return false;
+      throw err;
+    }
   }
 
   /** Semi-sync status counters (Rpl_semi_sync_*), name → value. */

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { isTicketName } from "./booth_conf.ts";
+
 /** OCF parameter content types. */
 export type ParamType = "string" | "integer" | "boolean";
 
@@ -454,6 +456,27 @@ const TABLE = {
       "When the filesystem holding datadir is at least this full (used / (used + available), as df shows it), a replica withdraws its promotion score (reason disk-full) and its reader attribute, and the promoted node's monitor fails with an exit reason and withdraws its score: Pacemaker demotes it, the demote publishes where it stopped writing, and a replica that received all of it is promoted. 0 turns the check off.",
     check: integerIn(0, 100),
     reloadable: true,
+  },
+  boothTicket: {
+    name: "booth_ticket",
+    type: "string",
+    default: "",
+    shortdesc: "Booth ticket of a two-site cluster",
+    longdesc:
+      "Two sites (each its own Pacemaker cluster, with booth and an arbitrator): the booth ticket that says which site holds the master (PRM called it booth_master_ticket). Only the site holding the ticket promotes a node (constrain the promoted role with rsc_ticket loss-policy=demote: 'mysql_prm config --site ...' prints it all); the other site's nodes are read-only replicas of the active site's master. The promoted node stores its coordinates (<rsc>_REPL_INFO) and, when demoted, its final position (prm-<rsc>-final) as attributes of the ticket at the other site (geostore -s other, carried by booth: no ssh, no shared CIB, no password), and the other site's nodes follow what their own CIB holds. Node names of both sites must resolve at every node, and the replication port must be reachable across sites. Empty (the default): one site, no booth.",
+    check: (v) =>
+      isTicketName(v)
+        ? undefined
+        : `must be a booth ticket name (letters, digits, "_", "." or "-", at most 63), not "${v}"`,
+  },
+  boothConfig: {
+    name: "booth_config",
+    type: "string",
+    default: "/etc/booth/booth.conf",
+    shortdesc: "Booth configuration file",
+    longdesc:
+      "The booth configuration with booth_ticket, used to reach the other site (geostore -c). It must name exactly two sites (and at least one arbitrator); validate-all checks that it exists and names the ticket.",
+    check: absolutePath,
   },
   postPromoteScript: {
     name: "post_promote_script",

@@ -45,9 +45,21 @@ export async function actionReloadAgent(run: Run, problems: Problem[]): Promise<
     const writable = !(await c.readOnly());
     if (!run.ctx.promotable) return "plain resource: nothing to apply in the server";
     const role = writable ? "source" : "replica";
+    const acknowledging = writable ? false : await c.semiSyncReplicaEnabled();
     await c.configureSemiSync(run.params.semiSync ? role : undefined, run.params.semiSyncTimeoutMs);
+    // A replica registers as semi-sync (or not) when its IO thread connects: the new value
+    // takes effect only after the IO thread reconnects. The SQL thread keeps applying.
+    let reconnected = "";
+    if (!writable && acknowledging !== run.params.semiSync) {
+      const status = await c.replicaStatus();
+      if (status?.ioRunning === "Yes") {
+        await c.stopReplicaIo();
+        await c.startReplica();
+        reconnected = ", IO thread reconnected";
+      }
+    }
     if (writable) await heartbeatHook(run, c, run.params.heartbeat ? "start" : "stop");
-    return `semi-sync ${run.params.semiSync ? `on as ${role}` : "off"}${
+    return `semi-sync ${run.params.semiSync ? `on as ${role}` : "off"}${reconnected}${
       writable ? `, heartbeat writer ${run.params.heartbeat ? "on" : "off"}` : ""
     }`;
   });

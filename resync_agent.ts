@@ -353,6 +353,19 @@ function mismatchRefusal(what: string, mismatch: string): ResyncOutcome {
   };
 }
 
+/** The outcome of a search that found the resume point (`found` says what matched where). */
+function resumeAt(search: ResumeSearch, found: string): ResyncOutcome {
+  const d = search.decision;
+  if (!d.ok) throw new Error("resumeAt needs a found position");
+  return {
+    kind: "resume",
+    file: d.file,
+    pos: d.pos,
+    search,
+    detail: `${found}; ${describe(search)}`,
+  };
+}
+
 function describe(search: ResumeSearch): string {
   return `${search.filesFetched.length} file(s), ${search.bytesFetched} bytes, ` +
     `${search.transactionsHashed} transactions hashed in ${Math.round(search.elapsedMs)} ms`;
@@ -450,16 +463,11 @@ export async function resyncReplica(
   const last = chosen.trailing[chosen.trailing.length - 1];
   const d = search.decision;
   if (d.ok) {
-    return {
-      kind: "resume",
-      file: d.file,
-      pos: d.pos,
+    return resumeAt(
       search,
-      detail:
-        `last ${d.matched} of ${chosen.trailing.length} transactions from the ${chosen.source}` +
-        ` (last md5 ${last.md5}) found ending at ${source.host} ${d.file}:${d.pos}; ` +
-        describe(search),
-    };
+      `last ${d.matched} of ${chosen.trailing.length} transactions from the ${chosen.source}` +
+        ` (last md5 ${last.md5}) found ending at ${source.host} ${d.file}:${d.pos}`,
+    );
   }
   log.warn(`Resync lookup refused (${d.reason}): ${d.message}; ${describe(search)}`);
   return {
@@ -515,14 +523,11 @@ export async function checkReturningNode(
   const search = await lookup(own, source, options, complete);
   const d = search.decision;
   if (d.ok) {
-    return {
-      kind: "resume",
-      file: d.file,
-      pos: d.pos,
+    return resumeAt(
       search,
-      detail: `its binary log's last ${d.matched} transactions found ending at ${source.host} ` +
-        `${d.file}:${d.pos}: nothing errant; ${describe(search)}`,
-    };
+      `its binary log's last ${d.matched} transactions found ending at ${source.host} ` +
+        `${d.file}:${d.pos}: nothing errant`,
+    );
   }
   options.log.warn(`Own binary log tail not in ${source.host}'s (${d.reason}): ${d.message}`);
   // Which of its transactions are errant: those after the last one the new master holds.

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { Booth } from "./booth.ts";
+import { isTicketName } from "./booth_conf.ts";
 import { Budget } from "./budget.ts";
 import { Cib } from "./cib.ts";
 import type { AttributeNames } from "./attrs.ts";
@@ -41,6 +43,8 @@ export interface Run {
   log: Logger;
   /** The one door to Pacemaker's tools. */
   cib: Cib;
+  /** The booth ticket of a two-site cluster (booth.ts), undefined for one site. */
+  booth?: Booth;
   /** The names this resource uses in the cluster. */
   names: AttributeNames;
   /** The action's one time budget. */
@@ -82,6 +86,8 @@ export interface LocalState {
    * not a master demoted on purpose): until it is promoted or follows another.
    */
   lastMasterBack?: number;
+  /** Two sites: the last `<rsc>_REPL_INFO` stored at the other site, whether it worked, when. */
+  sharedWithOtherSite?: { value: string; ok: boolean; at: number };
 }
 
 /** The most a state file may hold: it is tiny, anything bigger was not written by the agent. */
@@ -284,6 +290,12 @@ export function setup(ctx: OcfContext, log: Logger): { run: Run; problems: Probl
     layout,
     log,
     cib,
+    // An invalid name is among the problems already: every action but stop fails on them.
+    booth: !isTicketName(params.boothTicket) ? undefined : new Booth(params.boothTicket, {
+      config: params.boothConfig,
+      log,
+      budget,
+    }),
     names: cib.names,
     budget,
     node: ctx.nodeName ?? Deno.hostname(),

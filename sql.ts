@@ -506,6 +506,11 @@ export function semiSyncOffSql(f: Flavour): string[] {
   return [setGlobalBoolSql(vars.source, false), setGlobalBoolSql(vars.replica, false)];
 }
 
+/** Query of whether this node acknowledges as a semi-sync replica (column `on`). */
+export function semiSyncReplicaEnabledSql(f: Flavour): string {
+  return `SELECT @@global.${semiSyncVariables(f).replica} AS on_`;
+}
+
 /** Query of the semi-sync status counters (name/value rows). */
 export function semiSyncStatusSql(): string {
   return "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'";

@@ -468,7 +468,7 @@ export async function collectCluster(options: CollectOptions = {}): Promise<Clus
   const promotionsRead = run("attrd_updater", ["-p", "-n", names.promoted, "-Q", "-A"], TOOL_MAX_MS)
     .catch(() => undefined);
   const localName = run("crm_node", ["-n"], TOOL_MAX_MS).catch(() => undefined);
-  await Promise.all(view.nodes.map(async (n) => {
+  const probe = async (n: ClusterNode) => {
     if (!n.online) {
       probes.set(n.name, { unreachable: `node ${n.unclean ? "unclean" : "offline"}` });
       return;
@@ -482,7 +482,12 @@ export async function collectCluster(options: CollectOptions = {}): Promise<Clus
         heartbeatTable: params.heartbeat ? params.heartbeatTable : undefined,
       }),
     );
-  }));
+  };
+  // The replicas first, then the promoted node: read after them, the master's position holds
+  // everything they received, so a replica never looks ahead of it (a false errant GTID) while
+  // writes go on.
+  await Promise.all(view.nodes.filter((n) => n.role !== "promoted").map(probe));
+  await Promise.all(view.nodes.filter((n) => n.role === "promoted").map(probe));
   const promotions = new Map<string, PromotionRecord>();
   const attrd = await promotionsRead;
   if (attrd?.code === 0) {

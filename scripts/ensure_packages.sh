@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(pacemaker pacemaker-cli-utils corosync crmsh pcs resource-agents mariadb-server mariadb-client
   prometheus python3-prometheus-client
-  percona-toolkit libxml2-utils iproute2 util-linux procps psmisc coreutils strace)
+  percona-toolkit libxml2-utils iproute2 util-linux procps psmisc coreutils strace booth
+  booth-pacemaker iputils-ping python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

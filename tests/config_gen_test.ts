@@ -13,8 +13,7 @@
 import assert from "node:assert/strict";
 import {
   AGENT_PARAMETERS,
-  configMain,
-  type ConfigMainIo,
+  BOOTH_TICKET_PARAMETER,
   generateConfig,
   ipFamily,
   MODE_PARAMETER,
@@ -22,6 +21,9 @@ import {
   PROMOTED_SCORE,
   SEMI_SYNC_PARAMETER,
 } from "../config_gen.ts";
+import { parseBoothConfig } from "../booth_conf.ts";
+import { configMain, type ConfigMainIo } from "../config_cli.ts";
+import { generateTwoSiteConfig, parseTwoSiteArgs } from "../config_sites.ts";
 import { exists } from "../scripts/fs.ts";
 import { isIP } from "node:net";
 
@@ -835,6 +837,20 @@ function cibModel(xml: string): string[] {
       );
     }
   }
+  for (const g of findAll(configuration, "group")) {
+    out.push(
+      `group ${g.attrs.id} ${
+        g.children.filter((c) => c.name === "primitive").map((c) => c.attrs.id).join(" ")
+      }`,
+    );
+  }
+  for (const t of findAll(configuration, "rsc_ticket")) {
+    out.push(
+      `ticket ${t.attrs.id} ${t.attrs.ticket} ${t.attrs.rsc}:${t.attrs["rsc-role"]} ${
+        t.attrs["loss-policy"]
+      }`,
+    );
+  }
   for (const section of ["rsc_defaults", "op_defaults"]) {
     out.push(`${section} ${findAll(configuration, section).flatMap((s) => nvpairs(s)).join(" ")}`);
   }
@@ -842,12 +858,19 @@ function cibModel(xml: string): string[] {
 }
 
 /** Builds a CIB file from the crm form (crmsh on CIB_file) and from the pcs form (its script). */
-async function buildBoth(
+function buildBoth(ws: Workspace, args: string[]): Promise<{ crmCib: string; pcsCib: string }> {
+  const options = parseConfigArgs(args);
+  return buildFrom(ws, generateConfig(options), options.nodes.map((n) => n.name));
+}
+
+/** Builds a CIB file from each of the given forms, for a cluster of `names`. */
+async function buildFrom(
   ws: Workspace,
-  args: string[],
+  { crm, pcs }: { crm: string; pcs: string },
+  names: string[],
 ): Promise<{ crmCib: string; pcsCib: string }> {
-  const { crm, pcs } = generateConfig(parseConfigArgs(args));
-  const names = parseConfigArgs(args).nodes.map((n) => n.name);
+  // The pcs script edits an existing CIB file in place: each build starts from a fresh copy.
+  await Deno.remove(`${ws.dir}/pcs-work.xml`).catch(() => {});
   await Deno.writeTextFile(`${ws.dir}/prm.crm`, crm);
   await Deno.writeTextFile(`${ws.dir}/prm-pcs.sh`, pcs);
   await Deno.writeTextFile(`${ws.dir}/crm-cib.xml`, skeletonCib(names));
@@ -1186,6 +1209,189 @@ Deno.test({
         assert.deepEqual(p.at.vip_writer, ["db3"]);
         assert.deepEqual([...p.at.vip_reader_1, ...p.at.vip_reader_2].sort(), ["db1", "db2"]);
       });
+    } finally {
+      await Deno.remove(ws.dir, { recursive: true });
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// The two-site form (booth).
+
+const TWO_SITE_ARGS = [
+  "--site",
+  "east=10.213.7.90/24",
+  "--site",
+  "west=10.213.8.90/24",
+  "--arbitrator",
+  "10.213.9.15",
+  "--node",
+  "db1=10.213.7.11@east",
+  "--node",
+  "db2=10.213.7.12@east",
+  "--node",
+  "db3=10.213.8.13@west",
+  "--node",
+  "db4=10.213.8.14@west",
+  "--writer-vip",
+  "10.213.7.100/24@east",
+  "--writer-vip",
+  "10.213.8.100/24@west",
+  "--reader-vip",
+  "10.213.8.101/24@west",
+  "--credentials-file",
+  "/etc/mysql/prm.cnf",
+  "--fence-agent",
+  "fence_ipmilan",
+  "--fence-param",
+  "db3:ip=10.0.9.13",
+];
+
+Deno.test("two-site form: booth.conf, each site's own nodes and VIPs, the ticket on the promoted role", () => {
+  const options = parseTwoSiteArgs(TWO_SITE_ARGS);
+  const out = generateTwoSiteConfig(options);
+  const booth = parseBoothConfig(out.booth);
+  assert.ok("config" in booth);
+  assert.deepEqual(booth.config.sites, ["10.213.7.90", "10.213.8.90"]);
+  assert.deepEqual(booth.config.arbitrators, ["10.213.9.15"]);
+  assert.deepEqual(booth.config.tickets.map((t) => [t.name, t.expire, t.acquireAfter]), [
+    ["ticket-mysql", 60, 10],
+  ]);
+  assert.equal(booth.config.authfile, "/etc/booth/authkey");
+  assert.deepEqual(out.sites.map((s) => s.site), ["east", "west"]);
+  const [east, west] = out.sites;
+  // The same constraints as one site of the same nodes, and the ticket on the promoted role.
+  const oneSite = generateConfig(parseConfigArgs([
+    ...["--node", "db1=10.213.7.11", "--node", "db2=10.213.7.12"],
+    ...["--writer-vip", "10.213.7.100/24", "--credentials-file", "/etc/mysql/prm.cnf"],
+  ]));
+  assert.deepEqual(crmConstraints(east.crm), crmConstraints(oneSite.crm));
+  assert.match(
+    east.crm,
+    /^rsc_ticket tkt_p_mysql_promoted ticket-mysql: p_mysql-clone:Promoted loss-policy=demote$/m,
+  );
+  assert.match(east.crm, /^primitive st_db1 stonith:fence_ipmilan/m);
+  assert.doesNotMatch(east.crm, /st_db3|db3=|10\.213\.8\.100/);
+  assert.match(east.crm, /^# {5}10\.213\.8\.13 {2}db3$/m, "the other site's names for /etc/hosts");
+  assert.match(west.crm, /params pcmk_host_list=db3 ip=10\.0\.9\.13/);
+  assert.doesNotMatch(west.crm, /pcmk_host_list=db4 ip=/, "a node's fence parameter stays its own");
+  for (const s of out.sites) {
+    assert.match(
+      s.crm,
+      /params credentials_file=\/etc\/mysql\/prm\.cnf booth_ticket=ticket-mysql /,
+    );
+    assert.match(s.crm, /^group g_booth booth_ip booth_site$/m);
+    assert.match(s.crm, /^primitive booth_site ocf:pacemaker:booth-site/m);
+    assert.match(
+      s.pcs,
+      /constraint ticket add ticket-mysql Promoted p_mysql-clone loss-policy=demote id=tkt_p_mysql_promoted/,
+    );
+    assert.match(s.pcs, /--group g_booth/);
+  }
+  assert.match(east.crm, /params ip=10\.213\.7\.90 cidr_netmask=24/);
+  assert.match(west.crm, /params ip=10\.213\.8\.90 cidr_netmask=24/);
+});
+
+Deno.test("two-site form: bad flags are refused with exit status 2", () => {
+  const without = (flag: string, value?: string) => {
+    const out: string[] = [];
+    for (let i = 0; i < TWO_SITE_ARGS.length; i += 2) {
+      if (TWO_SITE_ARGS[i] === flag && (value === undefined || TWO_SITE_ARGS[i + 1] === value)) {
+        continue;
+      }
+      out.push(TWO_SITE_ARGS[i], TWO_SITE_ARGS[i + 1]);
+    }
+    return out;
+  };
+  const cases: [string[], RegExp][] = [
+    [without("--site", "west=10.213.8.90/24"), /exactly two --site/],
+    [without("--arbitrator"), /--arbitrator ADDRESS is required/],
+    [
+      [...without("--node", "db4=10.213.8.14@west"), "--node", "db4=10.213.8.14"],
+      /ends with @SITE/,
+    ],
+    [
+      [...without("--node", "db4=10.213.8.14@west"), "--node", "db4=10.213.8.14@north"],
+      /ends with @SITE/,
+    ],
+    [without("--node", "db4=10.213.8.14@west"), /site west: At least two --node/],
+    [without("--writer-vip", "10.213.8.100/24@west"), /site west: --writer-vip/],
+    [
+      [...without("--node", "db4=10.213.8.14@west"), "--node", "db1=10.213.8.14@west"],
+      /must differ across both sites/,
+    ],
+    [[...TWO_SITE_ARGS, "--ticket-expire", "4"], /must be shorter than the renewal/],
+    [[...TWO_SITE_ARGS, "--ticket", "a b"], /not a ticket name/],
+    [
+      [...TWO_SITE_ARGS, "--param", "booth_ticket=x"],
+      /--param booth_ticket: use --site and --ticket/,
+    ],
+    [[...without("--arbitrator"), "--arbitrator", "10.213.7.11"], /must differ across both sites/],
+    [[...TWO_SITE_ARGS, "--only", "north"], /--only north/],
+  ];
+  for (const [args, message] of cases) {
+    const r = runMain(args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}`);
+    assert.match(r.stderr, message);
+  }
+  const booth = runMain([...TWO_SITE_ARGS, "--only", "booth"]);
+  assert.equal(booth.code, 0);
+  assert.ok(booth.stdout.startsWith("# booth.conf"));
+  const west = runMain([...TWO_SITE_ARGS, "--only", "west", "--format", "pcs"]);
+  assert.ok(west.stdout.startsWith("#!/bin/sh\n"));
+  assert.doesNotMatch(west.stdout, /st_db1/);
+});
+
+Deno.test({
+  name: "real tools: each site's two forms load, build the same CIB, and crm_simulate promotes " +
+    "only where the ticket is granted and demotes when it is revoked",
+  async fn() {
+    const ws = await workspace([BOOTH_TICKET_PARAMETER]);
+    try {
+      const out = generateTwoSiteConfig(parseTwoSiteArgs(TWO_SITE_ARGS));
+      for (const [i, s] of out.sites.entries()) {
+        const names = i === 0 ? ["db1", "db2"] : ["db3", "db4"];
+        const { crmCib, pcsCib } = await buildFrom(ws, s, names);
+        const model = cibModel(crmCib);
+        assert.deepEqual(cibModel(pcsCib), model, `site ${s.site}: crm and pcs build the same CIB`);
+        assert.ok(
+          model.includes("ticket tkt_p_mysql_promoted ticket-mysql p_mysql-clone:Promoted demote"),
+        );
+        assert.ok(model.includes("group g_booth booth_ip booth_site"));
+        // The scheduler's view: no ticket, no master; granted, the best node; revoked, demoted.
+        const file = `${ws.dir}/${s.site}-built.xml`;
+        await Deno.writeTextFile(file, crmCib);
+        for (const n of names) {
+          await setAttribute(ws, file, n, "master-p_mysql", n === names[0] ? 150 : 100);
+        }
+        const step = async (from: string, to: string, extra: string[]) => {
+          const r = await ws.run(["crm_simulate", "-x", from, "-S", ...extra, "-O", to]);
+          assert.equal(r.code, 0, r.out);
+          return await readPlacement(ws, to);
+        };
+        const none = await step(file, `${ws.dir}/t1.xml`, []);
+        assert.deepEqual(none.promoted, [], `site ${s.site}: promoted without the ticket`);
+        assert.deepEqual(none.unpromoted, names);
+        assert.equal(none.at.booth_site?.length, 1, "boothd runs without the ticket");
+        assert.deepEqual(none.at.booth_ip, none.at.booth_site, "boothd runs with its address");
+        const granted = await step(`${ws.dir}/t1.xml`, `${ws.dir}/t2.xml`, [
+          "--ticket-grant",
+          "ticket-mysql",
+        ]);
+        assert.deepEqual(granted.promoted, [names[0]]);
+        await setAttribute(ws, `${ws.dir}/t2.xml`, names[0], "master-p_mysql", PROMOTED_SCORE);
+        const revoked = await step(`${ws.dir}/t2.xml`, `${ws.dir}/t3.xml`, [
+          "--ticket-revoke",
+          "ticket-mysql",
+        ]);
+        assert.deepEqual(revoked.promoted, [], "revoked: demoted");
+        assert.deepEqual(revoked.unpromoted, names, "revoked: still running, read-only replicas");
+        const standby = await step(`${ws.dir}/t2.xml`, `${ws.dir}/t4.xml`, [
+          "--ticket-standby",
+          "ticket-mysql",
+        ]);
+        assert.deepEqual(standby.promoted, [], "ticket in standby: demoted");
+      }
     } finally {
       await Deno.remove(ws.dir, { recursive: true });
     }

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Stand-ins for Pacemaker 2.1.5's crm_attribute, attrd_updater, crm_node, crm_resource, cibadmin
-# and crm_mon, for agent tests without a cluster. tests/fake_pacemaker.ts copies this file into
+# Stand-ins for Pacemaker 2.1.5's crm_attribute, attrd_updater, crm_node, crm_resource, cibadmin,
+# crm_mon and crm_ticket, and booth's geostore, for agent tests without a cluster. tests/fake_pacemaker.ts copies this file into
 # BIN/<tool> for each tool (the name it is called by picks the tool) and keeps the state beside
 # it, in BIN/../state:
 #
@@ -11,6 +11,9 @@
 #   attrd/NODE/NAME                   private attributes (attrd_updater -p); an empty file is one
 #                                     deleted (attrd still lists it, with value="")
 #   cib.xml, crm_mon.xml              what cibadmin -Q and crm_mon --output-as=xml print
+#   tickets/TICKET/NAME               a booth ticket's state at this site (crm_ticket): granted,
+#                                     and the attributes the other site stored here
+#   other_site/TICKET/NAME            what geostore stored at the other site (geostore -s other)
 #   calls                             one line per call: the tool and its arguments, tab-separated
 #   faults/TOOL.sh                    sourced first, when present (a hung or failing tool)
 #
@@ -191,6 +194,65 @@ crm_resource() {
   echo "Cleaned up $rsc on $node"
 }
 
+# crm_ticket -t T -q prints the ticket's state as Pacemaker 2.1.5 does (a "State XML:" header,
+# then one ticket_state element); a ticket never granted here is exit 105. -D deletes an attribute.
+crm_ticket() {
+  local ticket="" op="" name=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -t | --ticket) ticket=${2-}; shift ;;
+      -q | --query-xml) op=query ;;
+      -D | --delete-attr) op=delete; name=${2-}; shift ;;
+      *) usage "unsupported option $1" ;;
+    esac
+    shift
+  done
+  check_name "$ticket"
+  local dir=$STATE/tickets/$ticket
+  if [ ! -d "$dir" ]; then
+    echo "crm_ticket: Could not query ticket XML: No such device or address" >&2
+    exit 105
+  fi
+  case "$op" in
+    query)
+      local attrs="" f
+      for f in "$dir"/*; do
+        [ -f "$f" ] && attrs="$attrs ${f##*/}=\"$(cat "$f")\""
+      done
+      printf 'State XML:\n\n<ticket_state id="%s"%s/>\n' "$ticket" "$attrs"
+      ;;
+    delete)
+      check_name "$name"
+      rm -f "$dir/$name"
+      ;;
+    *) usage "only -q or -D" ;;
+  esac
+}
+
+# geostore {set|delete} -c CONF -t T -s other NAME [VALUE]: what booth would carry to the other site.
+geostore() {
+  local op=${1-} ticket="" site="" conf=""
+  shift || true
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -t) ticket=${2-}; shift ;;
+      -s) site=${2-}; shift ;;
+      -c) conf=${2-}; shift ;;
+      -*) usage "unsupported option $1" ;;
+      *) break ;;
+    esac
+    shift
+  done
+  [ "$site" = other ] && [ -n "$conf" ] || usage "only -c CONF -s other"
+  check_name "$ticket"
+  check_name "${1-}"
+  case "$op" in
+    set) write_value "$STATE/other_site/$ticket/$1" "${2-}" ;;
+    delete) rm -f "$STATE/other_site/$ticket/$1" ;;
+    *) usage "only set or delete" ;;
+  esac
+}
+
 # cibadmin -Q and crm_mon print the XML a test stored (status.ts's two reads).
 print_fixture() {
   [ -f "$STATE/$1" ] || usage "no $1 stored (FakePacemaker.setXml)"
@@ -202,6 +264,8 @@ case "$TOOL" in
   attrd_updater) attrd_updater "$@" ;;
   crm_node) crm_node "$@" ;;
   crm_resource) crm_resource "$@" ;;
+  crm_ticket) crm_ticket "$@" ;;
+  geostore) geostore "$@" ;;
   cibadmin)
     if [ "$*" = "-Q -o configuration" ]; then
       # The agent's maintenance check: the stored CIB (it holds the section), else an empty one.

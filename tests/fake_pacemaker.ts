@@ -25,6 +25,8 @@ export const FAKE_TOOLS = [
   "crm_resource",
   "cibadmin",
   "crm_mon",
+  "crm_ticket",
+  "geostore",
 ] as const;
 
 /** One of {@link FAKE_TOOLS}. */
@@ -92,6 +94,16 @@ export const NO_CLUSTER: Record<FakeTool, ToolFault> = {
     kind: "fail",
     code: 102,
     stderr: "attrd_updater: Could not connect to attrd: Connection refused",
+  },
+  crm_ticket: {
+    kind: "fail",
+    code: 102,
+    stderr: "crm_ticket: Could not connect to the CIB: Transport endpoint is not connected",
+  },
+  geostore: {
+    kind: "fail",
+    code: 1,
+    stderr: "connect to 10.0.0.1 got an error: Connection refused",
   },
   crm_node: {
     kind: "fail",
@@ -381,6 +393,31 @@ export class FakePacemaker {
   /** Sets (undefined: deletes) a cluster property. */
   setProperty(name: string, value: string | undefined, set = "cib-bootstrap-options"): void {
     writeValue(`${this.#state}/cib/crm_config/${checkName(set)}/${checkName(name)}`, value);
+  }
+
+  /**
+   * A booth ticket's state at this site, as booth writes it (`granted`) and as the other site's
+   * geostore stored attributes here; undefined: never granted here (crm_ticket exit 105).
+   */
+  setTicket(ticket: string, state: Record<string, string> | undefined): void {
+    const dir = `${this.#state}/tickets/${checkName(ticket)}`;
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    if (state === undefined) return;
+    for (const [k, v] of Object.entries(state)) writeValue(`${dir}/${checkName(k)}`, v);
+  }
+
+  /** The ticket's attributes at this site (after the agent deleted stale ones). */
+  ticketAttributes(ticket: string): Record<string, string> {
+    return readTree(`${this.#state}/tickets`)[checkName(ticket)] ?? {};
+  }
+
+  /** What geostore stored at the other site for `ticket`. */
+  otherSite(ticket: string): Record<string, string> {
+    return readTree(`${this.#state}/other_site`)[checkName(ticket)] ?? {};
   }
 
   /** What cibadmin -Q and crm_mon --output-as=xml print. */

@@ -255,16 +255,15 @@ Deno.test({
     });
 
     await t.step(
-      "stop of a server that ignores SIGTERM: SIGKILL after the grace time",
+      "stop of a frozen server: SIGKILL at once (it cannot act on SIGTERM)",
       async () => {
         const pid = await startFrozen();
         const t0 = Date.now();
-        // 12 s: the module keeps 10 s of it for SIGKILL, so it waits 2 s after SIGTERM.
-        const out = await stopServer(layout, { deadline: t0 + 12_000 });
+        const out = await stopServer(layout, { deadline: t0 + 60_000 });
         assert.equal(out.ok, true);
         assert.equal(out.pid, pid);
         assert.ok(out.reason, "says the server was killed");
-        assert.ok(Date.now() - t0 >= 1_000, "SIGTERM was given its time first");
+        assert.ok(Date.now() - t0 < 5_000, "no wait for a SIGTERM it cannot act on");
         assert.equal(processAlive(pid), false);
         assertGone(layout.pid, layout.socket);
       },

@@ -98,7 +98,8 @@ Deno.test("bounded reads refuse FIFOs, oversized files and, when asked, links", 
     assert.deepEqual(readBoundedFile(`${dir}/big`, 100), { ok: false, why: "too-large" });
     assert.deepEqual(readBoundedFile(`${dir}/missing`, 100), { ok: false, why: "missing" });
     Deno.writeTextFileSync(`${dir}/small`, "12345\n");
-    assert.deepEqual(readBoundedFile(`${dir}/small`, 100), { ok: true, text: "12345\n" });
+    const small = readBoundedFile(`${dir}/small`, 100);
+    assert.deepEqual(small.ok && small.text, "12345\n");
     Deno.symlinkSync(`${dir}/small`, `${dir}/link`);
     assert.equal(readBoundedFile(`${dir}/link`, 100, { noFollow: true }).ok, false);
     assert.equal(readBoundedFile(`${dir}/link`, 100).ok, true);

@@ -7,7 +7,7 @@
  */
 
 import { crmMon, firstRunningNode, waitFor } from "./cluster.ts";
-import { credentials, exec, NET_PREFIX, WRITER_VIP } from "./nodes.ts";
+import { credentials, exec, NET_PREFIX, STATE_DIR, WRITER_VIP } from "./nodes.ts";
 import { xmlEscape } from "./xml.ts";
 
 /** Which agent: a short name or a full `class:provider:type`. */
@@ -257,4 +257,29 @@ export async function unloadAgent(opts: UnloadAgentOptions = {}): Promise<void> 
   );
   if (r.code !== 0) throw new Error(`Unloading the agent failed: ${r.stderr.trim()}`);
   await exec(node, ["crm_resource", "--cleanup"], { timeoutMs: 30_000 });
+}
+
+/**
+ * The `mysql_prm config` flags every lab configuration shares: VIPs on eth0, the lab's
+ * credentials file, the lab's monitor intervals (2 s / 3 s), the agent's lab parameters, and one
+ * fence device per node driving the lab's fence loop.
+ */
+export function labConfigFlags(): string[] {
+  const params = agentParams("prm");
+  delete params.credentials_file;
+  return [
+    "--vip-nic",
+    "eth0",
+    "--credentials-file",
+    "/etc/mysql/prm.cnf",
+    "--monitor-interval-promoted",
+    "2s",
+    "--monitor-interval-unpromoted",
+    "3s",
+    ...Object.entries(params).flatMap(([k, v]) => ["--param", `${k}=${v}`]),
+    "--fence-agent",
+    "fence_prm_lab",
+    "--fence-param",
+    `request_dir=${STATE_DIR}/fence`,
+  ];
 }

@@ -3,6 +3,9 @@
  *
  *   up [--nodes N] [--wait S] bring a lab of N (2..5, default 3) nodes up (--wait: for another
  *                             lab on this machine to go down, up to S seconds, instead of refusing)
+ *   up --sites 2,2            two sites (east prm1-2, west prm3-4, each its own cluster) and a
+ *                             booth arbitrator (prm5), 20 ms each way between them (sites.ts)
+ *   [fault] cut-link | heal-link  SITE|arbitrator   a location's WAN link down or up
  *   down                      tear everything down (also after a crash)
  *   status                    nodes, holder PIDs, crm_mon
  *   exec NODE CMD...          run a command inside a node
@@ -34,6 +37,7 @@ import {
   thawMysqld,
   unfillDisk,
 } from "./faults.ts";
+import { cutSiteLink, healSiteLink } from "./sites.ts";
 import { fenceNode } from "./fencing.ts";
 import { down, up } from "./lifecycle.ts";
 import {
@@ -53,7 +57,8 @@ import {
 } from "./nodes.ts";
 
 const USAGE =
-  `usage: deno task lab up [--nodes N] [--wait SECONDS] | down | status | dump | exec NODE CMD...
+  `usage: deno task lab up [--nodes N | --sites 2,2] [--wait SECONDS] | down | status | dump |
+       deno task lab exec NODE CMD... | cut-link SITE | heal-link SITE
        deno task lab [fault] kill-mysqld|power-cut|boot|isolate|heal|fill-disk|unfill-disk|
                      exhaust-connections|release-connections|freeze-mysqld|thaw-mysqld|fence NODE
        deno task lab start-mysqld|stop-mysqld NODE`;
@@ -199,6 +204,7 @@ async function main(args: string[]): Promise<number> {
     args,
     options: {
       nodes: { type: "string", default: "3" },
+      sites: { type: "string" },
       wait: { type: "string", default: "0" },
       help: { type: "boolean", short: "h" },
     },
@@ -213,8 +219,12 @@ async function main(args: string[]): Promise<number> {
   if (cmd === "fault") [cmd, ...rest] = rest;
   switch (cmd) {
     case "up": {
+      const sites = typeof values.sites === "string"
+        ? values.sites.split(",").map(Number)
+        : undefined;
       const lab = await up({
         nodes: Number(values.nodes),
+        sites,
         waitFreeMs: Number(values.wait) * 1000,
         persistent: true,
       });
@@ -253,6 +263,11 @@ async function main(args: string[]): Promise<number> {
   if (!rest[0]) {
     console.error(USAGE);
     return 2;
+  }
+  if (cmd === "cut-link" || cmd === "heal-link") {
+    await (cmd === "cut-link" ? cutSiteLink(rest[0]) : healSiteLink(rest[0]));
+    console.log(`${rest[0]}'s WAN link ${cmd === "cut-link" ? "cut" : "back"}`);
+    return 0;
   }
   return await fault(cmd, canonicalNode(rest[0]));
 }

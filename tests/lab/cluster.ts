@@ -327,10 +327,23 @@ export async function dump(opts: DumpOptions = {}): Promise<void> {
   const out: string[] = ["===== prm lab dump ====="];
   try {
     const st = requireState();
-    const viewer = firstRunningNode();
-    if (viewer) {
+    // One view per cluster: with two sites, each site's, then booth's view of the ticket.
+    const clusters = st.sites?.map((s) => s.nodes) ?? [st.nodes];
+    for (const members of clusters) {
+      const viewer = members.find((n) => nodeRunning(n));
+      if (!viewer) continue;
       const r = await exec(viewer, "crm_mon -1 -r -f -A 2>&1", { timeoutMs: 15_000 });
       out.push(`--- crm_mon (on ${viewer}) ---`, r.stdout.trim());
+    }
+    if (st.arbitrator !== undefined) {
+      for (const n of [...st.nodes, st.arbitrator].filter((x) => nodeRunning(x))) {
+        const r = await exec(
+          n,
+          "booth list -c /etc/booth/booth.conf 2>&1; crm_ticket -t ticket-mysql -q 2>&1 | tail -1",
+          { timeoutMs: 15_000 },
+        );
+        out.push(`--- booth list and ticket state (on ${n}) ---`, r.stdout.trim());
+      }
     }
     for (const n of st.nodes) {
       if (!nodeRunning(n)) {

@@ -10,12 +10,12 @@
 import assert from "node:assert/strict";
 import { generateConfig, parseConfigArgs } from "../../config_gen.ts";
 import {
-  agentParams,
   crmMon,
   down,
   dump,
   exec,
   type Lab,
+  labConfigFlags,
   labIsUp,
   type MonStatus,
   NET_PREFIX,
@@ -32,8 +32,6 @@ const READERS = ["vip_reader_1", "vip_reader_2"];
 
 /** `mysql_prm config` flags for the lab, with the generated fence devices driving its fence loop. */
 function labArgs(lab: Lab, format: "crm" | "pcs"): string[] {
-  const params = agentParams("prm");
-  delete params.credentials_file;
   return [
     ...lab.nodes.flatMap((n) => ["--node", `${n}=${lab.addresses[n]}`]),
     "--writer-vip",
@@ -42,19 +40,7 @@ function labArgs(lab: Lab, format: "crm" | "pcs"): string[] {
     `${NET_PREFIX}.101/24`,
     "--reader-vip",
     `${NET_PREFIX}.102/24`,
-    "--vip-nic",
-    "eth0",
-    "--credentials-file",
-    "/etc/mysql/prm.cnf",
-    "--monitor-interval-promoted",
-    "2s",
-    "--monitor-interval-unpromoted",
-    "3s",
-    ...Object.entries(params).flatMap(([k, v]) => ["--param", `${k}=${v}`]),
-    "--fence-agent",
-    "fence_prm_lab",
-    "--fence-param",
-    `request_dir=${STATE_DIR}/fence`,
+    ...labConfigFlags(),
     "--format",
     format,
   ];

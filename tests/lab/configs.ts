@@ -5,13 +5,28 @@
  * @module
  */
 
-import { type Credentials, NET_PREFIX, nodeAddress, nodeIndex, STATE_DIR } from "./nodes.ts";
+import {
+  type Credentials,
+  NET_PREFIX,
+  nodeAddress,
+  nodeIndex,
+  STATE_DIR,
+  subnetOf,
+} from "./nodes.ts";
 
-/** The lab's VIP range (writer .100, readers .101-.105): every MariaDB also listens there. */
-export const VIP_RANGE: string[] = Array.from({ length: 6 }, (_, i) => `${NET_PREFIX}.${100 + i}`);
+/** The VIP range of a subnet (writer .100, readers .101-.105): every MariaDB also listens there. */
+export function vipRange(subnet: string): string[] {
+  return Array.from({ length: 6 }, (_, i) => `${subnet}.${100 + i}`);
+}
 
-/** corosync.conf for the given nodes (knet, one vote each, token 2000 ms). */
-export function corosyncConf(nodes: string[]): string {
+/** The one-site lab's VIP range. */
+export const VIP_RANGE: string[] = vipRange(NET_PREFIX);
+
+/**
+ * corosync.conf for the given nodes (knet, one vote each, token 2000 ms); a two-site lab has one
+ * cluster per site, each with its own name.
+ */
+export function corosyncConf(nodes: string[], clusterName = "prmlab"): string {
   const nodeBlocks = nodes.map((n) =>
     [
       "  node {",
@@ -26,7 +41,7 @@ export function corosyncConf(nodes: string[]): string {
     : "  provider: corosync_votequorum";
   return `totem {
   version: 2
-  cluster_name: prmlab
+  cluster_name: ${clusterName}
   transport: knet
   token: 2000
   crypto_cipher: none
@@ -98,7 +113,7 @@ datadir = /var/lib/mysql
 socket = /run/mysqld/mysqld.sock
 pid-file = /run/mysqld/mysqld.pid
 port = 3306
-bind-address = ${[nodeAddress(node), ...VIP_RANGE].join(",")}
+bind-address = ${[nodeAddress(node), ...vipRange(subnetOf(node))].join(",")}
 server-id = ${nodeIndex(node)}
 report-host = ${node}
 log-bin = mysql-bin

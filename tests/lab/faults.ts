@@ -8,9 +8,11 @@
 
 import mysql from "mysql2/promise";
 import { crmMon, onlineNodes, resolveUser, waitFor } from "./cluster.ts";
+import { startArbitrator } from "./sites.ts";
 import {
   bootNode,
   canonicalNode,
+  clusterNodes,
   exec,
   killPid,
   nodeAddress,
@@ -19,7 +21,7 @@ import {
   nodeRunning,
   pidAlive,
   readPid,
-  requireState,
+  readState,
   run,
   sh,
   shellQuote,
@@ -252,7 +254,13 @@ export interface BootWaitOptions {
 /** Boots a powered-off (power-cut or fenced) node and, by default, waits until it is online. */
 export async function boot(node: string, opts: BootWaitOptions = {}): Promise<void> {
   node = canonicalNode(node);
-  const viewers = requireState().nodes;
+  if (readState()?.arbitrator === node) {
+    // A two-site lab's arbitrator has no cluster: it boots with its boothd only.
+    await bootNode(node, { cluster: false });
+    await startArbitrator(node);
+    return;
+  }
+  const viewers = clusterNodes(node);
   // A node booted while the cluster still wants to fence it would be fenced again at once: wait
   // until a running peer sees it offline and clean (fencing done), or until there is no peer.
   await waitFor(async () => {

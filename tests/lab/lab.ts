@@ -85,3 +85,4 @@ export * from "./fencing.ts";
 export * from "./lifecycle.ts";
 export * from "./agent.ts";
 export * from "./failover.ts";
+export * from "./sites.ts";

@@ -8,6 +8,15 @@
 import { accountsSql, corosyncConf, credentialsCnf, hostsFile, myCnf, seedCib } from "./configs.ts";
 import { crmMon, dump, waitFor } from "./cluster.ts";
 import {
+  bridgeName,
+  ipv4Only,
+  prepareWan,
+  ROUTER_NS,
+  siteLayout,
+  startArbitrator,
+  writeBoothFiles,
+} from "./sites.ts";
+import {
   bootNode,
   BRIDGE,
   type Credentials,
@@ -42,6 +51,11 @@ const ENSURE_PACKAGES = new URL("../../scripts/ensure_packages.sh", import.meta.
 export interface UpOptions {
   /** Number of nodes, 2..5 (default 3). */
   nodes?: number;
+  /**
+   * Two sites instead of one (sites.ts): the nodes of each site, e.g. [2, 2] (east prm1-prm2,
+   * west prm3-prm4, arbitrator prm5). `nodes` is then ignored.
+   */
+  sites?: number[];
   /** Size of each node's datadir filesystem in MiB (default 512). */
   dataSizeMb?: number;
   /** Wait until every node is online (default true). */
@@ -61,8 +75,12 @@ export interface UpOptions {
 
 /** What {@linkcode up} returns. */
 export interface Lab {
-  /** Node names, e.g. ["prm1", "prm2", "prm3"]. */
+  /** Node names, e.g. ["prm1", "prm2", "prm3"] (with two sites: the database nodes). */
   nodes: string[];
+  /** Two sites: the site names with their nodes, and the arbitrator. */
+  sites?: { name: string; nodes: string[] }[];
+  /** Two sites: the arbitrator node. */
+  arbitrator?: string;
   /** Node name → lab address. */
   addresses: Record<string, string>;
   /** The state directory. */
@@ -81,6 +99,7 @@ export function recordedPids(): number[] {
     if (pid !== null) pids.push(pid);
   };
   add(`${STATE_DIR}/fence_loop.pid`);
+  add(`${STATE_DIR}/wan_delay.pid`);
   try {
     for (const e of Deno.readDirSync(`${STATE_DIR}/nodes`)) {
       const d = `${STATE_DIR}/nodes/${e.name}`;
@@ -142,7 +161,15 @@ export async function up(opts: UpOptions = {}): Promise<Lab> {
 export class LabBusyError extends Error {}
 
 function upOnce(opts: UpOptions): Promise<Lab> {
-  const count = opts.nodes ?? 3;
+  let layout: ReturnType<typeof siteLayout> | undefined;
+  try {
+    layout = opts.sites === undefined ? undefined : siteLayout(opts.sites);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  const count = layout === undefined
+    ? opts.nodes ?? 3
+    : layout.sites.flatMap((s) => s.nodes).length;
   if (!Number.isInteger(count) || count < 2 || count > 5) {
     return Promise.reject(new Error(`The lab has 2 to 5 nodes, not ${count}`));
   }
@@ -159,6 +186,8 @@ function upOnce(opts: UpOptions): Promise<Lab> {
     const t0 = performance.now();
     await cleanupLocked(log);
     const nodes = Array.from({ length: count }, (_, i) => nodeName(i + 1));
+    // The clusters: one, or one per site (the arbitrator is in none).
+    const clusters = layout?.sites.map((s) => s.nodes) ?? [nodes];
     const dataSizeMb = opts.dataSizeMb ?? 512;
     const start = processStart(Deno.pid);
     const owner = opts.persistent || start === null ? undefined : { pid: Deno.pid, start };
@@ -168,20 +197,34 @@ function upOnce(opts: UpOptions): Promise<Lab> {
       app: { user: "app", password: randomPassword() },
     };
     try {
-      await prepareHost({ nodes, createdAt: new Date().toISOString(), dataSizeMb, owner }, creds);
+      await prepareHost({
+        nodes,
+        createdAt: new Date().toISOString(),
+        dataSizeMb,
+        owner,
+        sites: layout?.sites,
+        arbitrator: layout?.arbitrator,
+      }, creds);
+      if (layout !== undefined) writeBoothFiles(layout);
       log(`host prepared in ${Math.round(performance.now() - t0)} ms; booting ${count} nodes`);
       await Promise.all(nodes.map((n) => bootNode(n)));
+      if (layout !== undefined) {
+        await bootNode(layout.arbitrator, { cluster: false });
+        await startArbitrator(layout.arbitrator);
+      }
       if (opts.waitOnline !== false) {
-        await waitFor(async () => {
-          const mon = await crmMon(nodes[0]);
-          const online = mon.nodes.filter((n) => n.online).length;
-          const fence = mon.resources.find((r) => r.id === "fence_lab");
-          return online === count && mon.dc !== null && fence?.role === "Started";
-        }, {
-          timeoutMs: opts.timeoutMs ?? 90_000,
-          what: `${count} nodes online with the fence device started`,
-          onTimeout: () => dump(),
-        });
+        for (const members of clusters) {
+          await waitFor(async () => {
+            const mon = await crmMon(members[0]);
+            const online = mon.nodes.filter((n) => n.online).length;
+            const fence = mon.resources.find((r) => r.id === "fence_lab");
+            return online === members.length && mon.dc !== null && fence?.role === "Started";
+          }, {
+            timeoutMs: opts.timeoutMs ?? 90_000,
+            what: `${members.join(", ")} online with the fence device started`,
+            onTimeout: () => dump(),
+          });
+        }
       }
     } catch (e) {
       log(`bring-up failed, cleaning up: ${e instanceof Error ? e.message : e}`);
@@ -192,7 +235,11 @@ function upOnce(opts: UpOptions): Promise<Lab> {
     log(`${count} nodes online in ${bringUpMs} ms`);
     return {
       nodes,
-      addresses: Object.fromEntries(nodes.map((n) => [n, nodeAddress(n)])),
+      sites: layout?.sites.map((s) => ({ name: s.name, nodes: s.nodes })),
+      arbitrator: layout?.arbitrator,
+      addresses: Object.fromEntries(
+        [...nodes, ...(layout ? [layout.arbitrator] : [])].map((n) => [n, nodeAddress(n)]),
+      ),
       stateDir: STATE_DIR,
       credentials: creds,
       bringUpMs,
@@ -207,6 +254,9 @@ async function must(argv: string[]): Promise<string> {
 
 async function prepareHost(state: LabState, creds: Credentials) {
   const { nodes, dataSizeMb } = state;
+  // Two sites: each site is a cluster of its own; the arbitrator gets a node without MariaDB.
+  const clusters = state.sites?.map((s) => s.nodes) ?? [nodes];
+  const everyNode = state.arbitrator === undefined ? nodes : [...nodes, state.arbitrator];
   for (const d of ["/var/log/mysql", "/var/lib/mysql", "/etc/mysql", "/var/log/pacemaker"]) {
     if (!existsSync(d)) Deno.mkdirSync(d, { recursive: true });
   }
@@ -216,7 +266,7 @@ async function prepareHost(state: LabState, creds: Credentials) {
   Deno.writeTextFileSync(`${STATE_DIR}/credentials.json`, JSON.stringify(creds) + "\n", {
     mode: 0o600,
   });
-  Deno.writeTextFileSync(`${STATE_DIR}/hosts`, hostsFile(nodes));
+  Deno.writeTextFileSync(`${STATE_DIR}/hosts`, hostsFile(everyNode));
 
   // Fencing: the agent where the fencer looks, the host loop that executes its requests.
   Deno.copyFileSync(FENCE_AGENT_SRC, FENCE_AGENT_INSTALLED);
@@ -254,21 +304,23 @@ async function prepareHost(state: LabState, creds: Credentials) {
   await must(["ip", "link", "add", BRIDGE, "type", "bridge"]);
   await must(["ip", "addr", "add", `${HOST_ADDRESS}/24`, "dev", BRIDGE]);
   await must(["ip", "link", "set", BRIDGE, "up"]);
-  const cib = seedCib(nodes);
-  const coro = corosyncConf(nodes);
-  await Promise.all(nodes.map(async (n) => {
+  if (state.sites !== undefined) await prepareWan();
+  const clusterOf = (n: string) => clusters.find((c) => c.includes(n));
+  await Promise.all(everyNode.map(async (n) => {
+    const members = clusterOf(n);
     const ns = netnsName(n);
     const veth = vethName(n);
     const peer = `${veth}p`;
     await must(["ip", "netns", "add", ns]);
     await must(["ip", "link", "add", veth, "type", "veth", "peer", "name", peer]);
     await must(["ip", "link", "set", peer, "netns", ns]);
-    await must(["ip", "link", "set", veth, "master", BRIDGE, "up"]);
+    await must(["ip", "link", "set", veth, "master", bridgeOf(state, n), "up"]);
     await must(["ip", "-n", ns, "link", "set", peer, "name", "eth0"]);
     await must(["ip", "-n", ns, "addr", "add", `${nodeAddress(n)}/24`, "dev", "eth0"]);
     await must(["ip", "-n", ns, "link", "set", "eth0", "up"]);
     await must(["ip", "-n", ns, "link", "set", "lo", "up"]);
     await must(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1"]);
+    if (state.sites !== undefined) await ipv4Only(ns);
 
     const d = nodeDir(n);
     for (
@@ -285,11 +337,20 @@ async function prepareHost(state: LabState, creds: Credentials) {
         "log-mysql",
       ]
     ) Deno.mkdirSync(`${d}/${sub}`, { recursive: true });
-    Deno.writeTextFileSync(`${d}/etc-corosync/corosync.conf`, coro);
-    Deno.writeTextFileSync(`${d}/var-lib-pacemaker/cib/cib.xml`, cib);
+    if (members !== undefined) {
+      const name = clusters.length === 1
+        ? "prmlab"
+        : `prmlab-${state.sites![clusters.indexOf(members)].name}`;
+      Deno.writeTextFileSync(`${d}/etc-corosync/corosync.conf`, corosyncConf(members, name));
+      Deno.writeTextFileSync(`${d}/var-lib-pacemaker/cib/cib.xml`, seedCib(members));
+    }
     Deno.writeTextFileSync(`${d}/etc-mysql/my.cnf`, myCnf(n));
     Deno.writeTextFileSync(`${d}/etc-mysql/prm.cnf`, credentialsCnf(creds), { mode: 0o600 });
     Deno.chmodSync(`${d}/etc-mysql/prm.cnf`, 0o600);
+    const pacemakerOwns = () =>
+      must(["chown", "-R", "hacluster:haclient", `${d}/var-lib-pacemaker`, `${d}/log-pacemaker`]);
+    // The arbitrator: no datadir filesystem, no MariaDB.
+    if (members === undefined) return await pacemakerOwns();
     await must([
       "mount",
       "-t",
@@ -302,14 +363,15 @@ async function prepareHost(state: LabState, creds: Credentials) {
     await must(["cp", "-a", `${tpl}/.`, `${d}/mysql-data/`]);
     await must(["chown", "-R", "mysql:mysql", `${d}/mysql-data`, `${d}/log-mysql`]);
     await must(["chmod", "0750", `${d}/var-lib-pacemaker/cib`]);
-    await must([
-      "chown",
-      "-R",
-      "hacluster:haclient",
-      `${d}/var-lib-pacemaker`,
-      `${d}/log-pacemaker`,
-    ]);
+    await pacemakerOwns();
   }));
+}
+
+/** The bridge a node is plugged into: bridge 0, or its site's (or the arbitrator's). */
+function bridgeOf(state: LabState, node: string): string {
+  if (state.sites === undefined) return BRIDGE;
+  const i = state.sites.findIndex((s) => s.nodes.includes(node));
+  return bridgeName(i < 0 ? state.sites.length : i);
 }
 
 /** Options of {@linkcode down}. */
@@ -350,15 +412,18 @@ export async function cleanupLocked(log: (msg: string) => void): Promise<void> {
   }
 
   // Network: namespaces of the lab (their veths go with them) and the bridge.
+  // Two-site labs add the router namespace, its legs (prmr*) and two more bridges.
   const nsList = (await run(["ip", "netns", "list"])).stdout.split("\n")
-    .map((l) => l.split(" ")[0]).filter((n) => /^prm-n\d+$/.test(n));
+    .map((l) => l.split(" ")[0]).filter((n) => /^prm-n\d+$/.test(n) || n === ROUTER_NS);
   for (const ns of nsList) await run(["ip", "netns", "del", ns], { check: true });
   const links = (await run(["ip", "-o", "link", "show"])).stdout;
-  for (const m of links.matchAll(/^\d+:\s+(prmv\d+p?)[@:]/gm)) {
+  for (const m of links.matchAll(/^\d+:\s+(prm[vr]\d+p?)[@:]/gm)) {
     await run(["ip", "link", "del", m[1]]);
   }
-  if (new RegExp(`^\\d+:\\s+${BRIDGE}[@:]`, "m").test(links)) {
-    await run(["ip", "link", "del", BRIDGE], { check: true });
+  for (const bridge of [BRIDGE, bridgeName(1), bridgeName(2)]) {
+    if (new RegExp(`^\\d+:\\s+${bridge}[@:]`, "m").test(links)) {
+      await run(["ip", "link", "del", bridge], { check: true });
+    }
   }
 
   // Fence agent and state directory (only once nothing is mounted below it).

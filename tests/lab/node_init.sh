@@ -19,8 +19,11 @@ mount --bind "$dir/etc-mysql" /etc/mysql
 mount --bind "$dir/mysql-data" /var/lib/mysql
 mount --bind "$dir/log-mysql" /var/log/mysql
 mount --bind "$hosts" /etc/hosts
-mkdir -p /run/mysqld /run/crm /run/resource-agents /run/lock
+# Two-site labs: booth.conf and its key (the same on every node and the arbitrator).
+if [ -d "$dir/etc-booth" ]; then mount --bind "$dir/etc-booth" /etc/booth; fi
+mkdir -p /run/mysqld /run/crm /run/resource-agents /run/lock /run/booth
 chown mysql:mysql /run/mysqld
+chown hacluster:haclient /run/booth
 chown hacluster:haclient /run/crm
 hostname "$node"
 ip link set lo up

@@ -21,6 +21,8 @@ export const NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 const HERE = new URL(".", import.meta.url).pathname;
 /** Path of the node's PID-1 script. */
 export const NODE_INIT = `${HERE}node_init.sh`;
+/** Path of the two-site lab's WAN delay line (sites.ts), a lab process when it runs. */
+export const WAN_DELAY_LINE = `${HERE}wan_delay.py`;
 /** Path of the fence agent source (copied to /usr/sbin by `up`). */
 export const FENCE_AGENT_SRC = `${HERE}fence_prm_lab`;
 /** Where the fencer looks for fence agents. */
@@ -60,6 +62,22 @@ export interface LabState {
    * which stays until `lab down`.
    */
   owner?: { pid: number; start: string };
+  /** Two sites (sites.ts): each its own cluster on its own subnet; absent for one site. */
+  sites?: LabSite[];
+  /** Two sites: the booth arbitrator's node (no Pacemaker, only boothd). */
+  arbitrator?: string;
+}
+
+/** One site of a two-site lab. */
+export interface LabSite {
+  /** Site name ("east", "west"). */
+  name: string;
+  /** Its nodes: one Pacemaker cluster. */
+  nodes: string[];
+  /** First three octets of its subnet (a /24 on its own bridge). */
+  subnet: string;
+  /** Its booth address, a floating IP of its cluster. */
+  boothAddress: string;
 }
 
 /** MariaDB accounts created on every node. */
@@ -137,9 +155,37 @@ export function canonicalNode(node: string): string {
   return nodeName(nodeIndex(node));
 }
 
-/** IPv4 address of a node on the lab bridge (prm1 → 10.213.7.11). */
+/**
+ * First three octets of a node's subnet: NET_PREFIX in a one-site lab; with two sites, its
+ * site's (or the arbitrator's) subnet, as the lab's state records it.
+ */
+export function subnetOf(node: string): string {
+  const state = readState();
+  if (state?.sites === undefined) return NET_PREFIX;
+  const name = canonicalNode(node);
+  const site = state.sites.find((s) => s.nodes.includes(name));
+  if (site !== undefined) return site.subnet;
+  return name === state.arbitrator ? ARBITRATOR_SUBNET : NET_PREFIX;
+}
+
+/** The nodes of `node`'s cluster: every node in a one-site lab, its site's with two sites. */
+export function clusterNodes(node: string): string[] {
+  const state = requireState();
+  const name = canonicalNode(node);
+  return state.sites?.find((s) => s.nodes.includes(name))?.nodes ?? state.nodes;
+}
+
+/** Subnet of a two-site lab's arbitrator (its own, as a third location). */
+export const ARBITRATOR_SUBNET = "10.213.9";
+
+/** IPv4 address of a node (prm1 → 10.213.7.11; with two sites, prm3 → 10.213.8.13). */
 export function nodeAddress(node: string): string {
-  return `${NET_PREFIX}.${10 + nodeIndex(node)}`;
+  return `${subnetOf(node)}.${10 + nodeIndex(node)}`;
+}
+
+/** The router's address in a subnet: a two-site lab's nodes route to the others through it. */
+export function routerAddress(subnet: string): string {
+  return `${subnet}.254`;
 }
 
 /** Network namespace name of a node (prm1 → prm-n1). */
@@ -232,7 +278,7 @@ export function isLabProcess(pid: number): boolean {
   try {
     const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
     return cmd.includes(NODE_INIT) || cmd.includes(`${FENCE_AGENT_SRC}\0--serve`) ||
-      cmd.includes("_hold-connections");
+      cmd.includes("_hold-connections") || cmd.includes(WAN_DELAY_LINE);
   } catch {
     return false;
   }
@@ -423,6 +469,15 @@ export async function bootNode(node: string, opts: BootOptions = {}): Promise<nu
     check: true,
   });
   await run(["ip", "-n", ns, "link", "set", "eth0", "up"], { check: true });
+  if (readState()?.sites !== undefined) {
+    // Two sites: the other subnets are behind the WAN router (sites.ts).
+    await run(
+      ["ip", "-n", ns, "route", "replace", "default", "via", routerAddress(subnetOf(node))],
+      {
+        check: true,
+      },
+    );
+  }
   const inner = [
     "ip",
     "netns",

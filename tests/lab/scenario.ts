@@ -32,7 +32,10 @@ export const TABLE = "test.acked";
 /** The resource under test. */
 export const RSC = "p_mysql";
 
-/** A writer through the writer VIP that records the acknowledged keys (and when). */
+/**
+ * A writer through the writer VIP (or whatever address `target` names at each write: with two
+ * sites, the active site's writer VIP) that records the acknowledged keys (and when).
+ */
 export class Writer {
   acked: number[] = [];
   /** When each key of {@link acked} was acknowledged (Date.now() ms), in the same order. */
@@ -41,9 +44,14 @@ export class Writer {
   #next: number;
   #stop = false;
   #done?: Promise<void>;
+  #target: () => string;
+  #pauseMs: number;
 
-  constructor(firstKey: number) {
+  /** `pauseMs` between two writes paces the writer (0: as fast as the master acknowledges). */
+  constructor(firstKey: number, target: () => string = () => WRITER_VIP, pauseMs = 0) {
     this.#next = firstKey;
+    this.#target = target;
+    this.#pauseMs = pauseMs;
   }
 
   start(): this {
@@ -51,12 +59,13 @@ export class Writer {
       while (!this.#stop) {
         const k = this.#next++;
         try {
-          await sqlAt(WRITER_VIP, `INSERT INTO ${TABLE} (k) VALUES (?)`, {
+          await sqlAt(this.#target(), `INSERT INTO ${TABLE} (k) VALUES (?)`, {
             params: [k],
             timeoutMs: 2_000,
           });
           this.acked.push(k);
           this.ackedAt.push(Date.now());
+          if (this.#pauseMs > 0) await new Promise((r) => setTimeout(r, this.#pauseMs));
         } catch {
           this.failures++;
           await new Promise((r) => setTimeout(r, 100));
@@ -345,5 +354,6 @@ export async function repair(
   ], {
     check: true,
   });
-  await exec(node, ["crm_resource", "--cleanup", "-r", "ms_mysql", "-N", node], { check: true });
+  // By the primitive: the clone's name differs between loadAgent and mysql_prm config.
+  await exec(node, ["crm_resource", "--cleanup", "-r", RSC, "-N", node], { check: true });
 }

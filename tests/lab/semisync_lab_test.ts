@@ -179,7 +179,8 @@ Deno.test({
             "--parameter-value",
             "false",
           ], { check: true });
-          // Every instance restarts with the new value; replicas come back with semi-sync off.
+          // semi_sync is reloadable: reload-agent turns it off on every node, and each replica
+          // reconnects its IO thread so that it no longer registers as a semi-sync client.
           await waitFor(async () => {
             const m = await promotedNode(RSC);
             if (m === null) return null;
