@@ -290,7 +290,7 @@ async function resyncTo(
       // says which transactions those are, as for a returning old master: found there, it
       // resumes; not found, they are errant and go to a salvage file.
       run.log.warn(`${outcome.reason}: checking its own binary log as a returning node's`);
-      outcome = await checkReturningNode(client, source, options);
+      outcome = await checkReturningNode(client, source, { ...options, requireCommonPoint: true });
     }
   } catch (err) {
     run.log.warn(

@@ -69,6 +69,13 @@ export interface ResyncOptions {
   node?: string;
   /** Resource name, for the salvage file. */
   resource?: string;
+  /**
+   * checkReturningNode for a replica whose relay log was not found: call its transactions errant
+   * only when one of them is shared with the new master. Sharing none, the node cannot be placed
+   * in the new master's history at all (that master purged the binary logs holding it): the
+   * answer stays a not-found refusal, and no salvage file is written.
+   */
+  requireCommonPoint?: boolean;
 }
 
 /** Default directory of salvage files (created mode 0700; files are 0600). */
@@ -542,6 +549,15 @@ export async function checkReturningNode(
     fromHistoryStart: master.reachedStart,
     historyComplete: wholeHistory(logs) && tail.length < 2_000,
   });
+  if (options.requireCommonPoint && analysis.lastCommon === undefined) {
+    return {
+      kind: "refused",
+      cause: "not-found",
+      reason: `Resync refused (not-found): this node shares no transaction with the binlog of ` +
+        `${source.host} that is left`,
+      detail: `${d.message}; ${analysis.note}`,
+    };
+  }
   const file = await writeSalvage(analysis, {
     dir: options.salvageDir ?? SALVAGE_DIR,
     node: options.node ?? Deno.hostname(),
