@@ -667,10 +667,12 @@ Deno.test({
           await unfillDisk(old);
         }
         const acked = await load.stop();
-        master = (await promotedNode(RSC))!;
-        assert.notEqual(master, old);
+        // Not crm_mon's promoted node right now: the failed old master may still be listed as
+        // promoted beside the new one (null then).
         const others = nodes.filter((n) => n !== old);
-        const lost = await dataCheck(await settled(others), acked, others);
+        master = await settled(others);
+        assert.notEqual(master, old);
+        const lost = await dataCheck(master, acked, others);
         assert.deepEqual(lost, []);
         // The old master: rejoins once cleaned up, or (its binary log torn by the failed writes)
         // is kept out with the reason.
