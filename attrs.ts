@@ -42,6 +42,12 @@ export const SCORE = {
   PROMOTED: 1000,
   /** Given to a peer that holds more data than the promotee, so that Pacemaker re-plans on it. */
   BETTER_PEER: 150,
+  /**
+   * The last published master back read-only (its mysqld restarted in place after a crash, or the
+   * cluster back from a whole outage): it holds at least what any of its replicas received, so it
+   * goes before them; never before a peer the election found better.
+   */
+  LAST_MASTER: 120,
   /** A healthy replica of the current master. */
   REPLICA: 100,
   /**

@@ -318,6 +318,16 @@ export class Cib {
   }
 
   /**
+   * Reads a transient node attribute on every node (`attrd_updater -Q -A`, one call: the
+   * attribute manager holds the reboot-lifetime attributes crm_attribute sets): node → value.
+   */
+  async nodeAttributeAll(name: string): Promise<Map<string, string>> {
+    const r = await this.#tool("attrd_updater", ["-n", name, "-Q", "-A"]);
+    if (r.code !== 0) return new Map();
+    return parseAttrdQuery(r.stdout);
+  }
+
+  /**
    * Clears this resource's failures and operation history on `node` (crm_resource --cleanup):
    * Pacemaker probes it again and lifts what the failures caused (a migration-threshold ban).
    */

@@ -186,10 +186,18 @@ export interface PromoteInput {
  * Decides whether the promotee holds at least as much of the old master's data as every peer
  * that replicated from the same master. Peers of another master are not comparable and ignored;
  * an idle promotee loses to any peer that replicated from a third node.
+ *
+ * The last master back read-only (after a crash or a whole-cluster outage) publishes its own
+ * binary log end in its own coordinates (`mine.masterHost` is itself): its replicas' received
+ * positions are then compared with it, so that one holding more than its binary log (a tail the
+ * crash lost) wins. Otherwise peers that replicated from the promotee hold nothing it lacks.
  */
 export function checkPromotee(input: PromoteInput): PromoteCheck {
   const { mine, self } = input;
-  const peers = input.peers.filter((p) => p.node !== self && p.masterHost !== self);
+  const ownCoordinates = mine?.masterHost === self;
+  const peers = input.peers.filter((p) =>
+    p.node !== self && (ownCoordinates || p.masterHost !== self)
+  );
   const peerText = peers.map((p) => `${p.node}=${formatPosition(p.position)}`).join(" ");
   if (mine === undefined) {
     if (peers.length === 0) return { proceed: true, reason: "no replica positions to compare" };
@@ -241,16 +249,22 @@ export interface CandidacyInput {
   repaired?: boolean;
   /** A reason that overrides the rest (disk full, cold-start wait), decided by the caller. */
   withheld?: NotPromotable;
+  /**
+   * It replicates from nobody and is the published master back read-only, not failed over: it
+   * holds at least what its replicas received (LAST_MASTER, above them).
+   */
+  lastMaster?: boolean;
 }
 
 /**
  * The candidacy of an unpromoted node: a healthy replica scores REPLICA (REPAIRED_REPLICA when
- * repaired by hand), an idle server IDLE, anything else no score, with the reason.
+ * repaired by hand), the last master back read-only LAST_MASTER, another idle server IDLE,
+ * anything else no score, with the reason.
  */
 export function replicaCandidacy(input: CandidacyInput): Candidacy {
   if (input.withheld !== undefined) return { notPromotable: input.withheld };
   const h = input.health;
-  if (h === undefined) return { score: SCORE.IDLE };
+  if (h === undefined) return { score: input.lastMaster ? SCORE.LAST_MASTER : SCORE.IDLE };
   if (!h.healthy) {
     return {
       notPromotable: h.state === "replicating" || h.state === "master-unreachable"

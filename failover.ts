@@ -35,7 +35,7 @@ import {
   READABLE,
   SCORE,
 } from "./attrs.ts";
-import { type SliceOptions, waitUntil } from "./budget.ts";
+import { type Budget, type SliceOptions, waitUntil } from "./budget.ts";
 import { runChild } from "./child.ts";
 import {
   assessReplica,
@@ -47,6 +47,7 @@ import {
 import { followPublishedMaster, publishedMaster } from "./follow.ts";
 import { remoteFinal, siteRole } from "./geo.ts";
 import { gtidElection, publishElectionGtid, publishGtidFork } from "./gtid_agent.ts";
+import { endRecovery, lastMasterPosition } from "./last_master.ts";
 import { heartbeatHook, monitorPromoted } from "./lifecycle.ts";
 import {
   isClientFailure,
@@ -80,12 +81,15 @@ export const NOTIFICATIONS_ACTED_ON: readonly string[] = ["pre-promote", "post-p
  * and for this node's own threads; past its share, a step goes on without (and says so).
  */
 export const STEPS = {
-  /** pre-promote: the IO thread receiving a demoted master's final position. */
-  preFinalPosition: { maxMs: 10_000, fraction: 0.5 },
+  /**
+   * pre-promote: the IO thread receiving an old master's final position (a demote's, or the
+   * server of a failed master back read-only); at most catchup_timeout ({@link catchupStep}).
+   */
+  preFinalPosition: { fraction: 0.5 },
   /** pre-promote, promotee: the moved score reaching the CIB (the abort must come first). */
   scoreMove: { maxMs: 3_000 },
-  /** promote: the IO thread receiving a demoted master's final position. */
-  finalPosition: { maxMs: 10_000, fraction: 0.25 },
+  /** promote: the same wait again; at most catchup_timeout ({@link catchupStep}). */
+  finalPosition: { fraction: 0.25 },
   /** promote: the expected peers' published positions. */
   peerPositions: { maxMs: 10_000, fraction: 0.25 },
   /** promote, GTID mode: the expected peers' GTID positions. */
@@ -97,6 +101,11 @@ export const STEPS = {
   /** post_promote_script. */
   postPromoteScript: { maxMs: 30_000 },
 } as const satisfies Record<string, SliceOptions>;
+
+/** A catch-up step's share: at most catchup_timeout, and at most its fraction of what is left. */
+function catchupStep(run: Run, step: SliceOptions): SliceOptions {
+  return { ...step, maxMs: run.params.catchupTimeout * 1000 };
+}
 
 /**
  * A tool call started early, awaited later: its failure must not become an unhandled rejection
@@ -206,8 +215,9 @@ async function receiveFinalPosition(
   const final = await finalPositionOf(run, status.masterHost, finals);
   if (final === undefined) return status;
   return await waitReceived(run, client, {
-    budget: run.budget.slice(STEPS.finalPosition),
+    budget: run.budget.slice(catchupStep(run, STEPS.finalPosition)),
     target: final,
+    reconnect: true,
   });
 }
 
@@ -237,6 +247,11 @@ async function electOnPromote(
   const received = status ? receivedPositionOf(status) : undefined;
   const mine = status && received
     ? { node: run.node, masterHost: status.masterHost, position: received }
+    : status === undefined
+    ? await lastMasterPosition(run, client, {
+      published: await publishedMaster(run),
+      candidateOnly: false,
+    })
     : undefined;
   const check = checkPromotee({ self: run.node, mine, peers: await peerPositions(run, positions) });
   run.log.info(`Election: ${check.reason}`);
@@ -325,6 +340,11 @@ async function openWrites(run: Run, client: MysqlClient, startedAt: number): Pro
   const since = pre !== undefined && pre <= startedAt && startedAt - pre < 120_000
     ? pre
     : startedAt;
+  // A recovery or a cold-start wait is over; a new master gives its replicas a grace to connect.
+  endRecovery(run);
+  updateState(run, (state) => {
+    state.promotedAt = openedAt;
+  });
   // With semi-sync, the writer's first statements may wait semi_sync_timeout for a replica that
   // is not repointed yet: the first promoted monitor starts it instead, off the failover path.
   if (run.params.heartbeat && !run.params.semiSync) await heartbeatHook(run, client, "start");
@@ -405,37 +425,57 @@ async function clearSteppedAside(run: Run): Promise<void> {
   }
 }
 
-/** The final position an old master published when demoted, if it is `host`. */
+/**
+ * The final position the old master `host` published (its demote, or its start after a failure),
+ * if any. With `awaitWithin` (the old master is being started in this transition), waits within
+ * that budget for it to appear.
+ */
 async function finalPositionOf(
   run: Run,
   host: string,
   prefetched?: Promise<Map<string, string> | undefined>,
+  awaitWithin?: Budget,
 ): Promise<BinlogPosition | undefined> {
-  // Only a master that this very transition demotes (or starts again) has a final position to
-  // wait for: any other value is left over from an earlier transition, and waiting for it would
-  // hold the failover for the whole step (seen: 10 s per pre-promote round for a frozen master
-  // whose demote had failed).
+  // Only a master that this very transition demotes or starts again, or that is back read-only
+  // (an unpromoted instance now), has a final position to wait for: any other value is left
+  // over from an earlier transition, and waiting for it would hold the failover for the whole
+  // step (seen: 10 s per pre-promote round for a frozen master whose demote had failed).
   // Two sites: a master of the other site, demoted there when its site lost the ticket, is never
   // part of this site's transition; it stored its final position here with the booth ticket
   // (geo.ts), and a site that becomes active deletes what the other site stored, so it is fresh.
   const final = (loadState(run).finalHosts ?? []).includes(host)
-    ? await localFinal(run, host, prefetched)
+    ? await localFinal(run, host, { prefetched, awaitWithin })
     : await remoteFinal(run, host);
   if (final === undefined) return undefined;
   run.log.info(`Old master ${host} stopped writing at ${formatPosition(final)}`);
   return { file: final.file, pos: final.pos };
 }
 
-/** The final position `host` of this site published (private attribute), if any. */
+/**
+ * The final position `host` of this site published (private attribute), if any; with
+ * `awaitWithin`, waits within it for an old master that is being started to publish it.
+ */
 async function localFinal(
   run: Run,
   host: string,
-  prefetched?: Promise<Map<string, string> | undefined>,
+  options: {
+    prefetched?: Promise<Map<string, string> | undefined>;
+    awaitWithin?: Budget;
+  },
 ): Promise<Coordinates | undefined> {
-  const values = (await prefetched) ?? await run.cib.privateAll(run.names.final);
-  const raw = values.get(host);
-  const final = raw === undefined ? undefined : decodeCoordinates(raw);
-  return final?.host === host ? final : undefined;
+  const decode = (values: Map<string, string>) => {
+    const raw = values.get(host);
+    const final = raw === undefined ? undefined : decodeCoordinates(raw);
+    return final?.host === host ? final : undefined;
+  };
+  const final = decode((await options.prefetched) ?? await run.cib.privateAll(run.names.final));
+  if (final !== undefined || options.awaitWithin === undefined) return final;
+  run.log.info(`Old master ${host} is being started: waiting for where its commits end`);
+  return await waitUntil(async () => decode(await run.cib.privateAll(run.names.final)), {
+    budget: options.awaitWithin,
+    intervalMs: 100,
+    abandon: () => run.cib.unavailable,
+  });
 }
 
 /** Peer positions published in pre-promote, waiting (within its step's share) for the expected. */
@@ -536,9 +576,12 @@ async function notifyPrePromote(run: Run): Promise<void> {
     [...n.active, ...n.unpromoted, ...n.promoted, ...n.demote].map((e) => e.uname),
   );
   updateState(run, (state) => {
-    // The masters this transition demotes or starts again: theirs are the final positions
-    // that count (finalPositionOf), here and in the promote that follows.
-    state.finalHosts = [...n.demote, ...n.start].map((e) => e.uname).filter((u) => u !== "");
+    // The masters this transition demotes or starts again, and the unpromoted instances (an
+    // old master back read-only after a failure, started in an earlier, aborted transition):
+    // theirs are the final positions that count (finalPositionOf), here and in the promote.
+    state.finalHosts = [...n.demote, ...n.start, ...n.unpromoted]
+      .map((e) => e.uname)
+      .filter((u) => u !== "" && !stopping.has(u));
     if (promotee === run.node) {
       state.prePromoteAt = Date.now();
       state.expectedPeers = [...peers].filter((u) =>
@@ -549,12 +592,31 @@ async function notifyPrePromote(run: Run): Promise<void> {
   const finals = prefetch(run.cib.privateAll(run.names.final));
   const value = await withClient(run, async (c) => {
     const before = await c.replicaStatus();
-    if (before === undefined) return IDLE_MARK;
-    // Switchover: the demoted master published where it stopped; let the IO thread get there.
-    const final = await finalPositionOf(run, before.masterHost, finals);
+    if (before === undefined) {
+      // The last master back read-only is a candidate in its own coordinates (last_master.ts).
+      const own = await lastMasterPosition(run, c, {
+        published: await publishedMaster(run),
+        candidateOnly: true,
+      });
+      return own === undefined ? IDLE_MARK : encodePublishedPosition({
+        idle: false,
+        masterHost: own.masterHost,
+        position: own.position,
+      });
+    }
+    // The old master published where its commits end (a demote in a switchover, or its server
+    // back read-only after a failure): let the IO thread get there, unless it is the promotee.
+    const budget = run.budget.slice(catchupStep(run, STEPS.preFinalPosition));
+    const final = promotee === before.masterHost ? undefined : await finalPositionOf(
+      run,
+      before.masterHost,
+      finals,
+      n.start.some((e) => e.uname === before.masterHost) ? budget : undefined,
+    );
     const status = final === undefined ? before : await waitReceived(run, c, {
-      budget: run.budget.slice(STEPS.preFinalPosition),
+      budget,
       target: final,
+      reconnect: true,
     });
     const received = receivedPositionOf(status);
     if (received === undefined) return IDLE_MARK;

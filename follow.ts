@@ -228,7 +228,10 @@ export async function followPublishedMaster(
   const overrideValue = run.cib.nodeAttribute(run.names.resume).catch(() => undefined);
   const status = await client.replicaStatus();
   if (status !== undefined && status.masterHost === info.host) {
-    if (status.ioRunning !== "Yes" || !status.sqlRunning) await client.startReplica();
+    // Its master came back (restarted in place, or after an outage): an IO thread waiting in its
+    // connect retry (60 s by default) connects at once.
+    if (status.ioRunning === "Connecting") await client.reconnectReplicaIo();
+    else if (status.ioRunning !== "Yes" || !status.sqlRunning) await client.startReplica();
     run.log.info(
       `Already a replica of ${info.host}: keeping its own coordinates ${status.relayMasterLogFile}:${status.execMasterLogPos}`,
     );

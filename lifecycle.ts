@@ -8,7 +8,15 @@
  * @module
  */
 
-import { READABLE, SCORE } from "./attrs.ts";
+import {
+  decodeNotPromotable,
+  type NotPromotable,
+  READABLE,
+  type ReplInfo,
+  SCORE,
+} from "./attrs.ts";
+import { describeFull, type DiskUsage, filesystemUsage, isNearlyFull } from "./disk.ts";
+import { durabilityOf } from "./durability.ts";
 import { assessReplica, type Candidacy, nextReaderState, replicaCandidacy } from "./election.ts";
 import {
   clearKeepOut,
@@ -24,6 +32,16 @@ import {
   shareWithOtherSite,
   siteRole,
 } from "./geo.ts";
+import {
+  clearPromotedFailure,
+  coldStartWaiting,
+  decideAtStop,
+  endRecovery,
+  lastMasterCandidate,
+  noteColdStart,
+  recordPromotedFailure,
+  returnAsLastMaster,
+} from "./last_master.ts";
 import {
   heartbeatRunning,
   readHeartbeatLag,
@@ -58,7 +76,15 @@ import { hasHistoryMark } from "./resync_agent.ts";
 import { encodeCoordinates } from "./position.ts";
 import { PCMK_TOOLS_DIR } from "./cib.ts";
 import type { Problem } from "./params.ts";
-import { failWith, loadState, reportProblems, type Run, updateState } from "./run.ts";
+import {
+  failWith,
+  loadState,
+  type LocalState,
+  reportProblems,
+  type Run,
+  saveState,
+  updateState,
+} from "./run.ts";
 import { removeEntry, writeExclusive } from "./safe_fs.ts";
 import { backslashEscapesSessionSql, quoteString, testTableSql } from "./sql.ts";
 
@@ -141,7 +167,10 @@ export async function actionStart(run: Run): Promise<OcfCode> {
   if (waited !== undefined) return waited;
   if (serverPid(run.layout) === undefined) {
     const started = await startProcess(run);
-    if (started !== OCF.SUCCESS) return started;
+    if (started !== OCF.SUCCESS) {
+      if (run.ctx.promotable) await run.cib.setPromotionScore(undefined);
+      return started;
+    }
   } else {
     run.log.info("Server already running: start is a no-op");
   }
@@ -153,21 +182,41 @@ export async function actionStart(run: Run): Promise<OcfCode> {
     const info = await publishedMaster(run);
     const r = await withClient(run, async (c) => {
       if (!(await c.readOnly())) await c.setReadOnly(true);
-      if (info !== undefined) await followPublishedMaster(run, c, info);
-      else run.log.info(`No master published (${run.names.replInfo} unset): idle replica`);
+      if (info === undefined) {
+        run.log.info(`No master published (${run.names.replInfo} unset): idle replica`);
+      } else if (info.host === run.node) {
+        // The last master back read-only: it hands over or is promoted again (last_master.ts).
+        await returnAsLastMaster(run, c);
+      } else {
+        endRecovery(run);
+        // Two sites: booth's ticket, not the published master's presence, decides where the
+        // master may be after an outage (and a standby site's master is never a member here).
+        if (run.booth === undefined) await noteColdStart(run, info.host);
+        await followPublishedMaster(run, c, info);
+      }
       return true;
     });
     if (isClientFailure(r)) {
-      return failWith(run, OCF.ERR_GENERIC, `Cannot set up replication after start: ${r.error}`);
+      return await failStart(run, `Cannot set up replication after start: ${r.error}`);
     }
   }
   const code = await actionMonitor(run);
   if (code === OCF.SUCCESS || code === OCF.RUNNING_PROMOTED || code === OCF.DEGRADED) {
     return OCF.SUCCESS;
   }
+  if (run.ctx.promotable) await run.cib.setPromotionScore(undefined);
   return code === OCF.NOT_RUNNING
     ? failWith(run, OCF.ERR_GENERIC, "Server stopped right after start")
     : code;
+}
+
+/**
+ * A start that fails leaves no promotion score behind (a stop that restarts a crashed master in
+ * place left one): Pacemaker then places the promoted role elsewhere.
+ */
+async function failStart(run: Run, message: string): Promise<OcfCode> {
+  if (run.ctx.promotable) await run.cib.setPromotionScore(undefined);
+  return failWith(run, OCF.ERR_GENERIC, message);
 }
 
 /** A start while an async stop still shuts the old process down waits for it (or fails). */
@@ -283,16 +332,21 @@ function writeInitFile(run: Run): string | undefined {
 
 /** stop: SIGTERM, SIGKILL near the deadline; fails (so the node is fenced) if it survives. */
 export async function actionStop(run: Run): Promise<OcfCode> {
+  const state = loadState(run);
   if (run.ctx.promotable) {
+    // After a failure of this node's promoted instance the stop decides between an in-place
+    // restart (a score left above every replica) and a failover (last_master.ts).
+    const score = await decideAtStop(run, state, SCORE.LAST_MASTER);
     // Independent tool calls: together, since a stop lies on a failover's path.
     await Promise.all([
-      run.cib.setPromotionScore(undefined),
+      run.cib.setPromotionScore(score),
       run.cib.setNodeAttribute(run.names.reader, undefined),
       run.cib.setNodeAttribute(run.names.notPromotable, undefined),
       run.cib.setPrivate(run.names.position, undefined),
     ]);
+    saveState(run, state);
   }
-  const wedged = loadState(run).unresponsiveSince !== undefined;
+  const wedged = state.unresponsiveSince !== undefined;
   const t0 = Date.now();
   const outcome = await stopServer(run.layout, {
     deadline: run.budget.deadline,
@@ -381,8 +435,24 @@ function answered(run: Run): void {
   });
 }
 
-/** monitor: the role from the server itself, scores and reader attribute kept current. */
+/**
+ * monitor: the role from the server itself, scores and reader attribute kept current. A failure
+ * of the promoted instance is recorded for the stop of Pacemaker's recovery (last_master.ts).
+ */
 export async function actionMonitor(run: Run): Promise<OcfCode> {
+  const code = await monitorOnce(run);
+  if (run.ctx.promotable && run.ctx.role === "Promoted" && run.ctx.intervalMs > 0) {
+    if (code === OCF.NOT_RUNNING) recordPromotedFailure(run, "crashed");
+    else if (code === OCF.RUNNING_PROMOTED || code === OCF.DEGRADED_PROMOTED) {
+      clearPromotedFailure(run);
+    } else if (code !== OCF.SUCCESS && code !== OCF.DEGRADED) {
+      recordPromotedFailure(run, "failed");
+    }
+  }
+  return code;
+}
+
+async function monitorOnce(run: Run): Promise<OcfCode> {
   const obs: Observation = await observe(run);
   if (obs.kind === "stopped") {
     run.log.debug(`Not running: ${obs.detail}`);
@@ -443,8 +513,36 @@ function hasServerAnswer(err: unknown): boolean {
   return (err as { errno?: number }).errno !== undefined;
 }
 
-/** The promoted node's monitor: publish its coordinates when the CIB lost them, keep the score. */
+/**
+ * The datadir's filesystem use when it reaches disk_full_threshold, else undefined (also when it
+ * cannot be read: the guard never fails a node on a statfs error).
+ */
+function datadirFull(run: Run): DiskUsage | undefined {
+  const usage = filesystemUsage(run.params.datadir);
+  return usage !== undefined && isNearlyFull(usage, run.params.diskFullThreshold)
+    ? usage
+    : undefined;
+}
+
+/**
+ * The promoted node's monitor: publish its coordinates when the CIB lost them, keep the score,
+ * and say when its latest commits have no copy elsewhere (OCF_DEGRADED_PROMOTED). A nearly full
+ * datadir fails it instead, with its score withdrawn: Pacemaker demotes it (the demote publishes
+ * where writes stopped) and promotes a replica that received everything.
+ */
 export async function monitorPromoted(run: Run, client: MysqlClient): Promise<OcfCode> {
+  const full = datadirFull(run);
+  if (full !== undefined) {
+    await publishCandidacy(run, { notPromotable: "disk-full" });
+    recordPromotedFailure(run, "disk-full");
+    return failWith(
+      run,
+      OCF.ERR_GENERIC,
+      `Disk full: ${
+        describeFull(full, run.params.diskFullThreshold)
+      }; handing over to a replica that received every commit`,
+    );
+  }
   // This node's own last publication spares a CIB read per monitor; probes read the CIB.
   let info = run.cib.cachedReplInfo()?.host === run.node
     ? run.cib.cachedReplInfo()
@@ -466,20 +564,63 @@ export async function monitorPromoted(run: Run, client: MysqlClient): Promise<Oc
   if (run.params.heartbeat) await heartbeatHook(run, client, "check");
   await publishCandidacy(run, { score: SCORE.PROMOTED });
   await run.cib.setNodeAttribute(run.names.reader, READABLE.yes);
-  return OCF.RUNNING_PROMOTED;
+  return await durabilityCode(run, client);
+}
+
+/**
+ * How long a new master gives its replicas to connect before "no replica connected" counts: they
+ * are repointed in post-promote, after the promote (lab: within 1 s).
+ */
+const REPLICA_CONNECT_GRACE_MS = 30_000;
+
+/**
+ * OCF_RUNNING_PROMOTED, or OCF_DEGRADED_PROMOTED with an exit reason while the latest commits
+ * have no copy on a replica (durability.ts): semi-sync fell back to asynchronous, no replica is
+ * connected, or every connected replica lags past max_slave_lag.
+ */
+async function durabilityCode(run: Run, client: MysqlClient): Promise<OcfCode> {
+  const semiSyncStatus = run.params.semiSync ? await client.semiSyncStatus() : undefined;
+  const connected = await client.connectedReplicas();
+  const promotedAt = loadState(run).promotedAt;
+  const young = promotedAt !== undefined && Date.now() - promotedAt < REPLICA_CONNECT_GRACE_MS;
+  const input = {
+    semiSync: run.params.semiSync,
+    semiSyncStatus,
+    connectedReplicas: connected,
+    // A clone of one runs no replica; a new master's replicas are still being repointed.
+    expectReplicas: (run.ctx.cloneMax ?? 2) > 1 && !young,
+    replicaReasons: [] as (NotPromotable | undefined)[],
+    maxLagSeconds: run.params.maxSlaveLag,
+  };
+  let verdict = durabilityOf(input);
+  if (verdict.risk === undefined && connected > 0) {
+    // Only the replicas know their lag: their published reasons (one tool call for all nodes).
+    const reasons = await run.cib.nodeAttributeAll(run.names.notPromotable);
+    input.replicaReasons = [...reasons].filter(([node]) => node !== run.node)
+      .map(([, v]) => decodeNotPromotable(v));
+    verdict = durabilityOf(input);
+  }
+  if (verdict.risk === undefined) return OCF.RUNNING_PROMOTED;
+  run.log.warn(`Degraded (${verdict.risk}): ${verdict.reason}`);
+  run.log.exitReason(verdict.reason);
+  return OCF.DEGRADED_PROMOTED;
 }
 
 async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode> {
   const blocked = await keptOutCode(run);
   if (blocked !== undefined) return blocked;
   let status = await client.replicaStatus();
+  const state = loadState(run);
+  // The published master, read at most once and only when needed (a tool call).
+  let published: Promise<ReplInfo | undefined> | undefined;
+  const master = () => published ??= publishedMaster(run);
   let staleMaster = false;
   // At a standby site the master may change under a running IO thread (a switchover leaves the
   // old master up, read-only): the followed master is checked at every monitor there.
   if (
     status === undefined || status.ioRunning !== "Yes" || (await siteRole(run)) === "standby"
   ) {
-    const info = await publishedMaster(run);
+    const info = await master();
     if (info !== undefined && info.host !== run.node && info.host !== status?.masterHost) {
       const leftAlone = await run.cib.unmanagedReason(run.node);
       if (leftAlone !== undefined) {
@@ -488,6 +629,7 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
         run.log.info(`Not following ${info.host} now (${leftAlone}): Pacemaker leaves us alone`);
       } else {
         // A missed notification (or a node down during the switch) still follows an old master.
+        endRecovery(run);
         await followPublishedMaster(run, client, info);
         status = await client.replicaStatus();
         const nowBlocked = await keptOutCode(run);
@@ -497,12 +639,18 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
       staleMaster = status !== undefined && status.masterHost !== info.host;
     }
   }
+  const withheld = await withheldReason(run, state, master);
   let candidacy: Candidacy;
   let readableNow: boolean;
   let code: OcfCode = OCF.SUCCESS;
   if (status === undefined) {
-    run.log.debug("Idle: read-only, replicating from nobody");
-    candidacy = replicaCandidacy({});
+    // The published master back read-only holds at least what its replicas received, unless
+    // it failed over (then it hands its last commits over and follows the new master).
+    const lastMaster = (await master())?.host === run.node && lastMasterCandidate(state);
+    run.log.debug(
+      lastMaster ? "Last master back read-only, replicating from nobody" : "Idle: read-only",
+    );
+    candidacy = replicaCandidacy({ withheld, lastMaster });
     readableNow = false;
   } else {
     if (run.params.heartbeat) {
@@ -514,9 +662,9 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
     candidacy = replicaCandidacy({
       health,
       repaired: hasHistoryMark(run.params.datadir),
-      withheld: staleMaster ? "stale-master" : undefined,
+      withheld: withheld ?? (staleMaster ? "stale-master" : undefined),
     });
-    readableNow = health.readable;
+    readableNow = health.readable && withheld !== "disk-full";
     if (!health.healthy || !health.readable) {
       run.log.info(`Replica of ${status.masterHost}: ${health.reason}`);
     } else run.log.debug(`Replica of ${status.masterHost}: ${health.reason}`);
@@ -525,18 +673,43 @@ async function monitorUnpromoted(run: Run, client: MysqlClient): Promise<OcfCode
     }
   }
   let reader = { readable: false, failures: 0 };
-  updateState(run, (state) => {
+  updateState(run, (fresh) => {
+    // Read afresh: the steps above keep their own records in the same file.
     reader = nextReaderState(
-      state.reader ?? { readable: false, failures: 0 },
+      fresh.reader ?? { readable: false, failures: 0 },
       readableNow,
       run.params.readerFailcount,
     );
-    if (JSON.stringify(reader) === JSON.stringify(state.reader)) return false;
-    state.reader = reader;
+    if (JSON.stringify(reader) === JSON.stringify(fresh.reader)) return false;
+    fresh.reader = reader;
   });
   await publishCandidacy(run, candidacy);
   await run.cib.setNodeAttribute(run.names.reader, reader.readable ? READABLE.yes : READABLE.no);
   return code;
+}
+
+/**
+ * Why an unpromoted node withholds its candidacy whatever its replication says: its datadir's
+ * filesystem is nearly full (never promoted, never read from), or it waits for the last master
+ * after a cold start (last_master.ts).
+ */
+async function withheldReason(
+  run: Run,
+  state: LocalState,
+  master: () => Promise<ReplInfo | undefined>,
+): Promise<NotPromotable | undefined> {
+  const full = datadirFull(run);
+  if (full !== undefined) {
+    run.log.warn(
+      `Not a promotion candidate, not readable: ${
+        describeFull(full, run.params.diskFullThreshold)
+      }`,
+    );
+  }
+  // Checked even on a full disk, so that the wait ends on time.
+  const waiting = state.coldStart !== undefined && await coldStartWaiting(run, await master());
+  if (full !== undefined) return "disk-full";
+  return waiting ? "cold-start-wait" : undefined;
 }
 
 /**

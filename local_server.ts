@@ -186,6 +186,25 @@ export async function waitRelayApplied(
   return undefined;
 }
 
+/** Options of {@link waitReceived}. */
+export interface WaitReceivedOptions {
+  /** Until when. */
+  budget: Budget;
+  /** The old master's position to receive up to (its coordinates). */
+  target: BinlogPosition;
+  /**
+   * Restart an IO thread that is not connected, so that it connects at once instead of at its
+   * next connect retry (the old master's server came back after a failure), and keep waiting
+   * while it connects.
+   */
+  reconnect?: boolean;
+}
+
+function hasReceived(s: ReplicaStatus, target: BinlogPosition): boolean {
+  const got = receivedPositionOf(s);
+  return got !== undefined && comparePositions(got, target) >= 0;
+}
+
 /**
  * Waits until the IO thread has received up to `target` (or stopped, or the budget ends) and
  * returns the last status. Throws when replication was reset meanwhile.
@@ -193,19 +212,29 @@ export async function waitRelayApplied(
 export async function waitReceived(
   run: Run,
   client: MysqlClient,
-  options: { budget: Budget; target: BinlogPosition },
+  options: WaitReceivedOptions,
 ): Promise<ReplicaStatus> {
   let last = await client.replicaStatus();
   if (last === undefined) {
     throw new Error("Replication was reset while waiting for the old master's last events");
   }
+  const kick = options.reconnect === true && last.ioRunning !== "Yes" &&
+    !hasReceived(last, options.target);
+  if (kick) {
+    run.log.info(
+      `Restarting the IO thread (${last.ioRunning}, errno ${last.lastIoErrno}) to receive ` +
+        `${last.masterHost}'s commits up to ${formatPosition(options.target)}`,
+    );
+    await client.reconnectReplicaIo();
+  }
   const reached = await waitUntil(async () => {
     const s = await client.replicaStatus();
     if (s === undefined) return undefined;
     last = s;
-    const got = receivedPositionOf(s);
-    if (got !== undefined && comparePositions(got, options.target) >= 0) return s;
-    return s.ioRunning !== "Yes" ? s : undefined;
+    if (hasReceived(s, options.target)) return s;
+    // A thread asked to reconnect may take a moment; one that dropped by itself has ended.
+    const gone = kick ? s.ioRunning === "No" : s.ioRunning !== "Yes";
+    return gone ? s : undefined;
   }, { budget: options.budget, intervalMs: 50 });
   const status = reached ?? last;
   const got = receivedPositionOf(status);

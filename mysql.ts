@@ -12,6 +12,7 @@ import {
   type BinlogStatus,
   binlogStatusSql,
   changeSourceSql,
+  connectedReplicasSql,
   type Flavour,
   gtidStateSql,
   killConnectionSql,
@@ -246,6 +247,16 @@ export class MysqlClient {
     await this.query(stopReplicaIoSql(this.flavour), 60_000);
   }
 
+  /**
+   * Restarts the IO thread so that it connects at once: after a lost connection it sleeps its
+   * connect retry (MASTER_CONNECT_RETRY, 60 s by default) between attempts, and START SLAVE alone
+   * does nothing to a thread that is still running.
+   */
+  async reconnectReplicaIo(): Promise<void> {
+    await this.stopReplicaIo();
+    await this.startReplica();
+  }
+
   /** Starts the SQL thread only. */
   async startReplicaSqlThread(): Promise<void> {
     await this.query(startReplicaSqlThreadSql(this.flavour));
@@ -357,6 +368,12 @@ export class MysqlClient {
     return Object.fromEntries(
       rows.map((r) => [String(r.Variable_name), String(r.Value)]),
     );
+  }
+
+  /** How many replicas are connected to this server's binary log. */
+  async connectedReplicas(): Promise<number> {
+    const [row] = await this.query(connectedReplicasSql());
+    return Number(row?.n ?? 0);
   }
 
   /** Client sessions other than ours, system threads and replication threads. */

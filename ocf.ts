@@ -73,6 +73,8 @@ export interface OcfContext {
   resource: string;
   /** Clone instance number, or undefined when not cloned. */
   cloneNumber?: number;
+  /** The clone's clone-max (`OCF_RESKEY_CRM_meta_clone_max`), or undefined when not cloned. */
+  cloneMax?: number;
   /** True when the resource is a promotable clone (promoted_max/master_max/promotable meta). */
   promotable: boolean;
   /** The clone's meta attributes the agent depends on (undefined where Pacemaker set none). */
@@ -236,6 +238,10 @@ export function readContext(
   const cloneNumber = cloneRaw !== undefined && /^\d+$/.test(cloneRaw)
     ? Number(cloneRaw)
     : undefined;
+  const cloneMaxRaw = env.OCF_RESKEY_CRM_meta_clone_max;
+  const cloneMax = cloneMaxRaw !== undefined && /^\d{1,6}$/.test(cloneMaxRaw)
+    ? Number(cloneMaxRaw)
+    : undefined;
   const promotable = isTrue(env.OCF_RESKEY_CRM_meta_promotable) ||
     env.OCF_RESKEY_CRM_meta_promoted_max !== undefined ||
     env.OCF_RESKEY_CRM_meta_master_max !== undefined;
@@ -269,6 +275,7 @@ export function readContext(
     action: options.action ?? env.__OCF_ACTION ?? "",
     resource: resource || "mysql_prm",
     cloneNumber,
+    cloneMax,
     promotable,
     cloneMeta: {
       notify: optionalBool(meta("notify")),

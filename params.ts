@@ -408,6 +408,55 @@ const TABLE = {
       "rpl_semi_sync_master_timeout (MySQL: rpl_semi_sync_source_timeout) in milliseconds, set on the promoted node when semi_sync is true: how long a commit waits for a replica's acknowledgement before the master falls back to asynchronous replication. The default (10 s, the server's own default) keeps the guarantee through short replica hiccups and replica restarts; a smaller value bounds the write stall when every replica is gone (for example right after a failover, until the others are repointed) at the price of more commits acknowledged without a replica copy. Very large values make writes hang while no replica is connected.",
     check: integerIn(0, 3_600_000),
   },
+  tryRestartCrashedMaster: {
+    name: "try_restart_crashed_master",
+    type: "boolean",
+    default: "true",
+    shortdesc: "Restart a crashed master in place",
+    longdesc:
+      "When the promoted node's server dies (crash, kill -9, OOM) while its node and Pacemaker stay up, the promoted monitor reports it not running and Pacemaker recovers the instance (demote, stop, start, promote). With this true, and no such restart in the last crash_restart_window seconds, the stop keeps this node first in line (promotion score 120, above every replica): the start brings the server back read-only (InnoDB crash recovery, bounded by the start timeout) and Pacemaker promotes it again, so the replicas resume where they were and no acknowledged write is left behind. Otherwise (false, a second crash within the window, disk full) the cluster fails over, and the start still brings the server back read-only to hand what it committed to the new master before that one opens writes (catchup_timeout). Needs migration-threshold above 1 (mysql_prm config sets 3): a node past it is banned and Pacemaker starts nothing there. Needs sync_binlog=1 and innodb_flush_log_at_trx_commit=1, so that what replicas received is still in the binary log after the crash.",
+    reloadable: true,
+  },
+  crashRestartWindow: {
+    name: "crash_restart_window",
+    type: "integer",
+    default: "3600",
+    shortdesc: "Seconds during which a crashed master is restarted in place at most once",
+    longdesc:
+      "After an in-place restart of a crashed master (try_restart_crashed_master), a second crash within this many seconds fails over instead (a crash loop). The time is kept in the state folder (HA_RSCTMP), so a reboot of the node forgets it.",
+    check: integerIn(1, 31_536_000),
+    reloadable: true,
+  },
+  catchupTimeout: {
+    name: "catchup_timeout",
+    type: "integer",
+    default: "10",
+    shortdesc: "Seconds a promotee waits to receive the old master's last commits",
+    longdesc:
+      "When the old master is alive and read-only (a switchover's demote, or its server back after a crash, started read-only for this purpose), it publishes where its binary log ends; every replica, and the promotee again in promote, waits up to this many seconds (never past the operation's timeout) for its IO thread to receive up to there, restarting an IO thread that waits in its connect retry, before the promotee opens writes. What arrives is applied whole (never a partial transaction). Past the wait the failover goes on without, and the old master, holding transactions the new master lacks, is kept out with a salvage file.",
+    check: integerIn(0, 3600),
+    reloadable: true,
+  },
+  coldStartTimeout: {
+    name: "cold_start_timeout",
+    type: "integer",
+    default: "120",
+    shortdesc: "Seconds replicas wait for the last master after a whole-cluster outage",
+    longdesc:
+      "A replica that starts while the last published master (<rsc>_REPL_INFO) has no running instance in the cluster (after a whole-cluster outage, the replicas booting first) withholds its promotion score with the reason cold-start-wait (node attribute prm-<rsc>-not-promotable, shown by crm_mon -A and mysql_prm status) for up to this many seconds from its start: the old master may hold commits no replica received, and it is promoted as soon as it is back. After the wait the best present replica is promoted, and the old master, when it returns, is kept out with a salvage file if it holds more. A brand-new cluster (no published master) never waits.",
+    check: integerIn(0, 86_400),
+    reloadable: true,
+  },
+  diskFullThreshold: {
+    name: "disk_full_threshold",
+    type: "integer",
+    default: "97",
+    shortdesc: "Datadir filesystem use (percent) at which a node is treated as full",
+    longdesc:
+      "When the filesystem holding datadir is at least this full (used / (used + available), as df shows it), a replica withdraws its promotion score (reason disk-full) and its reader attribute, and the promoted node's monitor fails with an exit reason and withdraws its score: Pacemaker demotes it, the demote publishes where it stopped writing, and a replica that received all of it is promoted. 0 turns the check off.",
+    check: integerIn(0, 100),
+    reloadable: true,
+  },
   boothTicket: {
     name: "booth_ticket",
     type: "string",

@@ -20,7 +20,7 @@ import { BinlogError, type BinlogTransaction, type ReadEnd, tailWithEnd } from "
 import { type Budget, delay } from "./budget.ts";
 import { relayApplied } from "./election.ts";
 import { type MysqlClient } from "./mysql.ts";
-import { binlogSequence, isBinlogName } from "./position.ts";
+import { type BinlogPosition, binlogSequence, isBinlogName } from "./position.ts";
 import { findResumePoint, type ResumeSearch } from "./remote_binlog.ts";
 import { chooseTrailing } from "./resync.ts";
 import { analyseErrant, fetchMasterTransactions, writeSalvage } from "./salvage.ts";
@@ -284,6 +284,19 @@ export async function tailOf(files: string[], n: number): Promise<LogTail> {
 
 function baseName(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/**
+ * Where this node's last complete transaction ends in its own binary log (newest first, as far
+ * back as needed), or undefined when it holds none. After a crash this is what its replicas must
+ * have received to hold every commit: an unfinished transaction at the end of the file was never
+ * committed, and a fresh binary log opened at the restart holds none.
+ */
+export async function ownLastTransaction(client: MysqlClient): Promise<BinlogPosition | undefined> {
+  const [last] = (await tailOf((await localLogs(client)).binlogFiles, 1)).transactions;
+  if (last === undefined) return undefined;
+  const file = baseName(last.file);
+  return isBinlogName(file) ? { file, pos: last.end } : undefined;
 }
 
 /**

@@ -23,6 +23,7 @@ import {
   resolveCredentials,
 } from "./credentials.ts";
 import { findServerBinary, type ServerLayout } from "./mysqld.ts";
+import type { ColdStartWait, PromotedFailure, RecoveryDecision } from "./recovery.ts";
 import { readBoundedFile, replaceFile, trustedDir, UnsafePathError } from "./safe_fs.ts";
 
 /** Everything one action works with. */
@@ -70,6 +71,21 @@ export interface LocalState {
   malformedReplInfo?: string;
   /** Since when (Date.now() ms) the server has answered nothing: no handshake, no query. */
   unresponsiveSince?: number;
+  /** A failure of this node's promoted instance, recorded by its monitor (recovery.ts). */
+  promotedFailure?: PromotedFailure;
+  /** What the stop after that failure decided, and when: start and monitors follow it. */
+  recovery?: { decision: RecoveryDecision; at: number };
+  /** When this node's crashed master was last restarted in place (crash_restart_window). */
+  lastInPlaceAt?: number;
+  /** A replica's wait for the last published master after a cold start (recovery.ts). */
+  coldStart?: ColdStartWait;
+  /** When this node's promote opened writes (its replicas get a grace to connect). */
+  promotedAt?: number;
+  /**
+   * When this node's start found `<rsc>_REPL_INFO` naming it (the last master back read-only,
+   * not a master demoted on purpose): until it is promoted or follows another.
+   */
+  lastMasterBack?: number;
   /** Two sites: the last `<rsc>_REPL_INFO` stored at the other site, whether it worked, when. */
   sharedWithOtherSite?: { value: string; ok: boolean; at: number };
 }

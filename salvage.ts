@@ -17,7 +17,7 @@ import { findResumePointIn, type MasterTransaction } from "./resync.ts";
 import type { Budget } from "./budget.ts";
 import type { BinlogPosition } from "./position.ts";
 import { runChild } from "./child.ts";
-import { privateDir, writeExclusive } from "./safe_fs.ts";
+import { privateDir, readBoundedFile, replaceFile, writeExclusive } from "./safe_fs.ts";
 
 /** Where the new master is (replication login) and its newest binary log. */
 export interface MasterSource {
@@ -219,9 +219,42 @@ export function countSalvageFiles(dir: string, resource: string): number {
 }
 
 /**
+ * The errant episode a salvage file is about: the node's last errant transaction (its own binlog
+ * file, end and MD5). A kept-out node takes no writes, so every check of the same return finds
+ * the same one, whatever the divergence point it proves; a new episode has new transactions.
+ */
+export function episodeOf(analysis: ErrantAnalysis): string | undefined {
+  const last = analysis.errant.at(-1);
+  if (last === undefined) return undefined;
+  return `${last.file.slice(last.file.lastIndexOf("/") + 1)}:${last.end}:${last.md5}`;
+}
+
+/** The most the episode record may hold. */
+const EPISODE_RECORD_MAX = 8 * 1024;
+
+/** The salvage file already written for `episode` by this node, if it is still there. */
+function priorSalvage(record: string, episode: string): string | undefined {
+  const read = readBoundedFile(record, EPISODE_RECORD_MAX, { noFollow: true });
+  if (!read.ok) return undefined;
+  try {
+    const r = JSON.parse(read.text) as { episode?: unknown; file?: unknown };
+    if (r.episode !== episode || typeof r.file !== "string") return undefined;
+    // Only a regular file of its own folder: the record is the agent's, the folder private.
+    if (!r.file.startsWith(`${record.slice(0, record.lastIndexOf("/"))}/salvage-`)) {
+      return undefined;
+    }
+    return Deno.lstatSync(r.file).isFile ? r.file : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Writes the salvage file (mode 0600) and returns its path: a header, one line per errant
  * transaction (own binlog file, start and end positions, MD5, GTID, timestamp) and their SQL
- * decoded with `--base64-output=decode-rows -v`, one range per file.
+ * decoded with `--base64-output=decode-rows -v`, one range per file. One file per errant
+ * episode ({@link episodeOf}): when this node already saved the same episode (a start attempt
+ * after another, a cleanup), that file's path is returned and nothing is written.
  */
 export async function writeSalvage(
   analysis: ErrantAnalysis,
@@ -229,10 +262,14 @@ export async function writeSalvage(
 ): Promise<string> {
   const now = options.now ?? new Date();
   privateDir(options.dir);
+  // This node's files: `<prefix>-<time>.txt`, and the record of its last episode beside them.
+  const prefix = `${options.dir}/${salvagePrefix(options.resource)}${safeName(options.node)}`;
+  const record = `${prefix}.episode`;
+  const episode = episodeOf(analysis);
+  const prior = episode === undefined ? undefined : priorSalvage(record, episode);
+  if (prior !== undefined) return prior;
   const stamp = now.toISOString().replace(/[:.]/g, "-");
-  const path = `${options.dir}/${salvagePrefix(options.resource)}${
-    safeName(options.node)
-  }-${stamp}.txt`;
+  const path = `${prefix}-${stamp}.txt`;
   const tool = options.binlogTool ?? "mariadb-binlog";
   const lines = [
     `# prm salvage file: transactions on ${options.node} that the new master never received`,
@@ -249,6 +286,9 @@ export async function writeSalvage(
     `# errant transactions: ${analysis.errant.length}${
       analysis.certain ? "" : " (at least; divergence point not proven)"
     }`,
+    `# episode: ${
+      episode ?? "-"
+    } (one file per episode: a later check of the same return reuses it)`,
     "# columns: n file start end md5 gtid timestamp server_id",
   ];
   analysis.errant.forEach((t, k) => {
@@ -271,5 +311,6 @@ export async function writeSalvage(
     text += await decodeSql(tool, { file, start: r.start, stop: r.stop }, options.budget);
   }
   writeExclusive(path, text, { mode: 0o600 });
+  if (episode !== undefined) replaceFile(record, JSON.stringify({ episode, file: path }));
   return path;
 }

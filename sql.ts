@@ -516,6 +516,15 @@ export function semiSyncStatusSql(): string {
   return "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'";
 }
 
+/**
+ * One row `n`: replicas connected to this server's binary log (their dump threads: `Binlog Dump`,
+ * and MySQL's `Binlog Dump GTID`), the same on every flavour.
+ */
+export function connectedReplicasSql(): string {
+  return "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST " +
+    "WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID')";
+}
+
 /** One row `id`: the server identity GTIDs carry (MariaDB server_id, MySQL server_uuid). */
 export function serverIdentitySql(f: Flavour): string {
   return f.kind === "mariadb"

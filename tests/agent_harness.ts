@@ -436,6 +436,17 @@ export class AgentSetup {
     return Number(row.ro);
   }
 
+  /** The agent's state file (run.ts's), as the last action left it ({} when none). */
+  agentState(): LocalState {
+    try {
+      return JSON.parse(
+        Deno.readTextFileSync(statePath({ ctx: readContext(this.env) }, "state.json")),
+      ) as LocalState;
+    } catch {
+      return {};
+    }
+  }
+
   /** Writes the agent's state file (run.ts's) as an earlier action would have left it. */
   writeAgentState(state: LocalState): void {
     Deno.mkdirSync(this.stateDir, { recursive: true });

@@ -168,3 +168,43 @@ Deno.test("candidacy: a score for healthy and idle nodes, a typed reason for the
     { notPromotable: "disk-full" },
   );
 });
+
+Deno.test("candidacy: the last master back read-only goes before its replicas, unless withheld", () => {
+  assert.deepEqual(replicaCandidacy({ lastMaster: true }), { score: SCORE.LAST_MASTER });
+  assert.ok(SCORE.LAST_MASTER > SCORE.REPLICA && SCORE.LAST_MASTER < SCORE.BETTER_PEER);
+  assert.ok(SCORE.LAST_MASTER < SCORE.PROMOTED);
+  assert.deepEqual(replicaCandidacy({ lastMaster: true, withheld: "disk-full" }), {
+    notPromotable: "disk-full",
+  });
+  // Replicas waiting for it after a cold start say why.
+  assert.deepEqual(
+    replicaCandidacy({
+      health: assessReplica(status({ ioRunning: "Connecting", lastIoErrno: 2003 }), {
+        maxLag: 60,
+      }),
+      withheld: "cold-start-wait",
+    }),
+    { notPromotable: "cold-start-wait" },
+  );
+});
+
+Deno.test("checkPromotee: the last master compares its binary log end with its replicas", () => {
+  const at = (pos: number, file = "mysql-bin.000003") => ({ file, pos });
+  const peer = (node: string, pos: number) => ({ node, masterHost: "prm1", position: at(pos) });
+  // Back after a crash: its binary log holds what its replicas received, and more.
+  const mine = { node: "prm1", masterHost: "prm1", position: at(9000) };
+  const ok = checkPromotee({ self: "prm1", mine, peers: [peer("prm2", 8000), peer("prm3", 9000)] });
+  assert.equal(ok.proceed, true, ok.reason);
+  // A replica received more than the binary log kept (a tail the crash lost): it wins.
+  const lost = checkPromotee({ self: "prm1", mine, peers: [peer("prm2", 9500)] });
+  assert.equal(lost.proceed, false);
+  assert.equal(lost.better?.node, "prm2");
+  // A replica promotee facing the last master's own publication loses to it.
+  const replica = { node: "prm2", masterHost: "prm1", position: at(8000) };
+  const aside = checkPromotee({
+    self: "prm2",
+    mine: replica,
+    peers: [{ node: "prm1", masterHost: "prm1", position: at(9000) }],
+  });
+  assert.equal(aside.better?.node, "prm1");
+});

@@ -191,6 +191,28 @@ Deno.test({
       // Nothing of the shared history: the rows of the first three inserts are not there.
       assert.doesNotMatch(text, /@2=30\b/);
       assert.doesNotMatch(text, /CREATE TABLE/);
+      // One file per errant episode: a later check of the same return (another start attempt)
+      // finds the same last errant transaction and reuses the file.
+      const last = errant[2];
+      assert.ok(
+        lines.includes(
+          `# episode: ${last.file.split("/").pop()}:${last.end}:${last.md5} ` +
+            "(one file per episode: a later check of the same return reuses it)",
+        ),
+        text,
+      );
+      const later = { ...options, now: new Date(now.getTime() + 60_000) };
+      assert.equal(await writeSalvage(analysis, later), path);
+      const written = [...Deno.readDirSync(salvageDir)].map((e) => e.name).sort();
+      assert.deepEqual(written, [
+        "salvage-p_mysql-node_A-2026-01-02T03-04-05-678Z.txt",
+        "salvage-p_mysql-node_A.episode",
+      ]);
+      // A new episode (more transactions since) gets a file of its own.
+      const more = { ...analysis, errant: errant.slice(0, 2) };
+      const other = await writeSalvage(more, later);
+      assert.notEqual(other, path);
+      Deno.removeSync(other);
       // Written afresh, never through a link someone planted at its name.
       const victim = `${dir}/victim`;
       Deno.writeTextFileSync(victim, "untouched");

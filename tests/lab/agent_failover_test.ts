@@ -182,7 +182,14 @@ Deno.test({
       await loadAgent({
         agent: "prm",
         readerVips: 2,
-        params: { max_slave_lag: "15", reader_failcount: "1", unresponsive_timeout: "10" },
+        // These scenarios measure failovers: a killed master fails over instead of restarting
+        // in place (noloss_lab_test.ts measures that).
+        params: {
+          max_slave_lag: "15",
+          reader_failcount: "1",
+          unresponsive_timeout: "10",
+          try_restart_crashed_master: "false",
+        },
       });
       master = await converged(120_000);
       const convergedMs = Date.now() - t0;

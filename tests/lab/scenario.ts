@@ -228,23 +228,48 @@ export async function standby(node: string, on: boolean): Promise<void> {
   ], { check: true });
 }
 
-const INSERT_ACKED = /### INSERT INTO `test`\.`acked`\n### SET\n###\s+@1=(-?\d+)/g;
+/** Where the rows a scenario checks live: a table whose first column is the integer key. */
+export interface KeyedTable {
+  /** `db.table`. Default {@link TABLE}. */
+  table: string;
+  /** The key column. Default `k`. */
+  key: string;
+}
+
+const ACKED: KeyedTable = { table: TABLE, key: "k" };
+
+/** The decoded inserts of `t` in a salvage file (mariadb-binlog -v): their keys (column 1). */
+function insertedKeys(text: string, t: KeyedTable): number[] {
+  const [db, table] = t.table.split(".");
+  const re = new RegExp(
+    `### INSERT INTO \`${db}\`\\.\`${table}\`\\n### SET\\n###\\s+@1=(-?\\d+)`,
+    "g",
+  );
+  return [...text.matchAll(re)].map((m) => Number(m[1]));
+}
 
 /**
  * Checks a salvage file on `node`: mode 0600, one `errant` line per transaction, each a row of
  * test.acked that the master does not have. Returns the keys and the new master's position of
  * the last common transaction.
  */
-export async function checkSalvage(node: string, file: string, master: string) {
+export async function checkSalvage(
+  node: string,
+  file: string,
+  master: string,
+  t: KeyedTable = ACKED,
+) {
   const mode = await exec(node, ["stat", "-c", "%a", file], { check: true });
   assert.equal(mode.stdout.trim(), "600", `${file} mode`);
   const text = (await exec(node, ["cat", file], { check: true })).stdout;
   const errant = text.split("\n").filter((l) => l.startsWith("errant "));
-  const keys = [...text.matchAll(INSERT_ACKED)].map((m) => Number(m[1]));
+  const keys = insertedKeys(text, t);
   assert.equal(keys.length, errant.length, `every errant transaction is one row:\n${text}`);
   assert.ok(errant.length > 0, text);
   for (const k of keys) {
-    const rows = await sql(master, "SELECT k FROM test.acked WHERE k = ?", { params: [k] });
+    const rows = await sql(master, `SELECT ${t.key} FROM ${t.table} WHERE ${t.key} = ?`, {
+      params: [k],
+    });
     assert.equal(rows.length, 0, `salvaged row ${k} exists on the new master ${master}`);
   }
   const at = /\(new master ([A-Za-z0-9_.-]+):(\d+)\)/.exec(text);
@@ -293,7 +318,12 @@ export async function repairKeptOut(old: string, reason: string, master: string)
  * What a DBA does with a kept-out old master (README): save/discard the salvaged rows (here:
  * delete them, unlogged, on a server started by hand), tell the agent where it resumes, clean up.
  */
-export async function repair(node: string, keys: number[], resume: string): Promise<void> {
+export async function repair(
+  node: string,
+  keys: number[],
+  resume: string,
+  t: KeyedTable = ACKED,
+): Promise<void> {
   // Pacemaker stops the instance after the hard failure; the DBA works once it is down.
   await waitFor(() => mysqldPids(node).length === 0 || null, {
     timeoutMs: 60_000,
@@ -304,7 +334,9 @@ export async function repair(node: string, keys: number[], resume: string): Prom
     await exec(node, [
       "mariadb",
       "-e",
-      `SET sql_log_bin = 0; DELETE FROM test.acked WHERE k IN (${keys.map(Number).join(",")})`,
+      `SET sql_log_bin = 0; DELETE FROM ${t.table} WHERE ${t.key} IN (${
+        keys.map(Number).join(",")
+      })`,
     ], { check: true });
   } finally {
     await stopMysqld(node);
