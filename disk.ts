@@ -74,3 +74,12 @@ export function describeFull(usage: DiskUsage, thresholdPercent: number): string
     Math.floor(usage.availableBytes / 1024 / 1024)
   } MiB left)`;
 }
+
+/**
+ * The filesystem use of `path` when it reaches `thresholdPercent`, else undefined (also when it
+ * cannot be read: the guard never fails a node on a statfs error; 0 turns the guard off).
+ */
+export function nearlyFullAt(path: string, thresholdPercent: number): DiskUsage | undefined {
+  const usage = filesystemUsage(path);
+  return usage !== undefined && isNearlyFull(usage, thresholdPercent) ? usage : undefined;
+}

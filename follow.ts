@@ -21,6 +21,7 @@
 
 import { decodeResumeOverride, type NotPromotable, READABLE, type ReplInfo } from "./attrs.ts";
 import type { ReplInfoRead } from "./cib.ts";
+import { describeFull, nearlyFullAt } from "./disk.ts";
 import { readPublished } from "./geo.ts";
 import { prepareGtidFollow } from "./gtid_agent.ts";
 import { describeError, type MysqlClient } from "./mysql.ts";
@@ -222,6 +223,17 @@ export async function followPublishedMaster(
 ): Promise<void> {
   if (info.host === run.node) {
     run.log.info(`${run.names.replInfo} names this node: waiting unpromoted for the cluster`);
+    return;
+  }
+  // A full datadir: CHANGE MASTER writes master.info and would wait for free space in the
+  // server forever (seen in the lab: every later SHOW SLAVE STATUS queued behind it, so every
+  // monitor hung for its whole query timeout). The node is no candidate and serves no reads
+  // meanwhile (lifecycle.ts); the first monitor after room is made follows.
+  const full = nearlyFullAt(run.params.datadir, run.params.diskFullThreshold);
+  if (full !== undefined) {
+    run.log.warn(
+      `Not following ${info.host} now: ${describeFull(full, run.params.diskFullThreshold)}`,
+    );
     return;
   }
   // Read alongside the server (a tool call): on the failover path every step counts.

@@ -15,7 +15,7 @@ import {
   type ReplInfo,
   SCORE,
 } from "./attrs.ts";
-import { describeFull, type DiskUsage, filesystemUsage, isNearlyFull } from "./disk.ts";
+import { describeFull, type DiskUsage, nearlyFullAt } from "./disk.ts";
 import { durabilityOf } from "./durability.ts";
 import { assessReplica, type Candidacy, nextReaderState, replicaCandidacy } from "./election.ts";
 import {
@@ -513,28 +513,26 @@ function hasServerAnswer(err: unknown): boolean {
   return (err as { errno?: number }).errno !== undefined;
 }
 
-/**
- * The datadir's filesystem use when it reaches disk_full_threshold, else undefined (also when it
- * cannot be read: the guard never fails a node on a statfs error).
- */
+/** The datadir's filesystem use when it reaches disk_full_threshold (disk.ts), else undefined. */
 function datadirFull(run: Run): DiskUsage | undefined {
-  const usage = filesystemUsage(run.params.datadir);
-  return usage !== undefined && isNearlyFull(usage, run.params.diskFullThreshold)
-    ? usage
-    : undefined;
+  return nearlyFullAt(run.params.datadir, run.params.diskFullThreshold);
 }
 
 /**
  * The promoted node's monitor: publish its coordinates when the CIB lost them, keep the score,
  * and say when its latest commits have no copy elsewhere (OCF_DEGRADED_PROMOTED). A nearly full
- * datadir fails it instead, with its score withdrawn: Pacemaker demotes it (the demote publishes
- * where writes stopped) and promotes a replica that received everything.
+ * datadir fails it instead: Pacemaker's recovery demotes it (the demote publishes where writes
+ * stopped, its score drops to a replica's least) and the stop withdraws the score (recovery.ts),
+ * so a replica that received everything is promoted.
  */
 export async function monitorPromoted(run: Run, client: MysqlClient): Promise<OcfCode> {
   const full = datadirFull(run);
   if (full !== undefined) {
-    await publishCandidacy(run, { notPromotable: "disk-full" });
     recordPromotedFailure(run, "disk-full");
+    // The reason only, not the score: a score withdrawn here makes Pacemaker demote at once and
+    // cancel (SIGKILL) this very monitor before it reports the failure and its exit reason
+    // (seen in the lab: 20 ms after the score went).
+    await run.cib.setNodeAttribute(run.names.notPromotable, "disk-full");
     return failWith(
       run,
       OCF.ERR_GENERIC,

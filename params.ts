@@ -453,7 +453,7 @@ const TABLE = {
     default: "97",
     shortdesc: "Datadir filesystem use (percent) at which a node is treated as full",
     longdesc:
-      "When the filesystem holding datadir is at least this full (used / (used + available), as df shows it), a replica withdraws its promotion score (reason disk-full) and its reader attribute, and the promoted node's monitor fails with an exit reason and withdraws its score: Pacemaker demotes it, the demote publishes where it stopped writing, and a replica that received all of it is promoted. 0 turns the check off.",
+      "When the filesystem holding datadir is at least this full (used / (used + available), as df shows it), a replica withdraws its promotion score (reason disk-full) and its reader attribute, and it is not repointed until room is made; the promoted node's monitor fails with an exit reason: Pacemaker's recovery demotes it (the demote publishes where it stopped writing), a replica that received all of it is promoted, and the stop withdraws the old master's score. 0 turns the check off.",
     check: integerIn(0, 100),
     reloadable: true,
   },

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describeFull, diskUsage, filesystemUsage, isNearlyFull } from "../disk.ts";
+import { describeFull, diskUsage, filesystemUsage, isNearlyFull, nearlyFullAt } from "../disk.ts";
 import { trustedTempDir } from "./trusted_dir.ts";
 
 Deno.test("diskUsage follows df: the root reserve counts as used", () => {
@@ -35,6 +35,21 @@ Deno.test("filesystemUsage reads a real filesystem and answers undefined for a m
     assert.ok(u.usedPercent >= 0 && u.usedPercent <= 100, JSON.stringify(u));
     assert.ok(u.availableBytes > 0);
     assert.equal(filesystemUsage(`${dir}/missing/deeper`), undefined);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("nearlyFullAt: the usage once the threshold is reached, never on a statfs error", () => {
+  const dir = trustedTempDir("prm-disk-");
+  try {
+    const u = filesystemUsage(dir)!;
+    // A threshold at or below the real use is reached; one above it, or 0 (off), is not.
+    const reached = Math.max(1, Math.floor(u.usedPercent));
+    if (u.usedPercent >= 1) assert.ok(nearlyFullAt(dir, reached) !== undefined);
+    assert.equal(nearlyFullAt(dir, 0), undefined);
+    if (u.usedPercent < 100) assert.equal(nearlyFullAt(dir, 100), undefined);
+    assert.equal(nearlyFullAt(`${dir}/missing`, 1), undefined);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

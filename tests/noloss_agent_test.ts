@@ -407,18 +407,22 @@ Deno.test("disk-full guard: a full replica is never promoted nor read; a full ma
   );
 
   await t.step(
-    "the promoted node on a full disk fails its monitor and withdraws its score",
+    "the promoted node on a full disk fails its monitor; demote and stop withdraw its score",
     async () => {
       assertCode(await s.run("promote"), OCF.SUCCESS);
       const r = await s.run("monitor", { ...PROMOTED_MONITOR, ...full });
       assertCode(r, OCF.ERR_GENERIC);
       assert.match(r.exitReason ?? "", /Disk full: datadir filesystem \d+% full/);
-      assert.equal(s.score(), undefined);
+      // The score stays until the demote: withdrawn by the monitor, it would make Pacemaker
+      // cancel this monitor before it reports.
+      assert.equal(s.score(), SCORE.PROMOTED);
       assert.equal(s.cluster.nodeAttribute(s.names.notPromotable), "disk-full");
       assert.equal(s.agentState().promotedFailure?.kind, "disk-full");
-      // Pacemaker demotes it: the demote publishes where writes stopped, for the promotee.
+      // Pacemaker demotes it: the demote publishes where writes stopped, for the promotee, and
+      // leaves it below every healthy replica.
       assertCode(await s.run("demote", full), OCF.SUCCESS);
       assert.equal(decodeCoordinates(s.privateAttribute("final") ?? "")?.host, "nodeA");
+      assert.ok((s.score() ?? 0) < SCORE.REPLICA, `score after the demote: ${s.score()}`);
       assertCode(await s.run("stop", full), OCF.SUCCESS);
       assert.equal(s.agentState().recovery?.decision, "failover", "never restarted in place");
       assert.equal(s.score(), undefined);
