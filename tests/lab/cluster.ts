@@ -139,9 +139,16 @@ export async function exitReasons(node: string, opts: ExitReasonsOptions = {}): 
   for (const m of (await crmMon(opts.viewer)).xml.matchAll(/<failure [^>]*>/g)) {
     if (!m[0].includes(`node="${node}"`) || !m[0].includes(resource)) continue;
     const r = /exitreason="([^"]*)"/.exec(m[0]);
-    if (r) out.push(r[1].replaceAll("&apos;", "'").replaceAll("&quot;", '"'));
+    // crm_mon escapes the exit reason once more than XML needs ("&amp;apos;"): undo both.
+    if (r) out.push(unescapeXml(unescapeXml(r[1])));
   }
   return out;
+}
+
+/** The five XML entities, decoded once. */
+function unescapeXml(s: string): string {
+  return s.replaceAll("&apos;", "'").replaceAll("&quot;", '"').replaceAll("&lt;", "<")
+    .replaceAll("&gt;", ">").replaceAll("&amp;", "&");
 }
 
 /** Names of the nodes crm_mon (on `viewer`) reports online. */
