@@ -41,7 +41,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseFlags } from "./cli_args.ts";
 import { BinlogError, EXIT_CODES, PROGRAM } from "./binlog_error.ts";
 import { MAX_WHOLE_EVENT } from "./binlog_limits.ts";
 import { readBatches, tailTransactions } from "./binlog_read.ts";
@@ -141,8 +141,7 @@ export async function main(args: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   let files: string[];
   try {
-    const parsed = parseArgs({
-      args,
+    const parsed = parseFlags(args, {
       options: {
         json: { type: "boolean" },
         tail: { type: "string" },
@@ -152,7 +151,6 @@ export async function main(args: string[]): Promise<number> {
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: true,
-      strict: true,
     });
     values = parsed.values;
     files = parsed.positionals;

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseFlags } from "./cli_args.ts";
 import { attributeNames, DEFAULT_READER_ATTRIBUTE, SCORE } from "./attrs.ts";
 import { PARAM_DEFAULTS, PARAMS } from "./params.ts";
 
@@ -175,7 +175,7 @@ const ID_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 const KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const BARE_VALUE_PATTERN = /^[A-Za-z0-9_.:\/@%+,=-]+$/;
 
-/** The flags of the one-site form, as node:util's parseArgs takes them (the two-site form too). */
+/** The flags of the one-site form, as parseFlags (cli_args.ts) takes them (the two-site form too). */
 export const CONFIG_FLAGS = {
   "node": { type: "string", multiple: true },
   "writer-vip": { type: "string" },
@@ -204,9 +204,7 @@ export const CONFIG_FLAGS = {
 export function parseConfigArgs(args: string[]): ConfigOptions {
   let parsed;
   try {
-    parsed = parseArgs({
-      args,
-      strict: true,
+    parsed = parseFlags(args, {
       allowPositionals: false,
       options: CONFIG_FLAGS,
     });

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { statfsSync } from "node:fs";
+import { statvfs } from "./libc.ts";
 
 /** What statfs says, in blocks. */
 export interface FsBlocks {
@@ -56,13 +56,8 @@ export function isNearlyFull(usage: DiskUsage, thresholdPercent: number): boolea
 /** The use of the filesystem holding `path`, or undefined when it cannot be read. */
 export function filesystemUsage(path: string): DiskUsage | undefined {
   try {
-    const s = statfsSync(path);
-    return diskUsage({
-      bsize: Number(s.bsize),
-      blocks: Number(s.blocks),
-      bfree: Number(s.bfree),
-      bavail: Number(s.bavail),
-    });
+    const s = statvfs(path);
+    return diskUsage({ bsize: s.frsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail });
   } catch {
     return undefined;
   }

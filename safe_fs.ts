@@ -19,9 +19,7 @@
  * @module
  */
 
-import * as fs from "node:fs";
-
-const C = fs.constants;
+import * as libc from "./libc.ts";
 
 /**
  * The agent's own folder on every host (root, 0700): salvage files, and the working copies of a
@@ -151,21 +149,21 @@ export function removeEntry(path: string): boolean {
  */
 export function writeExclusive(path: string, data: string, options: WriteOptions = {}): void {
   removeEntry(path);
-  const fd = fs.openSync(
+  const fd = libc.open(
     path,
-    C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW,
+    libc.O.WRONLY | libc.O.CREAT | libc.O.EXCL | libc.O.NOFOLLOW,
     options.mode ?? 0o600,
   );
   try {
     // The umask may have narrowed the mode asked for.
-    fs.fchmodSync(fd, options.mode ?? 0o600);
+    libc.fchmod(fd, options.mode ?? 0o600);
     if (options.owner !== undefined) {
-      fs.fchownSync(fd, options.owner.uid, options.owner.gid ?? -1);
+      libc.fchown(fd, options.owner.uid, options.owner.gid ?? -1);
     }
-    fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
+    libc.writeAll(fd, new TextEncoder().encode(data));
+    libc.fsync(fd);
   } finally {
-    fs.closeSync(fd);
+    libc.close(fd);
   }
 }
 
@@ -189,11 +187,11 @@ export function replaceFile(path: string, data: string, options: WriteOptions = 
  * a link planted in its place makes this fail instead of handing over what it points to.
  */
 export function chownNoFollow(dir: string, owner: FileOwner): void {
-  const fd = fs.openSync(dir, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
+  const fd = libc.open(dir, libc.O.RDONLY | libc.O.DIRECTORY | libc.O.NOFOLLOW);
   try {
-    fs.fchownSync(fd, owner.uid, owner.gid ?? -1);
+    libc.fchown(fd, owner.uid, owner.gid ?? -1);
   } finally {
-    fs.closeSync(fd);
+    libc.close(fd);
   }
 }
 
@@ -204,18 +202,18 @@ export function chownNoFollow(dir: string, owner: FileOwner): void {
 export function readTail(path: string, maxBytes: number, fromOffset = 0): string | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(path, C.O_RDONLY | C.O_NONBLOCK);
+    fd = libc.open(path, libc.O.RDONLY | libc.O.NONBLOCK);
   } catch {
     return undefined;
   }
   try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) return undefined;
+    const st = libc.fstat(fd);
+    if (!st.isFile) return undefined;
     const start = Math.max(Math.min(fromOffset, st.size), st.size - maxBytes);
     const buf = new Uint8Array(st.size - start);
     let got = 0;
     while (got < buf.length) {
-      const n = fs.readSync(fd, buf, got, buf.length - got, start + got);
+      const n = libc.pread(fd, buf.subarray(got), start + got);
       if (n <= 0) break;
       got += n;
     }
@@ -223,7 +221,7 @@ export function readTail(path: string, maxBytes: number, fromOffset = 0): string
   } catch {
     return undefined;
   } finally {
-    fs.closeSync(fd);
+    libc.close(fd);
   }
 }
 
@@ -246,22 +244,22 @@ export function readBoundedFile(
 ): BoundedFile {
   let fd: number;
   try {
-    fd = fs.openSync(
+    fd = libc.open(
       path,
-      C.O_RDONLY | C.O_NONBLOCK | (options.noFollow ? C.O_NOFOLLOW : 0),
+      libc.O.RDONLY | libc.O.NONBLOCK | (options.noFollow ? libc.O.NOFOLLOW : 0),
     );
   } catch (err) {
     const code = (err as { code?: string }).code;
     return { ok: false, why: code === "ENOENT" ? "missing" : "unreadable" };
   }
   try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) return { ok: false, why: "not-regular" };
+    const st = libc.fstat(fd);
+    if (!st.isFile) return { ok: false, why: "not-regular" };
     if (st.size > maxBytes) return { ok: false, why: "too-large" };
     const buf = new Uint8Array(maxBytes + 1);
     let got = 0;
     for (;;) {
-      const n = fs.readSync(fd, buf, got, buf.length - got, null);
+      const n = libc.pread(fd, buf.subarray(got), got);
       if (n <= 0) break;
       got += n;
       if (got > maxBytes) return { ok: false, why: "too-large" };
@@ -271,6 +269,6 @@ export function readBoundedFile(
   } catch {
     return { ok: false, why: "unreadable" };
   } finally {
-    fs.closeSync(fd);
+    libc.close(fd);
   }
 }

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseFlags } from "./cli_args.ts";
 import {
   attributeNames,
   decodePromotionRecord,
@@ -591,8 +591,7 @@ export function parseAddresses(list: string[] | undefined): Record<string, strin
 export async function statusMain(args: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({
-      args,
+    ({ values } = parseFlags(args, {
       options: {
         json: { type: "boolean" },
         format: { type: "string" },
@@ -602,7 +601,6 @@ export async function statusMain(args: string[]): Promise<number> {
         timeout: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
-      strict: true,
       allowPositionals: false,
     }));
   } catch (err) {

@@ -25,7 +25,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseFlags } from "./cli_args.ts";
 import { runTool, TOOL_MAX_MS, type ToolRunner } from "./cib.ts";
 import type { ClusterView } from "./cluster_view.ts";
 import { errantGtidText } from "./gtid.ts";
@@ -575,8 +575,7 @@ finish in time, 2 usage error (bad option or value, unknown --to node), 3 refuse
 export async function switchoverMain(args: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({
-      args,
+    ({ values } = parseFlags(args, {
       options: {
         to: { type: "string" },
         timeout: { type: "string" },
@@ -588,7 +587,6 @@ export async function switchoverMain(args: string[]): Promise<number> {
         address: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
       },
-      strict: true,
       allowPositionals: false,
     }));
   } catch (err) {
