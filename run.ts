@@ -82,6 +82,11 @@ export interface LocalState {
   /** When this node's promote opened writes (its replicas get a grace to connect). */
   promotedAt?: number;
   /**
+   * The promoted node's last read of its replicas' not-promotable reasons (a Pacemaker tool
+   * call, made at most every REPLICA_REASONS_MAX_AGE_MS): when, and the raw values.
+   */
+  replicaReasons?: { at: number; values: string[] };
+  /**
    * When this node's start found `<rsc>_REPL_INFO` naming it (the last master back read-only,
    * not a master demoted on purpose): until it is promoted or follows another.
    */

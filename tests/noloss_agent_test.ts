@@ -487,11 +487,21 @@ Deno.test("OCF_DEGRADED_PROMOTED while the latest commits have no copy on a repl
     });
 
     await t.step("every replica lagging past max_slave_lag: 191", async () => {
+      /** Ages the monitor's copy of the replicas' reasons past its 30 s. */
+      const expireReasons = () => {
+        const state = s.agentState();
+        assert.ok(state.replicaReasons !== undefined, "the promoted monitor keeps what it read");
+        s.writeAgentState({ ...state, replicaReasons: { ...state.replicaReasons, at: 0 } });
+      };
       s.cluster.setNodeAttribute(s.names.notPromotable, "lagging", "nodeB");
+      // Within 30 s of its last read the monitor reuses it (a tool call saved per monitor).
+      assertCode(await s.run("monitor", monitor), OCF.RUNNING_PROMOTED);
+      expireReasons();
       const r = await s.run("monitor", monitor);
       assertCode(r, OCF.DEGRADED_PROMOTED);
       assert.match(r.exitReason ?? "", /Every replica lags past max_slave_lag/);
       s.cluster.setNodeAttribute(s.names.notPromotable, undefined, "nodeB");
+      expireReasons();
       assertCode(await s.run("monitor", monitor), OCF.RUNNING_PROMOTED);
     });
 
