@@ -13,6 +13,8 @@
  * @module
  */
 
+import { ipFamily } from "./position.ts";
+
 /** Booth's default UDP/TCP port. */
 export const BOOTH_PORT = 9929;
 
@@ -72,7 +74,7 @@ export function boothConfigProblems(c: BoothConfig): string[] {
     );
   }
   for (const m of members) {
-    if (!isIpAddress(m)) problems.push(`booth member ${JSON.stringify(m)} is not an IP address`);
+    if (ipFamily(m) === 0) problems.push(`booth member ${JSON.stringify(m)} is not an IP address`);
   }
   if (new Set(members).size !== members.length) problems.push("booth members must differ");
   if (!Number.isInteger(c.port) || c.port < 1 || c.port > 65535) {
@@ -203,21 +205,4 @@ export function parseBoothConfig(text: string): { config: BoothConfig } | { erro
     }
   }
   return { config };
-}
-
-/**
- * An IPv4 address in dotted-quad form or an IPv6 address (what booth accepts for a member).
- * Not node:net's isIP: loading Node's compatibility layer costs every agent run CPU (libc.ts).
- */
-export function isIpAddress(s: string): boolean {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (v4) return v4.slice(1).every((o) => Number(o) <= 255 && (o === "0" || !o.startsWith("0")));
-  if (!/^[0-9A-Fa-f:.]{2,45}$/.test(s) || !s.includes(":")) return false;
-  try {
-    // The URL parser implements RFC 4291's textual forms (and IPv4-mapped tails) exactly.
-    new URL(`http://[${s}]/`);
-    return true;
-  } catch {
-    return false;
-  }
 }

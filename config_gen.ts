@@ -20,6 +20,7 @@
 import { parseFlags } from "./cli_args.ts";
 import { attributeNames, DEFAULT_READER_ATTRIBUTE, SCORE } from "./attrs.ts";
 import { PARAM_DEFAULTS, PARAMS } from "./params.ts";
+import { ipFamily } from "./position.ts";
 
 /** Parameter names the mysql_prm agent accepts, allowed with `--param` (from its meta-data table). */
 export const AGENT_PARAMETERS: readonly string[] = PARAMS.map((p) => p.name);
@@ -339,33 +340,6 @@ export function parseConfigArgs(args: string[]): ConfigOptions {
     fenceAgent,
     fenceParams,
   };
-}
-
-const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
-/**
- * 4 or 6 for an IPv4 or IPv6 address, else 0 (node:net's isIP without its zone ids: the agent
- * bundles this module, and loading node:net would slow every agent action's start-up).
- */
-export function ipFamily(address: string): 0 | 4 | 6 {
-  if (IPV4.test(address)) return 4;
-  if (!/^[0-9A-Fa-f:.]+$/.test(address)) return 0;
-  const halves = address.split("::");
-  if (halves.length > 2) return 0;
-  const groups = (part: string) => part === "" ? [] : part.split(":");
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  const all = [...head, ...tail];
-  let count = all.length;
-  // An IPv4 tail (::ffff:1.2.3.4) stands for two groups.
-  if (all.length > 0 && all[all.length - 1].includes(".")) {
-    if (!IPV4.test(all[all.length - 1])) return 0;
-    all.pop();
-    count++;
-  }
-  if (!all.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g))) return 0;
-  if (halves.length === 2 ? count > 7 : count !== 8) return 0;
-  return 6;
 }
 
 function parseNode(text: string): NodeSpec {

@@ -10,12 +10,12 @@
 // used; otherwise a placeholder that prints meta-data only is bind-mounted over
 // /usr/lib/ocf/resource.d inside a private mount namespace (unshare), so the host's directory is
 // never touched.
+import { ipFamily } from "../position.ts";
 import assert from "node:assert/strict";
 import {
   AGENT_PARAMETERS,
   BOOTH_TICKET_PARAMETER,
   generateConfig,
-  ipFamily,
   MODE_PARAMETER,
   parseConfigArgs,
   PROMOTED_SCORE,
