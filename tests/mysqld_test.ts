@@ -18,6 +18,7 @@ import {
   initialiseDatadir,
   type ProbeResult,
   processAlive,
+  processState,
   readPidFile,
   type ServerLayout,
   serverPid,
@@ -219,6 +220,13 @@ Deno.test({
     const started = await start();
     assert.ok(started.ok, started.reason);
     Deno.kill(started.pid!, "SIGSTOP");
+    // SIGSTOP takes effect asynchronously (every thread must stop): seen once as 'S' right after
+    // the kill, which made the stop treat the server as alive and wait for SIGTERM.
+    const until = Date.now() + 10_000;
+    while (processState(started.pid!) !== "T") {
+      assert.ok(Date.now() < until, `server ${started.pid} not stopped by SIGSTOP`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     return started.pid!;
   };
   const mysqlUid = uidOf("mysql");
