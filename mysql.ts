@@ -87,6 +87,11 @@ export function classifyError(err: unknown): FailureKind {
   return "error";
 }
 
+/** ER_UNKNOWN_SYSTEM_VARIABLE: MySQL without the semi-sync plugin has none of its variables. */
+function isUnknownVariable(err: unknown): boolean {
+  return (err as { errno?: number } | undefined)?.errno === 1193;
+}
+
 /** A short, password-free description of an error. */
 export function describeError(err: unknown): string {
   const e = err as { errno?: number; code?: string; message?: string } | undefined;
@@ -335,7 +340,7 @@ export class MysqlClient {
           await this.query(sql);
         } catch (err) {
           // MySQL without the plugin has no such variable: nothing to turn off.
-          if ((err as { errno?: number }).errno !== 1193) throw err;
+          if (!isUnknownVariable(err)) throw err;
         }
       }
       return;
@@ -357,7 +362,7 @@ export class MysqlClient {
       const [row] = await this.query(semiSyncReplicaEnabledSql(this.flavour));
       return Number(row?.on_) === 1;
     } catch (err) {
-      if ((err as { errno?: number }).errno === 1193) return false;
+      if (isUnknownVariable(err)) return false;
       throw err;
     }
   }

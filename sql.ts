@@ -506,7 +506,7 @@ export function semiSyncOffSql(f: Flavour): string[] {
   return [setGlobalBoolSql(vars.source, false), setGlobalBoolSql(vars.replica, false)];
 }
 
-/** Query of whether this node acknowledges as a semi-sync replica (column `on`). */
+/** Query of whether this node acknowledges as a semi-sync replica (column `on_`, 0 or 1). */
 export function semiSyncReplicaEnabledSql(f: Flavour): string {
   return `SELECT @@global.${semiSyncVariables(f).replica} AS on_`;
 }
