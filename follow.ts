@@ -300,7 +300,8 @@ async function resyncTo(
       // replica of an old master that was cut off with it (the old site of a site failover, or
       // a replica down during a failover within a site). Its own binary log (log_slave_updates)
       // says which transactions those are, as for a returning old master: found there, it
-      // resumes; not found, they are errant and go to a salvage file.
+      // resumes; not found after a transaction both share, they are errant and go to a salvage
+      // file; sharing none (the new master purged that history), it stays a not-found refusal.
       run.log.warn(`${outcome.reason}: checking its own binary log as a returning node's`);
       outcome = await checkReturningNode(client, source, { ...options, requireCommonPoint: true });
     }
