@@ -11,6 +11,8 @@
  * @module
  */
 
+import { sleep } from "./timer.ts";
+
 /** How much of an operation's timeout the agent keeps for itself: a tenth, at most 5 s. */
 export function marginFor(timeoutMs: number): number {
   return Math.min(5_000, Math.floor(timeoutMs / 10));
@@ -107,8 +109,7 @@ export class Budget {
 
 /** Sleeps `ms`, or less when the budget ends sooner. */
 export function delay(ms: number, budget?: Budget): Promise<void> {
-  const wait = budget === undefined ? ms : budget.cap(ms);
-  return new Promise((resolve) => setTimeout(resolve, wait));
+  return sleep(budget === undefined ? ms : budget.cap(ms));
 }
 
 /** Options of {@link waitUntil}. */

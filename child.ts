@@ -15,6 +15,7 @@
  * @module
  */
 
+import { after, type Timer } from "./timer.ts";
 import type { Budget } from "./budget.ts";
 
 /** PATH and locale every child gets (Pacemaker's tools and the server's live in these). */
@@ -152,22 +153,22 @@ export async function runChild(argv: string[], options: RunChildOptions): Promis
       // Already gone.
     }
   };
-  let graceTimer: ReturnType<typeof setTimeout> | undefined;
-  const termTimer = setTimeout(() => {
+  let graceTimer: Timer | undefined;
+  const termTimer = after(limitMs, () => {
     timedOut = true;
     kill("SIGTERM");
-    graceTimer = setTimeout(() => kill("SIGKILL"), graceMs);
-  }, limitMs);
+    graceTimer = after(graceMs, () => kill("SIGKILL"));
+  });
   const status = await child.status;
-  clearTimeout(termTimer);
-  clearTimeout(graceTimer);
+  termTimer.cancel();
+  graceTimer?.cancel();
   // A grandchild may still hold the pipes open: wait for the output only briefly after the end.
   const settle = async (read: BoundedRead) => {
-    const timer = setTimeout(() => read.cancel(), 200);
+    const timer = after(200, () => read.cancel());
     try {
       return await read.bytes;
     } finally {
-      clearTimeout(timer);
+      timer.cancel();
     }
   };
   const dec = new TextDecoder();

@@ -23,6 +23,8 @@
  * @module
  */
 
+import { after, sleep, type Timer } from "./timer.ts";
+
 /** Client capability flags (protocol constants). */
 const CLIENT = {
   LONG_PASSWORD: 0x1,
@@ -590,13 +592,13 @@ export class WireConnection {
     const limits: WireLimits = { ...DEFAULT_WIRE_LIMITS, ...opts.limits };
     let conn: Deno.Conn | undefined;
     let expired = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: Timer | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+      timer = after(opts.connectTimeoutMs ?? 10_000, () => {
         expired = true;
         if (conn !== undefined) closeQuietly(conn);
         reject(timedOut());
-      }, opts.connectTimeoutMs ?? 10_000);
+      });
     });
     const login = (async () => {
       try {
@@ -626,7 +628,7 @@ export class WireConnection {
     try {
       return await Promise.race([login, deadline]);
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
     }
   }
 
@@ -662,10 +664,10 @@ export class WireConnection {
       });
     }
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const timer = after(timeoutMs, () => {
       timedOut = true;
       this.destroy();
-    }, timeoutMs);
+    });
     try {
       const text = encoder.encode(sql);
       const payload = new Uint8Array(1 + text.length);
@@ -687,7 +689,7 @@ export class WireConnection {
         ? err
         : socketError(err, "query");
     } finally {
-      clearTimeout(timer);
+      timer.cancel();
     }
   }
 
@@ -741,9 +743,7 @@ export class WireConnection {
     if (this.#closed) return;
     // A statement in flight (there is none unless a caller did not await) keeps the socket.
     const quit = writeAll(this.#conn, framePackets(new Uint8Array([0x01]), 0)).catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([quit, new Promise((r) => timer = setTimeout(r, 500))]);
-    clearTimeout(timer);
+    await Promise.race([quit, sleep(500)]);
     this.destroy();
   }
 

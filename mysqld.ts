@@ -6,6 +6,7 @@
  * @module
  */
 
+import { sleep } from "./timer.ts";
 import type { Budget } from "./budget.ts";
 import { runChild } from "./child.ts";
 import { chownNoFollow, readBoundedFile, readTail } from "./safe_fs.ts";
@@ -264,10 +265,6 @@ export interface ProcessOutcome {
   reason?: string;
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /**
  * Starts the server detached as `user` and waits until the probe says it is up. Fails with the
  * error log's tail when the process exits or the deadline passes.
@@ -337,7 +334,7 @@ export async function startServer(
         }`,
       };
     }
-    await delay(pollMs);
+    await sleep(pollMs);
   }
 }
 
@@ -374,7 +371,7 @@ export interface StopOptions {
 export async function waitExit(pid: number, deadline: number, binary?: string): Promise<boolean> {
   while (processAlive(pid, binary)) {
     if (Date.now() >= deadline) return false;
-    await delay(100);
+    await sleep(100);
   }
   return true;
 }
@@ -400,7 +397,7 @@ export async function stopServer(
   if (options.untilUnreachable !== undefined) {
     while (Date.now() < options.deadline - 10_000 && processAlive(pid, layout.binary)) {
       if (await options.untilUnreachable()) return { ok: true, pid };
-      await delay(100);
+      await sleep(100);
     }
   }
   // A process stopped by a signal (SIGSTOP, a debugger) cannot act on SIGTERM until continued.

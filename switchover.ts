@@ -25,6 +25,7 @@
  * @module
  */
 
+import { sleep } from "./timer.ts";
 import { parseFlags } from "./cli_args.ts";
 import { runTool, TOOL_MAX_MS, type ToolRunner } from "./cib.ts";
 import type { ClusterView } from "./cluster_view.ts";
@@ -324,10 +325,6 @@ class Poller {
     await this.#client?.close();
     this.#client = undefined;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Seconds as an ISO 8601 duration, as crm_resource --lifetime takes it. */

@@ -119,21 +119,34 @@ export function monitorEnv(o: MonitorEnvOptions): Record<string, string> {
 }
 
 /**
- * The bash loop run inside a node: N calls of `agent monitor` under `env -i`, each timed by bash's
- * `time` (ms resolution), printing `rc wall user sys` per call.
+ * The bash loop run inside a node: N calls of `agent ACTION` (default monitor) under `env -i`,
+ * each timed by bash's `time` (ms resolution), printing `rc wall user sys` per call.
  */
-export function loopScript(agentPath: string, env: Record<string, string>, runs: number): string {
+export function loopScript(
+  agentPath: string,
+  env: Record<string, string>,
+  runs: number,
+  action = "monitor",
+): string {
   const envArgs = Object.entries(env).map(([k, v]) => shellQuote(`${k}=${v}`)).join(" ");
   return [
     "TIMEFORMAT='%3R %3U %3S'",
     `for i in $(seq ${runs}); do`,
-    `  t=$( { time env -i ${envArgs} ${shellQuote(agentPath)} monitor >/dev/null 2>&1; ` +
+    `  t=$( { time env -i ${envArgs} ${shellQuote(agentPath)} ${action} >/dev/null 2>&1; ` +
     `echo "rc=$?" >&2; } 2>&1 )`,
     '  rc=$(printf "%s\\n" "$t" | sed -n "s/^rc=//p")',
     '  tm=$(printf "%s\\n" "$t" | grep -E "^[0-9.]+ [0-9.]+ [0-9.]+$")',
     '  echo "$rc $tm"',
     "done",
   ].join("\n");
+}
+
+/** One series of calls: which action, on which node, with the monitor environment of which role. */
+interface Call {
+  label: string;
+  node: string;
+  intervalMs: number;
+  action: string;
 }
 
 interface Row {
@@ -178,12 +191,22 @@ async function measureAgent(
   opts.log(`${agent}: converged in ${Date.now() - t0} ms, promoted ${where.promoted}`);
   const rows: Row[] = [];
   try {
-    for (
-      const [role, node, intervalMs] of [
-        ["Promoted", where.promoted, 2000],
-        ["Unpromoted", where.unpromoted, 3000],
-      ] as const
-    ) {
+    // For prm also `meta-data` on the unpromoted node: the launcher, Deno's start and the loading
+    // of the agent's code with no work at all, the floor under any of its actions.
+    const calls: Call[] = [
+      { label: "Promoted", node: where.promoted, intervalMs: 2000, action: "monitor" },
+      { label: "Unpromoted", node: where.unpromoted, intervalMs: 3000, action: "monitor" },
+    ];
+    if (agent === "prm") {
+      calls.push({
+        label: "start-up only (meta-data)",
+        node: where.unpromoted,
+        intervalMs: 3000,
+        action: "meta-data",
+      });
+    }
+    for (const { label, node, intervalMs, action } of calls) {
+      const role = label === "Promoted" ? "Promoted" : "Unpromoted";
       const env = monitorEnv({
         id,
         params: agentParams(agent),
@@ -196,20 +219,20 @@ async function measureAgent(
         type,
       });
       const path = `/usr/lib/ocf/resource.d/${provider}/${type}`;
-      const r = await exec(node, loopScript(path, env, opts.runs), {
+      const r = await exec(node, loopScript(path, env, opts.runs, action), {
         timeoutMs: opts.runs * 10_000,
         check: true,
       });
       const samples = parseSamples(r.stdout);
       if (samples.length !== opts.runs) {
         throw new Error(
-          `${agent} ${role}: ${samples.length} of ${opts.runs} samples parsed: ${
+          `${agent} ${label}: ${samples.length} of ${opts.runs} samples parsed: ${
             r.stdout.slice(0, 300)
           }`,
         );
       }
-      rows.push({ agent, role, node, samples });
-      opts.log(`${agent} ${role} on ${node}: ${samples.length} calls`);
+      rows.push({ agent, role: label, node, samples });
+      opts.log(`${agent} ${label} on ${node}: ${samples.length} calls`);
     }
   } finally {
     await unloadAgent({ cloneId });

@@ -26,6 +26,7 @@ import { denoCommand, launcherScript } from "./build.ts";
 import { type Program, PROGRAMS } from "./programs.ts";
 import { exists } from "./fs.ts";
 import { checkFolder } from "./launcher_shell.ts";
+import { DatabaseSync } from "node:sqlite";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const dist = `${root}/dist`;
@@ -119,6 +120,37 @@ async function cacheFolder(base: string): Promise<string> {
   return dir;
 }
 
+/**
+ * Deno's caches in the cache folder (V8's code cache among them) are SQLite files whose
+ * write-ahead log Deno does not checkpoint when a program ends, so every start reads the whole log
+ * back. Each new build rewrites the bundle's code cache entry into that log, which grows to
+ * SQLite's 4 MB limit over the builds; such a log cost every monitor ~3 ms of CPU (measured on a
+ * lab node: 39.7 ms against 36.4 ms with a fresh folder, median of 60 runs each). The install
+ * checkpoints each log into its database and empties it. Returns the caches it emptied.
+ */
+export function compactDenoCaches(cacheDir: string): string[] {
+  const done: string[] = [];
+  for (const name of ["v8_code_cache_v2", "dep_analysis_cache_v2", "node_analysis_cache_v2"]) {
+    const path = `${cacheDir}/${name}`;
+    try {
+      if (!Deno.lstatSync(path).isFile) continue;
+    } catch {
+      continue;
+    }
+    const db = new DatabaseSync(path);
+    try {
+      db.exec("PRAGMA busy_timeout = 2000");
+      // A program running now may keep part of the log busy: what is left waits for a later
+      // install, which is harmless.
+      const [r] = db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").all();
+      if (r && Number(r.busy) === 0) done.push(name);
+    } finally {
+      db.close();
+    }
+  }
+  return done;
+}
+
 /** Installs `program` as a launcher at `target`; the files it runs go into `libDir`. */
 async function installProgram(
   program: Program,
@@ -167,7 +199,12 @@ async function main(): Promise<void> {
     targets[program.name] = target;
     console.log(`install: ${target}${compiled ? " (launcher, compiled binary)" : " (launcher)"}`);
   }
-  console.log(`install: ${cacheDir} (cache folder, 0700)`);
+  const compacted = compactDenoCaches(cacheDir);
+  console.log(
+    `install: ${cacheDir} (cache folder, 0700${
+      compacted.length ? `; emptied the logs of ${compacted.join(", ")}` : ""
+    })`,
+  );
   const link = `${await safeFolder(`${prefix}/sbin`)}/mysql_prm`;
   const tmpLink = tempName(link);
   await Deno.symlink(targets.mysql_prm, tmpLink);

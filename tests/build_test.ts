@@ -1,6 +1,7 @@
 // Tests what `deno task build` and `deno task install` produce: the shipped launchers, the
 // self-extracting files, and an install into a scratch OCF_ROOT and PREFIX.
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import {
   assertMetaData,
   DIST as dist,
@@ -82,8 +83,22 @@ Deno.test("install: agent under OCF_ROOT, parser under PREFIX, runnable by nobod
     assertMetaData(await runAs(nobody, "bash", [inst.agent, "meta-data"]), "as nobody");
     const help = await run(inst.parser, ["--help"]);
     assert.equal(help.code, 0, help.stderr);
-    // A second install over the first is idempotent, and leaves no temporary file behind.
+    // The runs above left the bundles' code cache in the log of Deno's cache database; a second
+    // install over the first is idempotent, empties that log into the database, and leaves no
+    // temporary file behind.
+    const log = `${inst.cache}/v8_code_cache_v2-wal`;
+    assert.ok((await Deno.stat(log)).size > 0, "the runs wrote the code cache's log");
     await install(dir);
+    const left = await Deno.stat(log).then((i) => i.size, () => 0);
+    assert.equal(left, 0, "the install emptied the code cache's log");
+    // Deno opens the database again afterwards: the table it keeps its entries in is still there.
+    const db = new DatabaseSync(`${inst.cache}/v8_code_cache_v2`, { readOnly: true });
+    try {
+      assert.equal(typeof db.prepare("SELECT count(*) AS n FROM codecache").get()?.n, "number");
+    } finally {
+      db.close();
+    }
+    assertMetaData(await run("bash", [inst.agent, "meta-data"]), "after the second install");
     for (
       const folder of [
         inst.libDir,
