@@ -144,6 +144,7 @@ export function loopScript(
 /** One series of calls: which action, on which node, with the monitor environment of which role. */
 interface Call {
   label: string;
+  role: "Promoted" | "Unpromoted";
   node: string;
   intervalMs: number;
   action: string;
@@ -194,19 +195,31 @@ async function measureAgent(
     // For prm also `meta-data` on the unpromoted node: the launcher, Deno's start and the loading
     // of the agent's code with no work at all, the floor under any of its actions.
     const calls: Call[] = [
-      { label: "Promoted", node: where.promoted, intervalMs: 2000, action: "monitor" },
-      { label: "Unpromoted", node: where.unpromoted, intervalMs: 3000, action: "monitor" },
+      {
+        label: "Promoted",
+        role: "Promoted",
+        node: where.promoted,
+        intervalMs: 2000,
+        action: "monitor",
+      },
+      {
+        label: "Unpromoted",
+        role: "Unpromoted",
+        node: where.unpromoted,
+        intervalMs: 3000,
+        action: "monitor",
+      },
     ];
     if (agent === "prm") {
       calls.push({
         label: "start-up only (meta-data)",
+        role: "Unpromoted",
         node: where.unpromoted,
         intervalMs: 3000,
         action: "meta-data",
       });
     }
-    for (const { label, node, intervalMs, action } of calls) {
-      const role = label === "Promoted" ? "Promoted" : "Unpromoted";
+    for (const { label, role, node, intervalMs, action } of calls) {
       const env = monitorEnv({
         id,
         params: agentParams(agent),
