@@ -20,6 +20,7 @@ import {
   freezeMysqld,
   killMysqld,
   loadAgent,
+  moreAcked,
   nodeAddress,
   powerCut,
   promotedNode,
@@ -152,10 +153,7 @@ async function withWriter<T>(tag: string, fn: (w: Writer) => Promise<T>): Promis
   w.start();
   try {
     // Let some writes land before the fault.
-    await waitFor(() => w.acked.length >= 20, {
-      timeoutMs: 20_000,
-      what: "writes before the fault",
-    });
+    await moreAcked(w, 20, { what: "writes before the fault" });
     return [await fn(w), w];
   } finally {
     await w.stop();

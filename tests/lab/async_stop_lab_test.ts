@@ -13,17 +13,21 @@
 import assert from "node:assert/strict";
 import mysql from "mysql2/promise";
 import {
+  agentProcesses,
   compareData,
   credentials,
   crmMon,
   down,
   dump,
   exec,
+  killPid,
   loadAgent,
+  moreAcked,
   mysqldPids,
   nodeAddress,
   promotedNode,
   replicaStatus,
+  sleep,
   sql,
   sqlAt,
   up,
@@ -34,6 +38,13 @@ import {
 import { agentLines, RSC, standby, TABLE, Writer } from "./scenario.ts";
 
 const LAB_WAIT_MS = Number(Deno.env.get("PRM_LAB_WAIT_MS") ?? "0");
+
+/**
+ * How long the old server's shutdown stays held once the start's process runs: the agent reaches
+ * its wait after Deno's start and a few file checks (Deno's start is ~30 ms of CPU, bench:monitor's
+ * "start-up only" row), so 2 s leaves a wide margin on a loaded machine.
+ */
+const START_HOLD_MS = 2_000;
 
 async function onlineNodes(exclude: string[] = []): Promise<string[]> {
   return (await crmMon()).nodes.filter((n) => n.online && !exclude.includes(n.name))
@@ -113,6 +124,16 @@ async function fillDirty(master: string): Promise<{ figures: string; hold: mysql
   }
 }
 
+/** The agent's lines on `node` that say a start waits for the old server's shutdown. */
+function waitedLines(node: string): string[] {
+  return agentLines(node, /Waiting for server pid \d+ to finish its shutdown/);
+}
+
+/** SIGCONT of `pid`, only while it is still the node's server (a PID may be reused). */
+function thaw(node: string, pid: number): void {
+  if (mysqldPids(node).includes(pid)) killPid(pid, "SIGCONT");
+}
+
 interface RunFigures {
   asyncStop: boolean;
   dirty: string;
@@ -156,7 +177,8 @@ Deno.test({
           "--parameter-value",
           "true",
         ], { check: true });
-        // A parameter change restarts every instance; wait until it is done.
+        // async_stop is reloadable: no instance restarts, and the stop that Pacemaker runs next
+        // gets the parameters the CIB holds then (Pacemaker chooses which instances reload).
         await waitFor(async () => {
           const out = await exec(master, [
             "crm_resource",
@@ -167,7 +189,6 @@ Deno.test({
           ]);
           return /\btrue\b/.test(out.stdout) ? true : null;
         }, { timeoutMs: 30_000, what: "async_stop=true in the CIB" });
-        await new Promise((r) => setTimeout(r, 2_000));
         master = await converged(300_000);
       }
       const tf = Date.now();
@@ -183,10 +204,11 @@ Deno.test({
       let mysqldExitMs = 0;
       let maxPids = 0;
       let stillStopping = false;
+      let frozeMs = 0;
       let tr = 0;
       const old = master;
       try {
-        await waitFor(() => w.acked.length >= 20, { timeoutMs: 20_000, what: "writes" });
+        await moreAcked(w, 20, { what: "writes before the fault" });
         const t0 = Date.now();
         await standby(old, true);
         const exited = waitFor(() => {
@@ -201,11 +223,33 @@ Deno.test({
         writableMs = await writableElsewhere(old, t0);
         // Bring the node back at once: with async_stop its old mysqld is still shutting down, and
         // the start must wait for it instead of starting a second server on the same datadir.
+        // The shutdown is held (SIGSTOP) while the start runs: how soon Pacemaker runs the start
+        // is its own affair, and a shutdown that ended first would leave nothing to show. The
+        // agent logs through pacemaker-execd, which prints its lines when the action ends, so the
+        // hold lasts START_HOLD_MS from the start's process on.
+        if (asyncStop) killPid(pid, "SIGSTOP");
+        const tz = Date.now();
         stillStopping = mysqldPids(old).includes(pid);
         tr = Date.now();
         await standby(old, false);
+        if (asyncStop && stillStopping) {
+          try {
+            await waitFor(() => agentProcesses(old, "start").length > 0 ? true : null, {
+              timeoutMs: 120_000,
+              what: `mysql_prm start running on ${old}`,
+              intervalMs: 20,
+            });
+            await sleep(START_HOLD_MS);
+          } finally {
+            thaw(old, pid);
+          }
+          frozeMs = Date.now() - tz;
+        }
         await exited;
+        // A stopped process makes no progress: the hold is not the shutdown's time.
+        mysqldExitMs -= frozeMs;
       } finally {
+        if (asyncStop) thaw(old, pid);
         hold.destroy();
         nextKey = await w.stop();
       }
@@ -225,9 +269,8 @@ Deno.test({
       assert.ok(cmp.equal);
       assert.equal(lost, 0, "a planned switch loses no acknowledged row");
       assert.equal(maxPids, 1, "never two mysqld on the node while the old one was stopping");
-      const waited = agentLines(old, /Waiting for server pid \d+ to finish its shutdown/);
       if (asyncStop && stillStopping) {
-        assert.ok(waited.length > 0, "the start waited for the stopping server");
+        assert.ok(waitedLines(old).length > 0, "the start waited for the stopping server");
       }
       const f: RunFigures = {
         asyncStop,
@@ -245,7 +288,9 @@ Deno.test({
           `stop action ${stopActionMs ?? "?"} ms, old mysqld exited after ${mysqldExitMs} ms, ` +
           `rejoined in ${rejoinMs} ms (node back while the old mysqld was ` +
           `${
-            stillStopping ? "still stopping" : "already gone"
+            stillStopping
+              ? `still stopping, held ${frozeMs} ms while the start ran`
+              : "already gone"
           }); ${w.acked.length} acked, ${lost} lost, data equal on ${nodes.join(", ")}`,
       );
       for (

@@ -207,6 +207,35 @@ export class ContinuousWriter {
   }
 }
 
+/** Any lab writer, as {@linkcode moreAcked} sees it: its acknowledged writes, oldest first. */
+export interface AckedWrites {
+  readonly acked: readonly unknown[];
+}
+
+/** Options of {@linkcode moreAcked}. */
+export interface MoreAckedOptions {
+  /** Deadline in ms (default 30000). */
+  timeoutMs?: number;
+  /** What the wait is for, in its timeout error (default "N more acknowledged writes"). */
+  what?: string;
+}
+
+/**
+ * Waits until `writer` has `count` more acknowledged writes than when called: the proof a scenario
+ * takes that the master accepts writes (before a fault, or after a switch).
+ */
+export async function moreAcked(
+  writer: AckedWrites,
+  count: number,
+  opts: MoreAckedOptions = {},
+): Promise<void> {
+  const from = writer.acked.length;
+  await waitFor(() => writer.acked.length >= from + count || null, {
+    timeoutMs: opts.timeoutMs ?? 30_000,
+    what: opts.what ?? `${count} more acknowledged writes`,
+  });
+}
+
 /** Options of {@linkcode waitWritable}. */
 export interface WritableOptions {
   /** Address (default the writer VIP). */

@@ -25,6 +25,7 @@ import {
   down,
   dump,
   loadAgent,
+  moreAcked,
   powerCut,
   promotedNode,
   replicaStatus,
@@ -83,7 +84,7 @@ Deno.test({
       let writableMs = 0;
       let t0 = 0;
       try {
-        await waitFor(() => w.acked.length >= 20, { timeoutMs: 20_000, what: "writes" });
+        await moreAcked(w, 20);
         await throttle(slow, old, 16);
         await standby(down1, true);
         await waitFor(async () => (await receivedSeq(fast)) - (await receivedSeq(slow)) > 30, {
@@ -157,7 +158,7 @@ Deno.test({
       let writableMs = 0;
       try {
         writableMs = await writableAgain(old, t0);
-        await waitFor(() => w.acked.length >= 20, { timeoutMs: 20_000, what: "writes" });
+        await moreAcked(w, 20);
       } finally {
         nextKey = await w.stop();
       }
@@ -187,11 +188,9 @@ Deno.test({
       const w = new Writer(nextKey).start();
       let writableMs = 0;
       try {
-        await waitFor(() => w.acked.length >= 20, { timeoutMs: 20_000, what: "writes" });
+        await moreAcked(w, 20);
         for (const r of replicas) await throttle(r, old, 8);
-        const mark = w.acked.length;
-        await waitFor(() => w.acked.length >= mark + 30, {
-          timeoutMs: 20_000,
+        await moreAcked(w, 30, {
           what: "30 writes the replicas cannot keep up with",
         });
         const t0 = Date.now();
@@ -235,7 +234,7 @@ Deno.test({
       let writableMs = 0;
       try {
         writableMs = await writableAgain(old, t0);
-        await waitFor(() => w.acked.length >= 20, { timeoutMs: 20_000, what: "writes" });
+        await moreAcked(w, 20);
       } finally {
         nextKey = await w.stop();
       }

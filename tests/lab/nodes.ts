@@ -380,6 +380,26 @@ export function shellQuote(s: string): string {
 
 /** Host PIDs of the node's processes whose command name (comm) is one of `names`. */
 export function nodeProcesses(node: string, names: string[]): number[] {
+  return nodeProcessesWhere(node, (pid) => names.includes(readProc(pid, "comm").trim()));
+}
+
+/**
+ * Host PIDs of the node's agent processes running `action` (`mysql_prm start`, say): the
+ * launcher execs Deno with the bundle and the action as its last argument.
+ */
+export function agentProcesses(node: string, action: string): number[] {
+  return nodeProcessesWhere(node, (pid) => {
+    const argv = readProc(pid, "cmdline").split("\0").filter((a) => a !== "");
+    return argv.at(-1) === action && argv.some((a) => a.endsWith("/mysql_prm.js"));
+  });
+}
+
+function readProc(pid: number, file: string): string {
+  return Deno.readTextFileSync(`/proc/${pid}/${file}`);
+}
+
+/** Host PIDs of the node's live processes that `match` (which may throw when one ends). */
+function nodeProcessesWhere(node: string, match: (pid: number) => boolean): number[] {
   const holder = holderPid(node);
   if (holder === null) return [];
   let ns: string;
@@ -394,8 +414,7 @@ export function nodeProcesses(node: string, names: string[]): number[] {
     const pid = Number(e.name);
     try {
       if (Deno.readLinkSync(`/proc/${pid}/ns/pid`) !== ns) continue;
-      const comm = Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
-      if (names.includes(comm) && pidAlive(pid)) out.push(pid);
+      if (match(pid) && pidAlive(pid)) out.push(pid);
     } catch {
       // The process ended while we looked.
     }

@@ -34,6 +34,7 @@ import {
   fillDisk,
   killMysqld,
   loadAgent,
+  moreAcked,
   netnsName,
   nodeAddress,
   nodeRunning,
@@ -641,10 +642,7 @@ Deno.test({
         let writableMs = 0;
         let reason = "";
         try {
-          await waitFor(() => load.writer.acked.length >= 20 || null, {
-            timeoutMs: 30_000,
-            what: "writes before the fault",
-          });
+          await moreAcked(load.writer, 20, { what: "writes before the fault" });
           const f0 = Date.now();
           await fillDisk(old);
           // crm_mon shows a node's last failure only, and the old master's next one (kept out
@@ -829,10 +827,7 @@ Deno.test({
       let writableMs: number | undefined;
       let now: string | null = null;
       try {
-        await waitFor(() => load.writer.acked.length >= 20 || null, {
-          timeoutMs: 30_000,
-          what: "writes before the fault",
-        });
+        await moreAcked(load.writer, 20, { what: "writes before the fault" });
         const f0 = Date.now();
         await fillDisk(old);
         // As long as prm needed, and more: does another node take the writes?

@@ -26,6 +26,7 @@ import {
   exec,
   killMysqld,
   loadAgent,
+  moreAcked,
   mysqldPids,
   promotedNode,
   replicaStatus,
@@ -94,7 +95,7 @@ async function switchOnce(how: SwitchFigures["how"], master: string): Promise<Sw
   const nodes = await online();
   const target = nodes.find((n) => n !== master)!;
   const w = new Writer(nextKey).start();
-  await waitFor(() => w.acked.length >= 30, { timeoutMs: 20_000, what: "writes before" });
+  await moreAcked(w, 30, { what: "writes before" });
   const t0 = Date.now();
   let detail: SwitchoverResult | undefined;
   if (how === "crm_resource --move") {
@@ -121,8 +122,7 @@ async function switchOnce(how: SwitchFigures["how"], master: string): Promise<Sw
   });
   const followMs = Date.now() - t0;
   // Writes after the switch too, so that the gap is closed by a write on the new master.
-  const after = w.acked.length;
-  await waitFor(() => w.acked.length >= after + 20, { timeoutMs: 20_000, what: "writes after" });
+  await moreAcked(w, 20, { what: "writes after" });
   nextKey = await w.stop();
   if (how === "crm_resource --move") {
     await exec(target, ["crm_resource", "--clear", "-r", CLONE], { check: true });

@@ -29,6 +29,7 @@ import {
   heal,
   isolate,
   loadAgent,
+  moreAcked,
   nodeRunning,
   powerCut,
   promotedNode,
@@ -106,7 +107,7 @@ function viewer(): string | undefined {
 async function withWriter<T>(tag: string, fn: (w: Writer) => Promise<T>): Promise<[T, Writer]> {
   const w = new Writer(nextKey, tag).start();
   try {
-    await waitFor(() => w.acked.length >= 20, { timeoutMs: 30_000, what: "writes before" });
+    await moreAcked(w, 20, { what: "writes before" });
     return [await fn(w), w];
   } finally {
     nextKey = await w.stop();
