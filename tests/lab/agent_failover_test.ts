@@ -85,7 +85,6 @@ async function nodes(): Promise<string[]> {
   return (await crmMon()).nodes.filter((n) => n.online).map((n) => n.name).sort();
 }
 
-/** Waits until one node is promoted and writable and every other online node replicates from it. */
 /** Options of {@linkcode converged}. */
 interface ConvergedOptions {
   /** Nodes left out of the check (a node that is down). */
@@ -94,6 +93,7 @@ interface ConvergedOptions {
   quiet?: boolean;
 }
 
+/** Waits until one node is promoted and writable and every other online node replicates from it. */
 async function converged(timeoutMs: number, opts: ConvergedOptions = {}): Promise<string> {
   const exclude = opts.exclude ?? [];
   return await waitFor(async () => {

@@ -227,28 +227,26 @@ Deno.test({
         // is its own affair, and a shutdown that ended first would leave nothing to show. The
         // agent logs through pacemaker-execd, which prints its lines when the action ends, so the
         // hold lasts START_HOLD_MS from the start's process on.
-        if (asyncStop) killPid(pid, "SIGSTOP");
-        const tz = Date.now();
+        // (Signalled only while the PID is still the node's mysqld: a PID may be reused.)
+        if (asyncStop && mysqldPids(old).includes(pid)) killPid(pid, "SIGSTOP");
         stillStopping = mysqldPids(old).includes(pid);
         tr = Date.now();
         await standby(old, false);
         if (asyncStop && stillStopping) {
-          try {
-            await waitFor(() => agentProcesses(old, "start").length > 0 ? true : null, {
-              timeoutMs: 120_000,
-              what: `mysql_prm start running on ${old}`,
-              intervalMs: 20,
-            });
-            await sleep(START_HOLD_MS);
-          } finally {
-            thaw(old, pid);
-          }
-          frozeMs = Date.now() - tz;
+          await waitFor(() => agentProcesses(old, "start").length > 0 ? true : null, {
+            timeoutMs: 120_000,
+            what: `mysql_prm start running on ${old}`,
+            intervalMs: 20,
+          });
+          await sleep(START_HOLD_MS);
+          thaw(old, pid);
+          frozeMs = Date.now() - tr;
         }
         await exited;
         // A stopped process makes no progress: the hold is not the shutdown's time.
         mysqldExitMs -= frozeMs;
       } finally {
+        // Also when anything above failed: nothing is left stopped.
         if (asyncStop) thaw(old, pid);
         hold.destroy();
         nextKey = await w.stop();

@@ -214,7 +214,7 @@ export interface AckedWrites {
 
 /** Options of {@linkcode moreAcked}. */
 export interface MoreAckedOptions {
-  /** Deadline in ms (default 30000). */
+  /** Deadline in ms (default 20000). */
   timeoutMs?: number;
   /** What the wait is for, in its timeout error (default "N more acknowledged writes"). */
   what?: string;
@@ -231,7 +231,7 @@ export async function moreAcked(
 ): Promise<void> {
   const from = writer.acked.length;
   await waitFor(() => writer.acked.length >= from + count || null, {
-    timeoutMs: opts.timeoutMs ?? 30_000,
+    timeoutMs: opts.timeoutMs ?? 20_000,
     what: opts.what ?? `${count} more acknowledged writes`,
   });
 }

@@ -642,7 +642,7 @@ Deno.test({
         let writableMs = 0;
         let reason = "";
         try {
-          await moreAcked(load.writer, 20, { what: "writes before the fault" });
+          await moreAcked(load.writer, 20, { timeoutMs: 30_000, what: "writes before the fault" });
           const f0 = Date.now();
           await fillDisk(old);
           // crm_mon shows a node's last failure only, and the old master's next one (kept out
@@ -827,7 +827,7 @@ Deno.test({
       let writableMs: number | undefined;
       let now: string | null = null;
       try {
-        await moreAcked(load.writer, 20, { what: "writes before the fault" });
+        await moreAcked(load.writer, 20, { timeoutMs: 30_000, what: "writes before the fault" });
         const f0 = Date.now();
         await fillDisk(old);
         // As long as prm needed, and more: does another node take the writes?

@@ -107,7 +107,7 @@ function viewer(): string | undefined {
 async function withWriter<T>(tag: string, fn: (w: Writer) => Promise<T>): Promise<[T, Writer]> {
   const w = new Writer(nextKey, tag).start();
   try {
-    await moreAcked(w, 20, { what: "writes before" });
+    await moreAcked(w, 20, { timeoutMs: 30_000, what: "writes before" });
     return [await fn(w), w];
   } finally {
     nextKey = await w.stop();
